@@ -1,0 +1,38 @@
+"""BTF: wire formats, type model, builder, program BTF and the kernel's types."""
+
+from pybpf.btf.codec import encode, parse
+from pybpf.btf.model import (
+    Array,
+    Const,
+    Datasec,
+    DeclTag,
+    Enum,
+    Enum64,
+    EnumValue,
+    Float,
+    Func,
+    FuncProto,
+    Fwd,
+    Int,
+    Member,
+    Param,
+    Ptr,
+    Restrict,
+    Struct,
+    Type,
+    Typedef,
+    TypeTag,
+    Union,
+    Var,
+    VarSecinfo,
+    Volatile,
+)
+from pybpf.btf.spec import Spec
+from pybpf.btf.wire import FuncLinkage, IntEncoding, Kind, VarLinkage
+
+__all__ = [
+    "Array", "Const", "Datasec", "DeclTag", "Enum", "Enum64", "EnumValue", "Float", "Func",
+    "FuncLinkage", "FuncProto", "Fwd", "Int", "IntEncoding", "Kind", "Member", "Param", "Ptr",
+    "Restrict", "Spec", "Struct", "Type", "TypeTag", "Typedef", "Union", "Var", "VarLinkage",
+    "VarSecinfo", "Volatile", "encode", "parse",
+]
