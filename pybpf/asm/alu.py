@@ -1,0 +1,174 @@
+"""Arithmetic and logic: ``Alu``, ``Neg``, ``Endian`` and ``AddrSpaceCast``.
+
+``width`` is 64 (BPF_ALU64, registers ``rN``) or 32 (BPF_ALU, registers
+``wN``, result zero-extended into the upper half).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from pybpf.asm.instruction import (
+    Instruction,
+    check_choice,
+    check_imm32,
+    check_int,
+    check_reg,
+    fmt_imm,
+)
+from pybpf.asm.opcode import AluOp
+from pybpf.asm.register import Reg
+from pybpf.errors import AsmError
+
+
+@enum.unique
+class Arith(enum.Enum):
+    """A two-operand ALU operation; signed division and sign-extending moves are their own.
+
+    Each value is (LLVM operator, wire AluOp, wire off).
+    """
+
+    ADD = ("+=", AluOp.ADD, 0)
+    SUB = ("-=", AluOp.SUB, 0)
+    MUL = ("*=", AluOp.MUL, 0)
+    DIV = ("/=", AluOp.DIV, 0)
+    SDIV = ("s/=", AluOp.DIV, 1)
+    MOD = ("%=", AluOp.MOD, 0)
+    SMOD = ("s%=", AluOp.MOD, 1)
+    OR = ("|=", AluOp.OR, 0)
+    AND = ("&=", AluOp.AND, 0)
+    XOR = ("^=", AluOp.XOR, 0)
+    LSH = ("<<=", AluOp.LSH, 0)
+    RSH = (">>=", AluOp.RSH, 0)
+    ARSH = ("s>>=", AluOp.ARSH, 0)
+    MOV = ("=", AluOp.MOV, 0)
+    MOVSX8 = ("= (s8)", AluOp.MOV, 8)
+    MOVSX16 = ("= (s16)", AluOp.MOV, 16)
+    MOVSX32 = ("= (s32)", AluOp.MOV, 32)
+
+    def __repr__(self) -> str:
+        return f"Arith.{self.name}"
+
+    @property
+    def operator(self) -> str:
+        return self.value[0]
+
+    @property
+    def wire(self) -> tuple[AluOp, int]:
+        """The (AluOp, off) pair the kernel encodes this operation as."""
+        return self.value[1], self.value[2]
+
+    @property
+    def sign_extends(self) -> bool:
+        return self in (Arith.MOVSX8, Arith.MOVSX16, Arith.MOVSX32)
+
+
+ARITH_BY_WIRE = {a.wire: a for a in Arith}
+# Shift counts are not range-checked here: RFC 9669 masks them (the verifier
+# rejects counts >= width, the ISA does not).
+_WIDTHS = (32, 64)
+
+
+def _reg_name(reg: int, width: int) -> str:
+    return f"w{int(reg)}" if width == 32 else f"r{int(reg)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Alu(Instruction):
+    """``dst op= src``: BPF_ALU/BPF_ALU64 with a register (BPF_X) or immediate (BPF_K) source."""
+
+    op: Arith
+    dst: Reg
+    src: Reg | int
+    width: int = 64
+
+    def __post_init__(self):
+        if not isinstance(self.op, Arith):
+            raise AsmError(f"op must be an Arith operation, got {self.op!r}")
+        check_choice(self, "width", _WIDTHS, "ALU width")
+        check_reg(self, "dst", writes=True)
+        if isinstance(self.src, Reg):
+            check_reg(self, "src")
+        elif self.op.sign_extends:
+            raise AsmError(f"{self.op.name} needs a register source, got imm {self.src!r}")
+        else:
+            check_imm32(self, "src", unsigned_ok=self.width == 32)
+        if self.op == Arith.MOVSX32 and self.width == 32:
+            raise AsmError(f"MOVSX32 exists only in 64-bit form (r{int(self.dst)} = (s32)r...)")
+
+    @property
+    def is_imm(self) -> bool:
+        return not isinstance(self.src, Reg)
+
+    def __str__(self) -> str:
+        d = _reg_name(self.dst, self.width)
+        s = fmt_imm(self.src) if self.is_imm else _reg_name(self.src, self.width)
+        if self.op.sign_extends:
+            return f"{d} {self.op.operator}{s}"
+        return f"{d} {self.op.operator} {s}"
+
+
+@dataclass(frozen=True, slots=True)
+class Neg(Instruction):
+    """``dst = -dst``: BPF_NEG (immediate form only; the register form is not valid)."""
+
+    dst: Reg
+    width: int = 64
+
+    def __post_init__(self):
+        check_choice(self, "width", _WIDTHS, "ALU width")
+        check_reg(self, "dst", writes=True)
+
+    def __str__(self) -> str:
+        d = _reg_name(self.dst, self.width)
+        return f"{d} = -{d}"
+
+
+@enum.unique
+class ByteOrder(enum.Enum):
+    """Byte swap kind: to little endian, to big endian, or unconditional (BPF_END)."""
+
+    LE = "le"
+    BE = "be"
+    BSWAP = "bswap"
+
+    def __repr__(self) -> str:
+        return f"ByteOrder.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Endian(Instruction):
+    """``dst = be16 dst`` and friends: BPF_END; converts and zero-extends the low ``bits``."""
+
+    order: ByteOrder
+    dst: Reg
+    bits: int
+
+    def __post_init__(self):
+        if not isinstance(self.order, ByteOrder):
+            raise AsmError(f"order must be a ByteOrder, got {self.order!r}")
+        check_reg(self, "dst", writes=True)
+        check_choice(self, "bits", (16, 32, 64), "byte swap width")
+
+    def __str__(self) -> str:
+        return f"r{int(self.dst)} = {self.order.value}{self.bits} r{int(self.dst)}"
+
+
+@dataclass(frozen=True, slots=True)
+class AddrSpaceCast(Instruction):
+    """``dst = addr_space_cast(src, dst_as, src_as)``: arena pointer cast (BPF_MOV64, off 1)."""
+
+    dst: Reg
+    src: Reg
+    dst_as: int
+    src_as: int
+
+    def __post_init__(self):
+        check_reg(self, "dst", writes=True)
+        check_reg(self, "src")
+        check_int(self, "dst_as", (0, 0xFFFF), "u16 address space")
+        check_int(self, "src_as", (0, 0xFFFF), "u16 address space")
+
+    def __str__(self) -> str:
+        return f"r{int(self.dst)} = addr_space_cast(r{int(self.src)}, {self.dst_as}, {self.src_as})"
