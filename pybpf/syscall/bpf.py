@@ -1,0 +1,99 @@
+"""The bpf(2) system call: one function, errno turned into BPFError.
+
+    long syscall(__NR_bpf, int cmd, union bpf_attr *attr, unsigned int size);
+
+Every command fills a zeroed ``union bpf_attr``; the kernel accepts a union
+larger than the one it knows as long as the unknown tail is zero
+(``bpf_check_uarg_tail_zero``), so the full generated size is always passed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from pybpf.errors import BPFError
+from pybpf.syscall._ffi import NR_BPF, ffi, libc
+from pybpf.syscall._uapi import Cmd
+
+ATTR_SIZE = ffi.sizeof("union bpf_attr")
+#: The kernel-internal "not supported" errno (include/linux/errno.h) some commands leak.
+ENOTSUPP = 524
+
+#: Which capability each command family needs (kernel/bpf/syscall.c, bpf_token_capable()).
+_CAPS_FOR = {
+    Cmd.PROG_LOAD: "CAP_BPF (plus CAP_NET_ADMIN for networking and CAP_PERFMON for tracing "
+    "program types)",
+    Cmd.MAP_CREATE: "CAP_BPF (CAP_NET_ADMIN for devmap/cpumap/xskmap/sockmap maps)",
+    Cmd.LINK_CREATE: "CAP_BPF plus CAP_NET_ADMIN or CAP_PERFMON depending on the attach point",
+    Cmd.PROG_ATTACH: "CAP_NET_ADMIN",
+    Cmd.PROG_GET_FD_BY_ID: "CAP_SYS_ADMIN",
+    Cmd.MAP_GET_FD_BY_ID: "CAP_SYS_ADMIN",
+    Cmd.LINK_GET_FD_BY_ID: "CAP_SYS_ADMIN",
+    Cmd.BTF_GET_FD_BY_ID: "CAP_SYS_ADMIN",
+    Cmd.PROG_GET_NEXT_ID: "CAP_SYS_ADMIN",
+    Cmd.MAP_GET_NEXT_ID: "CAP_SYS_ADMIN",
+    Cmd.ENABLE_STATS: "CAP_SYS_ADMIN",
+    Cmd.BTF_LOAD: "CAP_BPF",
+}
+
+
+def new_attr():
+    """A zeroed ``union bpf_attr`` (cdata pointer)."""
+    return ffi.new("union bpf_attr *")
+
+
+def bpf(cmd: Cmd, attr, *, size: int = ATTR_SIZE) -> int:
+    """Issue ``bpf(cmd, attr, size)``; return the result or raise BPFError(errno, command)."""
+    ret = libc.syscall(NR_BPF, ffi.cast("int", cmd), attr, ffi.cast("unsigned int", size))
+    if ret < 0:
+        err = ffi.errno
+        raise BPFError(err, f"BPF_{Cmd(cmd).name}", explain(cmd, err))
+    return ret
+
+
+def bpf_retry(cmd: Cmd, attr, *, attempts: int = 5) -> int:
+    """bpf() retried on EAGAIN, as libbpf does for BPF_PROG_LOAD under memory pressure."""
+    for _ in range(attempts - 1):
+        try:
+            return bpf(cmd, attr)
+        except BPFError as e:
+            if e.errno != errno.EAGAIN:
+                raise
+    return bpf(cmd, attr)
+
+
+def unprivileged_bpf_disabled() -> int | None:
+    """The value of /proc/sys/kernel/unprivileged_bpf_disabled (None if absent)."""
+    try:
+        with open("/proc/sys/kernel/unprivileged_bpf_disabled") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def explain(cmd: int, err: int) -> str:
+    """A message for errno ``err`` of command ``cmd`` that says what to do about it."""
+    text = os.strerror(err)
+    if err == errno.EPERM:
+        need = _CAPS_FOR.get(cmd, "CAP_BPF or CAP_SYS_ADMIN")
+        hint = f"{text}: needs {need}; run as root or grant the capabilities"
+        if os.geteuid() != 0:
+            disabled = unprivileged_bpf_disabled()
+            if disabled:
+                hint += (
+                    f" (/proc/sys/kernel/unprivileged_bpf_disabled={disabled}: unprivileged "
+                    "bpf() is off)"
+                )
+        if os.uname().release.split(".")[0] in ("4", "3") or os.uname().release.startswith("5.0"):
+            hint += "; kernels before 5.11 also charge RLIMIT_MEMLOCK (raise it: ulimit -l)"
+        return hint
+    if err == errno.E2BIG:
+        return f"{text}: the kernel does not know an attribute pybpf set (a newer feature)"
+    if err == errno.EBADF:
+        return f"{text}: a file descriptor passed to the kernel is closed or not a BPF object"
+    if err == errno.ENOSPC and cmd == Cmd.PROG_LOAD:
+        return f"{text}: the verifier log buffer is too small"
+    if err == ENOTSUPP:
+        return "operation not supported by this kernel or object type (ENOTSUPP)"
+    return text

@@ -1,0 +1,338 @@
+#!/usr/bin/env python3
+"""Generate pybpf/syscall/_uapi.py from the uapi header linux/bpf.h.
+
+Run at development time only; gcc and pycparser are needed here and never at
+run time:
+
+    .venv/bin/python tools/gen_bpf_uapi.py [--header PATH] [--out PATH]
+
+The header is preprocessed with ``gcc -E`` (attributes stripped) and parsed
+with pycparser.  From it we take:
+
+* the named enums pybpf uses (commands, map/program/attach/link types, helper
+  ids, ...) and a few anonymous flag enums, as IntEnum/IntFlag classes;
+* integer ``#define``s starting with ``BPF_`` (load flags, name lengths);
+* the cffi declarations of ``union bpf_attr`` and the ``bpf_*_info`` structs,
+  re-printed from the parsed tree, with each type's size measured by gcc so
+  that ``_ffi`` can check cffi's layout against the C compiler's at import;
+* helper prototypes from the doc comments (``long bpf_map_update_elem(struct
+  bpf_map *map, const void *key, const void *value, u64 flags)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+
+from pycparser import c_ast, c_generator, c_parser
+
+DEFAULT_HEADER = "/usr/include/linux/bpf.h"
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_OUT = os.path.join(HERE, "..", "pybpf", "syscall", "_uapi.py")
+
+# Named enums: (C name, Python class, prefix stripped from member names, is a flag set).
+NAMED_ENUMS = [
+    ("bpf_cmd", "Cmd", "BPF_", False),
+    ("bpf_map_type", "MapType", "BPF_MAP_TYPE_", False),
+    ("bpf_prog_type", "ProgType", "BPF_PROG_TYPE_", False),
+    ("bpf_attach_type", "AttachType", "BPF_", False),
+    ("bpf_link_type", "LinkType", "BPF_LINK_TYPE_", False),
+    ("bpf_func_id", "HelperId", "BPF_FUNC_", False),
+    ("bpf_stats_type", "StatsType", "BPF_STATS_", False),
+]
+
+# Anonymous enums, recognised by one member: (member, Python class, prefix, is a flag set).
+ANONYMOUS_ENUMS = [
+    ("BPF_F_NO_PREALLOC", "MapFlags", "BPF_F_", True),
+    ("BPF_NOEXIST", "UpdateFlags", "BPF_", False),
+]
+
+# Types declared for cffi (and everything they need).
+CDEF_TYPES = [
+    "union bpf_attr",
+    "struct bpf_prog_info",
+    "struct bpf_map_info",
+    "struct bpf_btf_info",
+    "struct bpf_link_info",
+]
+
+HELPER_LINE = re.compile(
+    r"^ \* (?P<ret>(?:const )?(?:struct |enum |unsigned )?\w+(?: \w+)?[ *]*?)\s*"
+    r"(?P<stars>\**)bpf_(?P<name>\w+)\((?P<args>[^()]*)\)\s*$"
+)
+
+
+def preprocess(header: str) -> str:
+    """``gcc -E`` the header with GNU attributes removed, so pycparser can read it."""
+    cmd = [
+        "gcc", "-E", "-P", "-D__attribute__(x)=", "-D__extension__=",
+        "-D__signed__=signed", header,
+    ]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+def macros(header: str) -> dict[str, str]:
+    """The header's own ``#define NAME value`` lines (``gcc -dM``), function-like ones excluded."""
+    out = subprocess.run(
+        ["gcc", "-E", "-dM", header], check=True, capture_output=True, text=True
+    ).stdout
+    found = {}
+    for line in out.splitlines():
+        m = re.match(r"#define (BPF_\w+|BTF_\w+|XDP_\w+) (.+)$", line)
+        if m:
+            found[m.group(1)] = m.group(2).strip()
+    return found
+
+
+class ConstEval:
+    """Evaluate the integer constant expressions found in enums and #defines."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, int] = {}
+
+    def literal(self, text: str) -> int:
+        return int(text.rstrip("uUlL"), 0)
+
+    def __call__(self, node: c_ast.Node) -> int:
+        if isinstance(node, c_ast.Constant):
+            if node.type == "char":
+                return ord(node.value.strip("'"))
+            return self.literal(node.value)
+        if isinstance(node, c_ast.ID):
+            return self.names[node.name]
+        if isinstance(node, c_ast.Cast):
+            return self(node.expr)
+        if isinstance(node, c_ast.UnaryOp):
+            value = self(node.expr)
+            return {"-": -value, "~": ~value, "+": value, "!": int(not value)}[node.op]
+        if isinstance(node, c_ast.BinaryOp):
+            a, b = self(node.left), self(node.right)
+            ops = {
+                "<<": lambda: a << b, ">>": lambda: a >> b, "|": lambda: a | b,
+                "&": lambda: a & b, "+": lambda: a + b, "-": lambda: a - b,
+                "*": lambda: a * b, "/": lambda: a // b,
+            }
+            return ops[node.op]()
+        raise ValueError(f"cannot evaluate {type(node).__name__}")
+
+    def text(self, expr: str) -> int:
+        tree = c_parser.CParser().parse(f"int x = {expr};")
+        return self(tree.ext[0].init)
+
+
+@dataclass
+class Parsed:
+    tree: c_ast.FileAST
+    enums: dict[str, list[tuple[str, int]]]
+    anonymous: list[list[tuple[str, int]]]
+    evaluator: ConstEval
+
+
+def parse(source: str) -> Parsed:
+    tree = c_parser.CParser().parse(source)
+    ev = ConstEval()
+    enums: dict[str, list[tuple[str, int]]] = {}
+    anonymous: list[list[tuple[str, int]]] = []
+
+    class Visitor(c_ast.NodeVisitor):
+        def visit_Enum(self, node: c_ast.Enum) -> None:
+            if node.values is None:
+                return
+            members, value = [], -1
+            for e in node.values.enumerators:
+                value = ev(e.value) if e.value is not None else value + 1
+                ev.names[e.name] = value
+                members.append((e.name, value))
+            if node.name:
+                enums[node.name] = members
+            else:
+                anonymous.append(members)
+
+    Visitor().visit(tree)
+    return Parsed(tree, enums, anonymous, ev)
+
+
+def enum_class(cls: str, c_name: str, members, prefix: str, flag: bool) -> str:
+    """An IntEnum/IntFlag; a later name for an existing value becomes an alias of the first."""
+    body, first = [], {}
+    for name, value in members:
+        if name.startswith("__") or not name.startswith(prefix):
+            continue
+        short = name[len(prefix):]
+        if short[0].isdigit():
+            short = "_" + short
+        if value in first:
+            body.append(f"    {short} = {first[value]}  # alias")
+        else:
+            first[value] = short
+            body.append(f"    {short} = {value}")
+    unique = not flag and not any(line.endswith("# alias") for line in body)
+    base = "enum.IntFlag" if flag else "enum.IntEnum"
+    head = ["", ""] + (["@enum.unique"] if unique else []) + [f"class {cls}({base}):"]
+    head += [f'    """{c_name} (linux/bpf.h)."""', ""]
+    return "\n".join(head + body)
+
+
+def find_types(tree: c_ast.FileAST) -> dict[str, c_ast.Node]:
+    """Complete struct/union definitions at file scope, keyed ``"struct name"``."""
+    found: dict[str, c_ast.Node] = {}
+    for ext in tree.ext:
+        t = getattr(ext, "type", None)
+        if isinstance(t, (c_ast.Struct, c_ast.Union)) and t.name and t.decls is not None:
+            kind = "struct" if isinstance(t, c_ast.Struct) else "union"
+            found[f"{kind} {t.name}"] = ext
+    return found
+
+
+class CdefFixer(c_ast.NodeVisitor):
+    """Turn enum-typed fields into __u32 (uapi enums are int-sized) and note referenced types."""
+
+    def __init__(self) -> None:
+        self.needs: list[str] = []
+
+    def visit_TypeDecl(self, node: c_ast.TypeDecl) -> None:
+        if isinstance(node.type, c_ast.Enum):
+            node.type = c_ast.IdentifierType(["__u32"])
+        elif isinstance(node.type, (c_ast.Struct, c_ast.Union)) and node.type.name:
+            kind = "struct" if isinstance(node.type, c_ast.Struct) else "union"
+            if node.type.decls is None:
+                self.needs.append(f"{kind} {node.type.name}")
+        self.generic_visit(node)
+
+
+def cdef_text(tree: c_ast.FileAST) -> tuple[str, list[str]]:
+    defs = find_types(tree)
+    order: list[str] = []
+
+    def want(name: str) -> None:
+        if name in order:
+            return
+        fixer = CdefFixer()
+        fixer.visit(defs[name])
+        for dep in fixer.needs:
+            if dep in defs:
+                want(dep)
+        order.append(name)
+
+    for name in CDEF_TYPES:
+        want(name)
+    gen = c_generator.CGenerator()
+    text = "\n".join(gen.visit(defs[name]) + ";" for name in order)
+    return text, order
+
+
+def measure(header: str, types: list[str]) -> dict[str, int]:
+    """sizeof() of each type as gcc lays it out, for the import-time layout check."""
+    body = "\n".join(f'printf("%zu\\n", sizeof({t}));' for t in types)
+    src = f"#include <stdio.h>\n#include \"{os.path.abspath(header)}\"\nint main(void){{{body}return 0;}}\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        c, exe = os.path.join(tmp, "m.c"), os.path.join(tmp, "m")
+        with open(c, "w") as f:
+            f.write(src)
+        subprocess.run(["gcc", "-o", exe, c], check=True)
+        out = subprocess.run([exe], check=True, capture_output=True, text=True).stdout
+    return dict(zip(types, map(int, out.split()), strict=True))
+
+
+def helper_protos(raw: str) -> dict[str, tuple[str, tuple[tuple[str, str], ...]]]:
+    """Helper prototypes from the ``Description`` comments: name -> (return type, args)."""
+    protos = {}
+    for line in raw.splitlines():
+        m = HELPER_LINE.match(line)
+        if not m:
+            continue
+        ret = (m.group("ret").strip() + " " + m.group("stars")).strip()
+        ret = re.sub(r"\s+\*", " *", ret)
+        args = []
+        text = m.group("args").strip()
+        if text and text != "void":
+            for part in text.split(","):
+                if part.strip() == "...":
+                    args.append(("...", "..."))
+                    continue
+                am = re.match(r"^(.*?)(\w+)(\[\d*\])?$", part.strip())
+                ctype, aname = am.group(1).strip(), am.group(2)
+                if am.group(3):
+                    ctype += " *"
+                args.append((re.sub(r"\s+\*", " *", ctype), aname))
+        protos.setdefault(m.group("name"), (ret, tuple(args)))
+    return protos
+
+
+def generate(header: str, label: str) -> str:
+    raw = open(header).read()
+    parsed = parse(preprocess(header))
+    ev = parsed.evaluator
+    out = [
+        f'"""uapi tables and cffi declarations from linux/bpf.h ({label}).',
+        "",
+        "Generated by tools/gen_bpf_uapi.py; do not edit.",
+        f"Header sha256: {hashlib.sha256(raw.encode()).hexdigest()[:16]}",
+        '"""',
+        "",
+        "import enum",
+    ]
+    for c_name, cls, prefix, flag in NAMED_ENUMS:
+        out.append(enum_class(cls, f"enum {c_name}", parsed.enums[c_name], prefix, flag))
+    for member, cls, prefix, flag in ANONYMOUS_ENUMS:
+        members = next(m for m in parsed.anonymous if any(n == member for n, _ in m))
+        out.append(enum_class(cls, f"anonymous enum with {member}", members, prefix, flag))
+
+    defines = {}
+    for name, text in sorted(macros(header).items()):
+        if name in ev.names or not re.search(rf"^#define {name}\b", raw, re.M):
+            continue
+        try:
+            defines[name] = ev.text(text)
+        except Exception:  # noqa: BLE001 - non-integer macros are skipped
+            continue
+    out.append("\n# Integer #defines of linux/bpf.h.")
+    out.extend(f"{name} = {value}" for name, value in defines.items())
+
+    cdef, order = cdef_text(parsed.tree)
+    sizes = measure(header, order)
+    out.append("\n# Layouts for cffi (enum fields as __u32; GNU attributes removed).")
+    out.append('CDEF = """')
+    out.append("typedef uint8_t __u8; typedef uint16_t __u16; typedef uint32_t __u32;")
+    out.append("typedef uint64_t __u64; typedef int8_t __s8; typedef int16_t __s16;")
+    out.append("typedef int32_t __s32; typedef int64_t __s64;")
+    out.append("typedef uint64_t __aligned_u64; typedef uint16_t __be16; typedef uint32_t __be32;")
+    out.append(cdef)
+    out.append('"""')
+    out.append("\n# sizeof() of each declared type as measured with gcc on the generating machine.")
+    out.append("SIZES = {")
+    out.extend(f"    {t!r}: {n}," for t, n in sizes.items())
+    out.append("}")
+
+    protos = helper_protos(raw)
+    ids = dict(parsed.enums["bpf_func_id"])
+    out.append("\n# Helper prototypes from the doc comments: name -> (return type, ((type, arg), ...)).")
+    out.append("HELPER_PROTOS = {")
+    for name, (ret, args) in protos.items():
+        if f"BPF_FUNC_{name}" in ids:
+            out.append(f"    {name!r}: ({ret!r}, {args!r}),")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--header", default=DEFAULT_HEADER)
+    ap.add_argument("--label", default=None, help="where the header came from (for the docstring)")
+    ap.add_argument("--out", default=DEFAULT_OUT)
+    args = ap.parse_args(argv)
+    text = generate(args.header, args.label or args.header)
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(f"wrote {os.path.normpath(args.out)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
