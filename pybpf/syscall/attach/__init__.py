@@ -1,0 +1,1 @@
+"""Attach points, one module per family (the cilium/ebpf link/ layout)."""

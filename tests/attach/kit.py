@@ -1,0 +1,149 @@
+"""Test scaffolding: load hand-encoded programs and create maps with bpf() directly.
+
+Stands in for pybpf.asm and pybpf.syscall.programs/maps until those land; the
+opcode values are those of the eBPF ISA (RFC 9669), written out here only for
+the handful of instructions the attach and event tests need.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pybpf.syscall._ffi import address, ffi
+from pybpf.syscall._uapi import AttachType, Cmd, MapType, ProgType
+from pybpf.syscall.bpf import bpf, new_attr
+from pybpf.syscall.objects import FdObject
+
+# RFC 9669 opcode pieces used below
+LD, LDX, ST, STX, ALU64, JMP = 0x00, 0x01, 0x02, 0x03, 0x07, 0x05
+W, H, B, DW = 0x00, 0x08, 0x10, 0x18
+IMM, ABS, MEM, ATOMIC = 0x00, 0x20, 0x60, 0xC0
+K, X = 0x00, 0x08
+ADD, MOV = 0x00, 0xB0
+JEQ, JNE, CALL, EXIT = 0x10, 0x50, 0x80, 0x90
+
+
+def insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    """One 8-byte instruction: opcode, dst/src nibbles, s16 offset, s32 immediate."""
+    return struct.pack("<BBhi", code, dst | (src << 4), off, imm)
+
+
+def mov_imm(dst, imm):
+    return insn(ALU64 | MOV | K, dst, imm=imm)
+
+
+def mov_reg(dst, src):
+    return insn(ALU64 | MOV | X, dst, src)
+
+
+def add_imm(dst, imm):
+    return insn(ALU64 | ADD | K, dst, imm=imm)
+
+
+def ld_map_fd(dst, fd):
+    return insn(LD | IMM | DW, dst, 1, imm=fd) + insn(0)
+
+
+def call(helper):
+    return insn(JMP | CALL, imm=helper)
+
+
+def exit_():
+    return insn(JMP | EXIT)
+
+
+def counter_then(map_fd: int, ret: int, prologue: bytes = b"", key: int = 0) -> bytes:
+    """``prologue``; map[key] += 1 (atomically) in an ARRAY of u64; return ``ret``."""
+    return (prologue
+            + mov_reg(6, 1)
+            + insn(ST | MEM | W, 10, off=-4, imm=key)
+            + mov_reg(2, 10) + add_imm(2, -4)
+            + ld_map_fd(1, map_fd)
+            + call(1)                                   # bpf_map_lookup_elem
+            + insn(JMP | JEQ | K, 0, off=2, imm=0)
+            + mov_imm(1, 1)
+            + insn(STX | ATOMIC | DW, 0, 1, off=0, imm=ADD)
+            + mov_reg(1, 6)
+            + mov_imm(0, ret) + exit_())
+
+
+class Map(FdObject):
+    """A bare map for tests."""
+
+    kind = "map"
+
+    def __init__(self, map_type: MapType, key_size: int, value_size: int, max_entries: int,
+                 flags: int = 0):
+        attr = new_attr()
+        attr.map_type = map_type
+        attr.key_size = key_size
+        attr.value_size = value_size
+        attr.max_entries = max_entries
+        attr.map_flags = flags
+        super().__init__(bpf(Cmd.MAP_CREATE, attr), map_type.name)
+        self.key_size, self.value_size = key_size, value_size
+
+    def lookup(self, key: bytes) -> bytes:
+        k = ffi.from_buffer(bytearray(key))
+        v = ffi.new("char[]", self.value_size)
+        attr = new_attr()
+        attr.map_fd = self.fd
+        attr.key = address(k)
+        attr.value = address(v)
+        bpf(Cmd.MAP_LOOKUP_ELEM, attr)
+        return bytes(ffi.buffer(v))
+
+    def update(self, key: bytes, value: bytes) -> None:
+        k = ffi.from_buffer(bytearray(key))
+        v = ffi.from_buffer(bytearray(value))
+        attr = new_attr()
+        attr.map_fd = self.fd
+        attr.key = address(k)
+        attr.value = address(v)
+        bpf(Cmd.MAP_UPDATE_ELEM, attr)
+
+    def u64(self, index: int = 0) -> int:
+        return struct.unpack("<Q", self.lookup(struct.pack("<I", index)))[0]
+
+
+def counter_map(entries: int = 1) -> Map:
+    return Map(MapType.ARRAY, 4, 8, entries)
+
+
+class Prog(FdObject):
+    """A loaded program for tests."""
+
+    kind = "prog"
+
+    def __init__(self, prog_type: ProgType, code: bytes, *,
+                 attach_type: AttachType | None = None, attach_btf_id: int = 0,
+                 name: str = "test"):
+        log = ffi.new("char[]", 1 << 16)
+        insns = ffi.from_buffer(bytearray(code))
+        lic = ffi.new("char[]", b"GPL")
+        attr = new_attr()
+        attr.prog_type = prog_type
+        attr.insn_cnt = len(code) // 8
+        attr.insns = address(insns)
+        attr.license = address(lic)
+        attr.log_level = 1
+        attr.log_size = 1 << 16
+        attr.log_buf = address(log)
+        attr.prog_name = name.encode()[:15]
+        if attach_type is not None:
+            attr.expected_attach_type = attach_type
+        attr.attach_btf_id = attach_btf_id
+        try:
+            fd = bpf(Cmd.PROG_LOAD, attr)
+        except OSError as e:
+            e.add_note(ffi.string(log).decode(errors="replace"))
+            raise
+        super().__init__(fd, name)
+        self.prog_type = prog_type
+
+
+def counter_prog(prog_type: ProgType, m: Map, ret: int, *, attach_type=None,
+                 prologue: bytes = b"", attach_btf_id: int = 0) -> Prog:
+    """A program of ``prog_type`` that counts its runs in ``m[0]`` and returns ``ret``."""
+    return Prog(prog_type, counter_then(m.fd, ret, prologue), attach_type=attach_type,
+                attach_btf_id=attach_btf_id)
