@@ -1,0 +1,217 @@
+"""Feature probes: what the running kernel supports, each naming the kernel that brought it.
+
+Each probe asks the kernel directly (create a tiny map, load a two-instruction
+program, issue a command with a harmless argument) and reads the errno, as
+libbpf's ``libbpf_probe_bpf_*`` and cilium's ``features`` package do.  Results
+are cached for the life of the process.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+from dataclasses import dataclass
+
+from pybpf.errors import BPFError
+from pybpf.syscall._ffi import address, ffi
+from pybpf.syscall._uapi import BPF_F_SLEEPABLE, Cmd, HelperId, MapFlags, MapType, ProgType
+from pybpf.syscall.bpf import ENOTSUPP, bpf, new_attr
+from pybpf.syscall.maps import Map
+from pybpf.syscall.programs import load_program
+from pybpf.syscall.verifier import PROG_LOG, load_with_log
+
+EXIT0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
+
+#: Program types and the kernel release that added them.
+PROG_TYPE_SINCE = {
+    ProgType.SOCKET_FILTER: "3.19", ProgType.KPROBE: "4.1", ProgType.SCHED_CLS: "4.1",
+    ProgType.SCHED_ACT: "4.1", ProgType.TRACEPOINT: "4.7", ProgType.XDP: "4.8",
+    ProgType.PERF_EVENT: "4.9", ProgType.CGROUP_SKB: "4.10", ProgType.CGROUP_SOCK: "4.10",
+    ProgType.LWT_IN: "4.10", ProgType.LWT_OUT: "4.10", ProgType.LWT_XMIT: "4.10",
+    ProgType.SOCK_OPS: "4.13", ProgType.SK_SKB: "4.14", ProgType.CGROUP_DEVICE: "4.15",
+    ProgType.SK_MSG: "4.17", ProgType.RAW_TRACEPOINT: "4.17",
+    ProgType.CGROUP_SOCK_ADDR: "4.17", ProgType.LWT_SEG6LOCAL: "4.18",
+    ProgType.LIRC_MODE2: "4.18", ProgType.SK_REUSEPORT: "4.19",
+    ProgType.FLOW_DISSECTOR: "4.20", ProgType.CGROUP_SYSCTL: "5.2",
+    ProgType.RAW_TRACEPOINT_WRITABLE: "5.2", ProgType.CGROUP_SOCKOPT: "5.3",
+    ProgType.SK_LOOKUP: "5.9", ProgType.SYSCALL: "5.14", ProgType.NETFILTER: "6.4",
+}
+#: Types that cannot load without an attach target; not probed by loading.
+NEEDS_TARGET = {ProgType.TRACING: "5.5", ProgType.STRUCT_OPS: "5.6", ProgType.EXT: "5.6",
+                ProgType.LSM: "5.7"}
+
+#: Map types, the kernel that added them, and (key, value, max_entries, flags) to probe with.
+MAP_TYPE_SINCE = {
+    MapType.HASH: ("3.19", 4, 4, 1, 0), MapType.ARRAY: ("3.19", 4, 4, 1, 0),
+    MapType.PROG_ARRAY: ("4.2", 4, 4, 1, 0), MapType.PERF_EVENT_ARRAY: ("4.3", 4, 4, 1, 0),
+    MapType.PERCPU_HASH: ("4.6", 4, 4, 1, 0), MapType.PERCPU_ARRAY: ("4.6", 4, 4, 1, 0),
+    MapType.STACK_TRACE: ("4.6", 4, 8, 1, 0), MapType.CGROUP_ARRAY: ("4.8", 4, 4, 1, 0),
+    MapType.LRU_HASH: ("4.10", 4, 4, 1, 0), MapType.LRU_PERCPU_HASH: ("4.10", 4, 4, 1, 0),
+    MapType.LPM_TRIE: ("4.11", 8, 4, 1, MapFlags.NO_PREALLOC),
+    MapType.DEVMAP: ("4.14", 4, 4, 1, 0), MapType.SOCKMAP: ("4.14", 4, 4, 1, 0),
+    MapType.CPUMAP: ("4.15", 4, 4, 1, 0), MapType.XSKMAP: ("4.18", 4, 4, 1, 0),
+    MapType.SOCKHASH: ("4.18", 4, 4, 1, 0), MapType.CGROUP_STORAGE: ("4.19", 16, 8, 0, 0),
+    MapType.REUSEPORT_SOCKARRAY: ("4.19", 4, 4, 1, 0),
+    MapType.PERCPU_CGROUP_STORAGE: ("4.20", 16, 8, 0, 0),
+    MapType.QUEUE: ("4.20", 0, 4, 1, 0), MapType.STACK: ("4.20", 0, 4, 1, 0),
+    MapType.DEVMAP_HASH: ("5.4", 4, 4, 1, 0), MapType.RINGBUF: ("5.8", 0, 0, 4096, 0),
+    MapType.BLOOM_FILTER: ("5.16", 0, 4, 1, 0), MapType.USER_RINGBUF: ("6.1", 0, 0, 4096, 0),
+    MapType.ARENA: ("6.9", 0, 0, 1, MapFlags.MMAPABLE),
+}
+#: Map types whose creation needs BTF for the value (not probed here).
+MAP_NEEDS_BTF = {MapType.SK_STORAGE: "5.2", MapType.STRUCT_OPS: "5.6",
+                 MapType.INODE_STORAGE: "5.10", MapType.TASK_STORAGE: "5.11",
+                 MapType.CGRP_STORAGE: "6.2"}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe's answer: ``supported`` is None when the probe could not decide."""
+
+    name: str
+    supported: bool | None
+    since: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        mark = {True: "yes", False: "no", None: "?"}[self.supported]
+        extra = f" ({self.detail})" if self.detail else ""
+        return f"{self.name:<32} {mark:<4} since {self.since}{extra}"
+
+
+#: Load attributes some program types insist on.
+_PROBE_EXTRA = {
+    ProgType.CGROUP_SOCK_ADDR: {"expected_attach_type": "cgroup_inet4_connect"},
+    ProgType.CGROUP_SOCKOPT: {"expected_attach_type": "cgroup_getsockopt"},
+    ProgType.SK_LOOKUP: {"expected_attach_type": "sk_lookup"},
+    ProgType.NETFILTER: {"expected_attach_type": "netfilter"},
+    ProgType.SYSCALL: {"flags": BPF_F_SLEEPABLE},
+}
+
+
+@functools.cache
+def prog_type(ptype: ProgType) -> Probe:
+    """Can a program of ``ptype`` be loaded? (loads ``r0 = 0; exit``)."""
+    name = f"prog_type {ptype.name.lower()}"
+    if ptype in NEEDS_TARGET:
+        return Probe(name, None, NEEDS_TARGET[ptype], "needs an attach target to probe")
+    since = PROG_TYPE_SINCE.get(ptype, "?")
+    extra = _PROBE_EXTRA.get(ptype, {})
+    try:
+        load_program(ptype, EXIT0, **extra).close()
+    except BPFError as e:
+        if e.errno in (errno.EINVAL, errno.E2BIG, ENOTSUPP):
+            return Probe(name, False, since, e.detail)
+        return Probe(name, None, since, str(e))
+    return Probe(name, True, since)
+
+
+@functools.cache
+def map_type(mtype: MapType) -> Probe:
+    """Can a map of ``mtype`` be created?"""
+    name = f"map_type {mtype.name.lower()}"
+    if mtype in MAP_NEEDS_BTF:
+        return Probe(name, None, MAP_NEEDS_BTF[mtype], "needs BTF to probe")
+    if mtype not in MAP_TYPE_SINCE:
+        return Probe(name, None, "?", "no probe")
+    since, key, value, entries, flags = MAP_TYPE_SINCE[mtype]
+    try:
+        Map.create(mtype, key, value, entries, flags=flags).close()
+    except BPFError as e:
+        if e.errno in (errno.EINVAL, errno.E2BIG, ENOTSUPP):
+            return Probe(name, False, since, e.detail.split(":")[0])
+        return Probe(name, None, since, str(e))
+    return Probe(name, True, since)
+
+
+@functools.cache
+def helper(ptype: ProgType, helper_id: HelperId) -> Probe:
+    """May programs of ``ptype`` call ``helper_id``? (loads ``call helper; exit``)."""
+    code = bytes([0x85, 0, 0, 0]) + int(helper_id).to_bytes(4, "little") + EXIT0
+    name = f"helper {helper_id.name} in {ptype.name.lower()}"
+    attr, _keep = _prog_attr(ptype, code)
+    try:
+        fd, _ = load_with_log(Cmd.PROG_LOAD, attr, PROG_LOG, log_level=1, log_size=16384)
+    except BPFError as e:
+        log = getattr(e, "log", "")
+        if any(text in log for text in _NO_HELPER):
+            return Probe(name, False, "?")
+        return Probe(name, bool(log), "?", "" if log else e.detail)
+    os.close(fd)
+    return Probe(name, True, "?")
+
+
+def _prog_attr(ptype: ProgType, code: bytes):
+    """A PROG_LOAD attr for ``code``; keep the second item alive while using the first."""
+    attr = new_attr()
+    code_buf, lic_buf = ffi.from_buffer(code), ffi.new("char[]", b"GPL")
+    attr.prog_type, attr.insn_cnt = ptype, len(code) // 8
+    attr.insns, attr.license = address(code_buf), address(lic_buf)
+    return attr, (code_buf, lic_buf)
+
+
+#: Verifier messages meaning "this helper is unknown or not allowed here" (kernel/bpf/verifier.c).
+_NO_HELPER = ("invalid func", "unknown func", "cannot use helper", "cannot call")
+
+# ISA extensions: a program using each one (jump ext: JLT; JMP32; v4: MOVSX).
+_ISA = {
+    "v2 (JLT/JLE/JSLT/JSLE)": ("4.14", "b700000000000000" "a500000001000000" "9500000000000000"),
+    "v3 (JMP32)": ("5.1", "b400000000000000" "2600000001000000" "9500000000000000"),
+    "v4 (sign extension, sdiv, bswap, gotol)": (
+        "6.6", "b700000001000000" "bf00080000000000" "9500000000000000"),
+}
+
+
+@functools.cache
+def isa() -> tuple[Probe, ...]:
+    """Which BPF ISA versions the verifier accepts."""
+    out = []
+    for name, (since, hexcode) in _ISA.items():
+        try:
+            load_program(ProgType.SOCKET_FILTER, bytes.fromhex(hexcode)).close()
+            out.append(Probe(f"isa {name}", True, since))
+        except BPFError as e:
+            out.append(Probe(f"isa {name}", False, since, e.detail))
+    return tuple(out)
+
+
+def _bad_prog_fd(attr) -> None:
+    attr.test.prog_fd = 0xFFFFFFFF  # EBADF from a kernel that knows the command
+
+
+def _command_known(cmd: Cmd, fill) -> bool | None:
+    attr = new_attr()
+    fill(attr)
+    try:
+        bpf(cmd, attr)
+    except BPFError as e:
+        return e.errno != errno.EINVAL
+    return True
+
+
+@functools.cache
+def features() -> tuple[Probe, ...]:
+    """Commands and attributes beyond program and map types."""
+    probes = []
+    with Map.create(MapType.HASH, 4, 4, 1) as m:
+        def batch(attr):
+            attr.batch.map_fd = m.fd
+            attr.batch.count = 0
+
+        probes.append(Probe("map batch ops", _command_known(Cmd.MAP_LOOKUP_BATCH, batch), "5.6"))
+    probes.append(Probe("test_run", _command_known(Cmd.PROG_TEST_RUN, _bad_prog_fd), "4.12"))
+
+    def link(attr):
+        attr.link_create.prog_fd = 0xFFFFFFFF
+    probes.append(Probe("bpf_link (LINK_CREATE)", _command_known(Cmd.LINK_CREATE, link), "5.7"))
+    probes.append(Probe("log_true_size", _log_true_size(), "6.4"))
+    return tuple(probes)
+
+
+def _log_true_size() -> bool:
+    """Does the kernel report the log size it needed (attr.log_true_size)?"""
+    attr, _keep = _prog_attr(ProgType.SOCKET_FILTER, EXIT0)
+    fd, _ = load_with_log(Cmd.PROG_LOAD, attr, PROG_LOG, log_level=1, log_size=4096)
+    os.close(fd)
+    return attr.log_true_size > 0
