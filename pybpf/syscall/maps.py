@@ -34,8 +34,7 @@ PERCPU_TYPES = frozenset({
 #: Map types whose values from user space are fds of other objects (u32 on the wire).
 FD_VALUE_TYPES = frozenset({
     MapType.PROG_ARRAY, MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY,
-    MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.DEVMAP, MapType.DEVMAP_HASH,
-    MapType.SOCKMAP, MapType.SOCKHASH, MapType.XSKMAP,
+    MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.SOCKMAP, MapType.SOCKHASH, MapType.XSKMAP,
 })
 #: Map types without keys: pushed and popped (queue: FIFO, stack: LIFO).
 KEYLESS_TYPES = frozenset({MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER})

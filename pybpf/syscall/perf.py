@@ -1,0 +1,283 @@
+"""perf_event_open(2) and the perf ring buffer (BPF_MAP_TYPE_PERF_EVENT_ARRAY output).
+
+A perf event fd is two things here: the anchor of a tracepoint attachment
+(PERF_TYPE_TRACEPOINT, see attach/tracing.py), and, for
+PERF_COUNT_SW_BPF_OUTPUT events, one CPU's buffer for bpf_perf_event_output().
+
+Buffer layout (include/uapi/linux/perf_event.h), mmap()ed as 1 + 2^n pages:
+
+    page 0   struct perf_event_mmap_page: ... data_head @1024, data_tail @1032,
+             data_offset @1040, data_size @1048
+    pages 1.. data: records { u32 type; u16 misc; u16 size; payload }, wrapping
+             PERF_RECORD_SAMPLE (9): u32 raw_size; raw bytes (PERF_SAMPLE_RAW)
+             PERF_RECORD_LOST (2):   u64 id; u64 lost
+
+The kernel advances data_head after writing; the reader consumes up to it and
+publishes data_tail.  When the reader falls behind the kernel drops samples and
+later writes one PERF_RECORD_LOST with their count.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import select
+import struct
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import cffi
+
+from pybpf.errors import BPFError
+from pybpf.syscall._ffi import NR_PERF_EVENT_OPEN, address
+from pybpf.syscall._uapi import Cmd
+from pybpf.syscall.bpf import bpf, new_attr
+
+__all__ = ["PerfBuffer", "PerfEvent", "perf_event_open", "PERF_TYPE_TRACEPOINT",
+           "PERF_TYPE_SOFTWARE", "PERF_COUNT_SW_BPF_OUTPUT"]
+
+_ffi = cffi.FFI()
+_ffi.cdef("""
+    struct perf_event_attr {          /* PERF_ATTR_SIZE_VER1: the fields pybpf sets */
+        uint32_t type; uint32_t size; uint64_t config;
+        uint64_t sample_period;       /* union with sample_freq */
+        uint64_t sample_type; uint64_t read_format;
+        uint64_t flags;               /* the disabled:1, inherit:1, ... bitfield word */
+        uint32_t wakeup_events;       /* union with wakeup_watermark */
+        uint32_t bp_type;
+        uint64_t config1; uint64_t config2;
+    };
+    long syscall(long number, ...);
+    int ioctl(int fd, unsigned long request, ...);
+""")
+_libc = _ffi.dlopen(None)
+assert _ffi.sizeof("struct perf_event_attr") == 72  # PERF_ATTR_SIZE_VER1
+
+# linux/perf_event.h
+PERF_TYPE_SOFTWARE = 1
+PERF_TYPE_TRACEPOINT = 2
+PERF_COUNT_SW_BPF_OUTPUT = 10
+PERF_SAMPLE_RAW = 1 << 10
+PERF_FLAG_FD_CLOEXEC = 1 << 3
+ATTR_DISABLED = 1 << 0          # perf_event_attr.disabled
+ATTR_WATERMARK = 1 << 14        # perf_event_attr.watermark
+PERF_RECORD_LOST = 2
+PERF_RECORD_SAMPLE = 9
+# _IO('$', 0), _IO('$', 1), _IOW('$', 8, __u32)
+PERF_EVENT_IOC_ENABLE = 0x2400
+PERF_EVENT_IOC_DISABLE = 0x2401
+PERF_EVENT_IOC_SET_BPF = 0x40042408
+
+_DATA_HEAD, _DATA_TAIL = 1024, 1032
+_HDR = struct.Struct("<IHH")
+_U32 = struct.Struct("<I")
+_LOST = struct.Struct("<QQ")
+
+
+class PerfEvent:
+    """An owned perf event fd."""
+
+    def __init__(self, fd: int, what: str):
+        self.fd, self.what = fd, what
+
+    def ioctl(self, request: int, arg: int = 0) -> None:
+        """ioctl() on the event (PERF_EVENT_IOC_*); OSError with errno on failure."""
+        if _libc.ioctl(self.fd, _ffi.cast("unsigned long", request), _ffi.cast("long", arg)) < 0:
+            err = _ffi.errno
+            raise BPFError(err, f"ioctl {request:#x} on perf event", f"{self.what}: "
+                           f"{os.strerror(err)}")
+
+    def fileno(self) -> int:
+        """The fd."""
+        return self.fd
+
+    def close(self) -> None:
+        """Close the fd (idempotent); a program set with PERF_EVENT_IOC_SET_BPF goes with it."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def perf_event_open(type_: int, config: int, *, pid: int = -1, cpu: int = 0,
+                    sample_type: int = 0, sample_period: int = 0, wakeup_events: int = 0,
+                    flags: int = 0, what: str = "perf event") -> PerfEvent:
+    """perf_event_open(attr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC) -> PerfEvent."""
+    attr = _ffi.new("struct perf_event_attr *")
+    attr.type = type_
+    attr.size = _ffi.sizeof("struct perf_event_attr")
+    attr.config = config
+    attr.sample_type = sample_type
+    attr.sample_period = sample_period
+    attr.wakeup_events = wakeup_events
+    attr.flags = flags
+    fd = _libc.syscall(NR_PERF_EVENT_OPEN, attr, _ffi.cast("int", pid), _ffi.cast("int", cpu),
+                       _ffi.cast("int", -1), _ffi.cast("unsigned long", PERF_FLAG_FD_CLOEXEC))
+    if fd < 0:
+        err = _ffi.errno
+        raise BPFError(err, "perf_event_open", f"{what}: {os.strerror(err)}")
+    return PerfEvent(int(fd), what)
+
+
+def online_cpus() -> list[int]:
+    """CPUs listed in /sys/devices/system/cpu/online ("0-3,5")."""
+    with open("/sys/devices/system/cpu/online") as f:
+        text = f.read().strip()
+    cpus: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def _map_set(map_fd: int, key: int, value: int) -> None:
+    k = _ffi.new("uint32_t *", key)
+    v = _ffi.new("uint32_t *", value)
+    attr = new_attr()
+    attr.map_fd = map_fd
+    attr.key = address(k)
+    attr.value = address(v)
+    bpf(Cmd.MAP_UPDATE_ELEM, attr)
+
+
+class _CpuRing:
+    """One CPU's mmap()ed perf buffer."""
+
+    def __init__(self, cpu: int, pages: int, watermark: int):
+        self.cpu = cpu
+        if watermark:
+            flags, wake = ATTR_WATERMARK, watermark
+        else:
+            flags, wake = 0, 1
+        self.event = perf_event_open(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_BPF_OUTPUT, cpu=cpu,
+                                     sample_type=PERF_SAMPLE_RAW, sample_period=1,
+                                     wakeup_events=wake, flags=flags,
+                                     what=f"BPF output buffer of CPU {cpu}")
+        page = mmap.PAGESIZE
+        self.size = pages * page
+        self.mm = mmap.mmap(self.event.fd, page + self.size, mmap.MAP_SHARED,
+                            mmap.PROT_READ | mmap.PROT_WRITE)
+        self.view = memoryview(self.mm)
+        self.data = self.view[page:]
+        self.lost = 0
+
+    def drain(self, on_sample: Callable[[int, memoryview], Any], limit: int | None) -> int:
+        head = int.from_bytes(self.view[_DATA_HEAD:_DATA_HEAD + 8], "little")
+        tail = int.from_bytes(self.view[_DATA_TAIL:_DATA_TAIL + 8], "little")
+        size, data, n = self.size, self.data, 0
+        while tail < head and (limit is None or n < limit):
+            off = tail % size
+            if off + 8 <= size:
+                rtype, _misc, rsize = _HDR.unpack_from(data, off)
+            else:
+                rtype, _misc, rsize = _HDR.unpack(self._wrapped(off, 8))
+            if off + rsize <= size:
+                rec = data[off + 8:off + rsize]
+            else:
+                rec = memoryview(self._wrapped(off, rsize))[8:]
+            if rtype == PERF_RECORD_SAMPLE:
+                raw = _U32.unpack_from(rec, 0)[0]
+                on_sample(self.cpu, rec[4:4 + raw])
+                n += 1
+            elif rtype == PERF_RECORD_LOST:
+                self.lost += _LOST.unpack_from(rec, 0)[1]
+            tail += rsize
+        self.view[_DATA_TAIL:_DATA_TAIL + 8] = tail.to_bytes(8, "little")
+        return n
+
+    def _wrapped(self, off: int, length: int) -> bytes:
+        first = self.size - off
+        return bytes(self.data[off:]) + bytes(self.data[:length - first])
+
+    def close(self) -> None:
+        self.data.release()
+        self.view.release()
+        self.mm.close()
+        self.event.close()
+
+
+class PerfBuffer:
+    """Reader of a BPF_MAP_TYPE_PERF_EVENT_ARRAY: one perf buffer per online CPU.
+
+    ``decode`` (e.g. a pybpf.types Struct) turns raw sample bytes into values
+    with ``decode.unpack(buf)``; ``lost`` totals the samples the kernel dropped.
+    """
+
+    def __init__(self, perf_map: Any, *, pages: int = 8, decode: Any = None,
+                 watermark: int = 0, cpus: list[int] | None = None):
+        if pages & (pages - 1):
+            raise ValueError(f"pages must be a power of two, not {pages}")
+        self.map_fd = perf_map if isinstance(perf_map, int) else perf_map.fd
+        self.decode = decode
+        self.rings: list[_CpuRing] = []
+        self.epoll = select.epoll()
+        try:
+            for cpu in cpus if cpus is not None else online_cpus():
+                ring = _CpuRing(cpu, pages, watermark)
+                self.rings.append(ring)
+                _map_set(self.map_fd, cpu, ring.event.fd)
+                self.epoll.register(ring.event.fd, select.EPOLLIN)
+                ring.event.ioctl(PERF_EVENT_IOC_ENABLE)
+        except BaseException:
+            self.close()
+            raise
+        self._by_fd = {r.event.fd: r for r in self.rings}
+
+    @property
+    def lost(self) -> int:
+        """Samples the kernel dropped because a buffer was full (PERF_RECORD_LOST)."""
+        return sum(r.lost for r in self.rings)
+
+    def poll(self, callback: Callable[[int, Any], Any], timeout: float | None = None,
+             limit: int | None = None) -> int:
+        """Wait up to ``timeout`` s, then call ``callback(cpu, record)`` for each sample."""
+        decode = self.decode.unpack if self.decode is not None else bytes
+
+        def on_sample(cpu: int, buf: memoryview) -> None:
+            callback(cpu, decode(buf))
+
+        events = self.epoll.poll(-1 if timeout is None else timeout)
+        rings = [self._by_fd[fd] for fd, _ in events] if events else []
+        return sum(r.drain(on_sample, limit) for r in rings)
+
+    def consume(self, callback: Callable[[int, Any], Any]) -> int:
+        """Drain every CPU's buffer without waiting."""
+        decode = self.decode.unpack if self.decode is not None else bytes
+        return sum(r.drain(lambda cpu, b: callback(cpu, decode(b)), None) for r in self.rings)
+
+    def read(self, timeout: float = 0.0) -> Iterator[tuple[int, Any]]:
+        """Iterate (cpu, record) over what is available after waiting up to ``timeout``."""
+        out: list[tuple[int, Any]] = []
+        self.poll(lambda cpu, rec: out.append((cpu, rec)), timeout)
+        out_all = out + [x for x in self._consume_list()]
+        return iter(out_all)
+
+    def _consume_list(self) -> list[tuple[int, Any]]:
+        out: list[tuple[int, Any]] = []
+        self.consume(lambda cpu, rec: out.append((cpu, rec)))
+        return out
+
+    def fileno(self) -> int:
+        """The epoll fd (readable when some buffer has data), for outer event loops."""
+        return self.epoll.fileno()
+
+    def close(self) -> None:
+        """Unmap the buffers and close the events (idempotent)."""
+        for r in self.rings:
+            r.close()
+        self.rings = []
+        self.epoll.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,27 @@
+"""The generated uapi tables agree with the header and with cffi's layouts."""
+
+from pybpf.syscall import _uapi
+from pybpf.syscall._ffi import ffi
+from pybpf.syscall._uapi import Cmd, HelperId, MapType, ProgType
+
+
+def test_enum_values_match_uapi():
+    assert Cmd.MAP_CREATE == 0 and Cmd.PROG_LOAD == 5 and Cmd.PROG_TEST_RUN == 10
+    assert MapType.HASH == 1 and MapType.RINGBUF == 27
+    assert ProgType.XDP == 6 and ProgType.SCHED_CLS == 3
+    assert HelperId.map_lookup_elem == 1 and HelperId.trace_printk == 6
+
+
+def test_layouts_checked_against_gcc():
+    for name, size in _uapi.SIZES.items():
+        assert ffi.sizeof(name) == size
+    # fields added by 6.4 and later are present
+    assert ffi.offsetof("union bpf_attr", "log_true_size") == 140
+
+
+def test_helper_prototypes():
+    ret, args = _uapi.HELPER_PROTOS["map_update_elem"]
+    assert ret == "long"
+    assert [a for _, a in args] == ["map", "key", "value", "flags"]
+    assert _uapi.HELPER_PROTOS["map_lookup_elem"][0] == "void *"
+    assert len(_uapi.HELPER_PROTOS) > 200
