@@ -29,6 +29,8 @@ class Arith(enum.Enum):
     Each value is (LLVM operator, wire AluOp, wire off).
     """
 
+    __hash__ = object.__hash__  # members are singletons; Enum's hash runs Python code
+
     ADD = ("+=", AluOp.ADD, 0)
     SUB = ("-=", AluOp.SUB, 0)
     MUL = ("*=", AluOp.MUL, 0)
@@ -128,6 +130,8 @@ class Neg(Instruction):
 @enum.unique
 class ByteOrder(enum.Enum):
     """Byte swap kind: to little endian, to big endian, or unconditional (BPF_END)."""
+
+    __hash__ = object.__hash__  # members are singletons; Enum's hash runs Python code
 
     LE = "le"
     BE = "be"

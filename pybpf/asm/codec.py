@@ -15,8 +15,8 @@ import sys
 from array import array
 from collections.abc import Iterable, Mapping
 
-from pybpf.asm.alu import ARITH_BY_WIRE, AddrSpaceCast, Alu, ByteOrder, Endian, Neg
-from pybpf.asm.instruction import Instruction
+from pybpf.asm.alu import ARITH_BY_WIRE, AddrSpaceCast, Alu, Arith, ByteOrder, Endian, Neg
+from pybpf.asm.instruction import Instruction, no_gc
 from pybpf.asm.jump import (
     CONDITIONS,
     Call,
@@ -58,7 +58,7 @@ from pybpf.asm.opcode import (
     Size,
     Source,
 )
-from pybpf.asm.register import Reg
+from pybpf.asm.register import REGS, Reg
 from pybpf.errors import AsmError, PyBPFError
 
 _M32 = 0xFFFFFFFF
@@ -71,12 +71,22 @@ def _slot(opcode: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -
 
 # --- encoding: one function per instruction class, each returning its slot(s) ---
 
+# The hot encoders below inline _slot with precomputed opcode(+off) bases: they
+# carry most programs, and the tables make them several times faster.
+_ALU_BASE = {(a, w): (Class.ALU64 if w == 64 else Class.ALU) | a.wire[0] | (a.wire[1] << 16)
+             for a in Arith for w in (32, 64)}
+_JMP_BASE = {(op, w): (Class.JMP if w == 64 else Class.JMP32) | op
+             for op in CONDITIONS for w in (32, 64)}
+_LDX_BASE = {s: Class.LDX | Mode.MEM | s for s in Size}
+_STX_BASE = {s: Class.STX | Mode.MEM | s for s in Size}
+_ST_BASE = {s: Class.ST | Mode.MEM | s for s in Size}
+
+
 def _alu(i: Alu):
-    op, off = i.op.wire
-    cls = Class.ALU64 if i.width == 64 else Class.ALU
-    if isinstance(i.src, Reg):
-        return _slot(cls | op | Source.X, i.dst, i.src, off)
-    return _slot(cls | op | Source.K, i.dst, 0, off, i.src)
+    base, src = _ALU_BASE[i.op, i.width], i.src
+    if type(src) is Reg:
+        return base | Source.X | i.dst << 8 | src << 12
+    return base | i.dst << 8 | (src & _M32) << 32
 
 
 def _neg(i: Neg):
@@ -95,11 +105,13 @@ def _addr_space_cast(i: AddrSpaceCast):
 
 
 def _jump(i: Jump):
-    cls = Class.JMP if i.width == 64 else Class.JMP32
-    _resolved(i)
-    if isinstance(i.src, Reg):
-        return _slot(cls | i.op | Source.X, i.dst, i.src, i.target)
-    return _slot(cls | i.op | Source.K, i.dst, 0, i.target, i.src)
+    base, src, target = _JMP_BASE[i.op, i.width], i.src, i.target
+    if type(target) is not int:
+        _resolved(i)
+    base |= i.dst << 8 | (target & 0xFFFF) << 16
+    if type(src) is Reg:
+        return base | Source.X | src << 12
+    return base | (src & _M32) << 32
 
 
 def _goto(i: Goto):
@@ -115,7 +127,7 @@ def _may_goto(i: MayGoto):
 
 
 def _call(i: Call):
-    return _slot(Class.JMP | JumpOp.CALL, 0, CallKind.HELPER, 0, i.helper)
+    return Class.JMP | JumpOp.CALL | i.helper << 32
 
 
 def _call_local(i: CallLocal):
@@ -130,12 +142,15 @@ def _callx(i: CallX):
     return _slot(Class.JMP | JumpOp.CALL | Source.X, i.dst)
 
 
+_EXIT = _slot(Class.JMP | JumpOp.EXIT)
+
+
 def _exit(i: Exit):
-    return _slot(Class.JMP | JumpOp.EXIT)
+    return _EXIT
 
 
 def _load(i: Load):
-    return _slot(Class.LDX | Mode.MEM | i.size, i.dst, i.src, i.off)
+    return _LDX_BASE[i.size] | i.dst << 8 | i.src << 12 | (i.off & 0xFFFF) << 16
 
 
 def _load_sx(i: LoadSX):
@@ -143,11 +158,11 @@ def _load_sx(i: LoadSX):
 
 
 def _store(i: Store):
-    return _slot(Class.STX | Mode.MEM | i.size, i.dst, i.src, i.off)
+    return _STX_BASE[i.size] | i.dst << 8 | i.src << 12 | (i.off & 0xFFFF) << 16
 
 
 def _store_imm(i: StoreImm):
-    return _slot(Class.ST | Mode.MEM | i.size, i.dst, 0, i.off, i.imm)
+    return _ST_BASE[i.size] | i.dst << 8 | (i.off & 0xFFFF) << 16 | (i.imm & _M32) << 32
 
 
 _ATOMIC_IMM = {
@@ -232,30 +247,33 @@ _ENCODERS = {
 
 def encode_slots(insns: Iterable[Instruction], maps: Mapping[str, int] | None = None) -> array:
     """Encode instructions into an array of u64 slots (map names resolved from ``maps``)."""
-    out = array("Q")
-    append, extend = out.append, out.extend
     encoders = _ENCODERS
-    for insn in insns:
-        try:
-            fn = encoders[type(insn)]
-        except KeyError:
-            raise AsmError(f"{insn!r} is not an instruction") from None
-        if fn is _load_map:
-            extend(_load_map(insn, maps))
-            continue
-        slot = fn(insn)
-        if type(slot) is int:
-            append(slot)
-        else:
-            extend(slot)
-    return out
+    if maps:
+        encoders = {**encoders, LoadMap: lambda i: _load_map(i, maps)}
+    try:
+        slots = [encoders[type(i)](i) for i in insns]
+    except KeyError:
+        bad = next(i for i in insns if type(i) not in encoders)
+        raise AsmError(f"{bad!r} is not an instruction") from None
+    try:
+        return array("Q", slots)  # no 64-bit immediates: every item is one int
+    except TypeError:
+        out = array("Q")
+        append, extend = out.append, out.extend
+        for slot in slots:
+            if type(slot) is int:
+                append(slot)
+            else:
+                extend(slot)
+        return out
 
 
 def encode(insns: Iterable[Instruction] | Instruction, maps: Mapping[str, int] | None = None) -> bytes:
     """Little-endian bytes of one instruction or a sequence of them."""
     if isinstance(insns, Instruction):
         insns = (insns,)
-    slots = encode_slots(insns, maps)
+    with no_gc():
+        slots = encode_slots(insns, maps)
     if not _LITTLE:
         slots.byteswap()
     return slots.tobytes()
@@ -264,6 +282,8 @@ def encode(insns: Iterable[Instruction] | Instruction, maps: Mapping[str, int] |
 # --- decoding: a table of 256 opcodes, each to a function of the slot fields ---
 
 _SLOT = struct.Struct("<BBhi")
+_R = REGS + tuple(range(11, 16))  # 11..15 stay ints so the model rejects them by number
+_SZ = {s.value: s for s in Size}
 
 
 def decode(data: bytes | bytearray | memoryview) -> list[Instruction]:
@@ -272,7 +292,11 @@ def decode(data: bytes | bytearray | memoryview) -> list[Instruction]:
     Raises AsmError (naming the slot index and bytes) for anything that is not
     a valid instruction; never any other exception.
     """
-    data = bytes(data)
+    with no_gc():
+        return _decode(bytes(data))
+
+
+def _decode(data: bytes) -> list[Instruction]:
     if len(data) % 8:
         raise AsmError(f"{len(data)} bytes is not a whole number of 8-byte instructions")
     fields = list(_SLOT.iter_unpack(data))
@@ -322,7 +346,7 @@ def _decode_alu(op, dst, src, off, imm):
             _unused(what, v, "NEG")
         if source:
             raise AsmError("NEG has no register form")
-        return Neg(Reg(dst), width)
+        return Neg(_R[dst], width)
     if code == AluOp.END:
         _unused("src", src, "byte swap")
         _unused("off", off, "byte swap")
@@ -332,17 +356,17 @@ def _decode_alu(op, dst, src, off, imm):
             order = ByteOrder.BSWAP
         else:
             order = ByteOrder.BE if source else ByteOrder.LE
-        return Endian(order, Reg(dst), imm)
+        return Endian(order, _R[dst], imm)
     if code == AluOp.MOV and off == 1 and source and cls == Class.ALU64:
-        return AddrSpaceCast(Reg(dst), Reg(src), (imm >> 16) & 0xFFFF, imm & 0xFFFF)
+        return AddrSpaceCast(_R[dst], _R[src], (imm >> 16) & 0xFFFF, imm & 0xFFFF)
     arith = ARITH_BY_WIRE.get((AluOp(code), off))
     if arith is None:
         raise AsmError(f"ALU operation {AluOp(code).name} with off {off} does not exist")
     if source:
         _unused("imm", imm, arith.name + " with a register")
-        return Alu(arith, Reg(dst), Reg(src), width)
+        return Alu(arith, _R[dst], _R[src], width)
     _unused("src", src, arith.name + " with an immediate")
-    return Alu(arith, Reg(dst), imm, width)
+    return Alu(arith, _R[dst], imm, width)
 
 
 def _decode_jmp(op, dst, src, off, imm):
@@ -351,9 +375,9 @@ def _decode_jmp(op, dst, src, off, imm):
         width = 64 if cls == Class.JMP else 32
         if source:
             _unused("imm", imm, "a register jump")
-            return Jump(JumpOp(code), Reg(dst), Reg(src), off, width)
+            return Jump(JumpOp(code), _R[dst], _R[src], off, width)
         _unused("src", src, "an immediate jump")
-        return Jump(JumpOp(code), Reg(dst), imm, off, width)
+        return Jump(JumpOp(code), _R[dst], imm, off, width)
     if code == JumpOp.JA and not source:
         _unused("dst", dst, "goto")
         _unused("src", src, "goto")
@@ -369,7 +393,7 @@ def _decode_jmp(op, dst, src, off, imm):
         if source:
             _unused("src", src, "callx")
             _unused("off", off, "callx")
-            return CallX(Reg(dst))
+            return CallX(_R[dst])
         if src == CallKind.HELPER:
             _unused("off", off, "a helper call")
             return Call(imm)
@@ -391,24 +415,24 @@ def _decode_jmp(op, dst, src, off, imm):
 
 
 def _decode_ld(op, dst, src, off, imm):
-    mode, size = op & 0xE0, Size(op & 0x18)
+    mode, size = op & 0xE0, _SZ[op & 0x18]
     _unused("off", off, "LD_ABS/LD_IND")
     _unused("dst", dst, "LD_ABS/LD_IND")
     if mode == Mode.ABS:
         _unused("src", src, "LD_ABS")
         return LoadAbs(size, imm)
     if mode == Mode.IND:
-        return LoadInd(size, Reg(src), imm)
+        return LoadInd(size, _R[src], imm)
     raise AsmError(f"LD mode {mode:#04x} does not exist")
 
 
 def _decode_ldx(op, dst, src, off, imm):
-    mode, size = op & 0xE0, Size(op & 0x18)
+    mode, size = op & 0xE0, _SZ[op & 0x18]
     _unused("imm", imm, "a load")
     if mode == Mode.MEM:
-        return Load(Reg(dst), Reg(src), off, size)
+        return Load(_R[dst], _R[src], off, size)
     if mode == Mode.MEMSX:
-        return LoadSX(Reg(dst), Reg(src), off, size)
+        return LoadSX(_R[dst], _R[src], off, size)
     raise AsmError(f"LDX mode {mode:#04x} does not exist")
 
 
@@ -416,45 +440,45 @@ def _decode_st(op, dst, src, off, imm):
     if op & 0xE0 != Mode.MEM:
         raise AsmError(f"ST mode {op & 0xE0:#04x} does not exist")
     _unused("src", src, "a store of an immediate")
-    return StoreImm(Reg(dst), imm, off, Size(op & 0x18))
+    return StoreImm(_R[dst], imm, off, _SZ[op & 0x18])
 
 
 def _decode_stx(op, dst, src, off, imm):
-    mode, size = op & 0xE0, Size(op & 0x18)
+    mode, size = op & 0xE0, _SZ[op & 0x18]
     if mode == Mode.MEM:
         _unused("imm", imm, "a register store")
-        return Store(Reg(dst), Reg(src), off, size)
+        return Store(_R[dst], _R[src], off, size)
     if mode != Mode.ATOMIC:
         raise AsmError(f"STX mode {mode:#04x} does not exist")
     if imm == AtomicOp.LOAD_ACQ:
-        return LoadAcquire(Reg(dst), Reg(src), off, size)
+        return LoadAcquire(_R[dst], _R[src], off, size)
     if imm == AtomicOp.STORE_REL:
-        return StoreRelease(Reg(dst), Reg(src), off, size)
+        return StoreRelease(_R[dst], _R[src], off, size)
     kind = _ATOMIC_KIND.get(imm)
     if kind is None:
         raise AsmError(f"atomic operation {imm:#x} does not exist")
-    return Atomic(kind, Reg(dst), Reg(src), off, size)
+    return Atomic(kind, _R[dst], _R[src], off, size)
 
 
 def _decode_imm64(dst, src, off, lo, hi):
     _unused("off", off, "a 64-bit immediate load")
     if src == Pseudo.NONE:
-        return LoadImm64(Reg(dst), (hi & _M32) << 32 | (lo & _M32))
+        return LoadImm64(_R[dst], (hi & _M32) << 32 | (lo & _M32))
     if src == Pseudo.MAP_FD:
         _unused("upper imm", hi, "a map fd load")
-        return LoadMap(Reg(dst), lo)
+        return LoadMap(_R[dst], lo)
     if src == Pseudo.MAP_IDX:
         _unused("upper imm", hi, "a map index load")
-        return LoadMap(Reg(dst), lo, by_index=True)
+        return LoadMap(_R[dst], lo, by_index=True)
     if src == Pseudo.MAP_VALUE:
-        return LoadMap(Reg(dst), lo, value_offset=hi)
+        return LoadMap(_R[dst], lo, value_offset=hi)
     if src == Pseudo.MAP_IDX_VALUE:
-        return LoadMap(Reg(dst), lo, value_offset=hi, by_index=True)
+        return LoadMap(_R[dst], lo, value_offset=hi, by_index=True)
     if src == Pseudo.BTF_ID:
-        return LoadBtfId(Reg(dst), lo, hi)
+        return LoadBtfId(_R[dst], lo, hi)
     if src == Pseudo.FUNC:
         _unused("upper imm", hi, "a function address load")
-        return LoadFunc(Reg(dst), lo)
+        return LoadFunc(_R[dst], lo)
     raise AsmError(f"64-bit immediate load with unknown pseudo source {src}")
 
 

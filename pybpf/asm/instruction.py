@@ -10,9 +10,11 @@ an error names the value, the limit and the instruction.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from typing import ClassVar
 
-from pybpf.asm.register import Reg
+from pybpf.asm.register import REGS, Reg
 from pybpf.errors import AsmError
 
 Target = int | str
@@ -42,12 +44,13 @@ class Instruction:
 
 def check_reg(insn: Instruction, name: str, *, writes: bool = False) -> None:
     """Coerce the register field ``name`` to Reg; reject out-of-range values and r10 writes."""
-    value = getattr(insn, name)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
-        raise AsmError(f"{name} register {value!r} is not r0..r10 in {type(insn).__name__}")
-    reg = Reg(value)
-    object.__setattr__(insn, name, reg)
-    if writes and reg == Reg.R10:
+    reg = getattr(insn, name)
+    if type(reg) is not Reg:
+        if isinstance(reg, bool) or not isinstance(reg, int) or not 0 <= reg <= 10:
+            raise AsmError(f"{name} register {reg!r} is not r0..r10 in {type(insn).__name__}")
+        reg = REGS[reg]
+        object.__setattr__(insn, name, reg)
+    if writes and reg is Reg.R10:
         raise AsmError(f"r10 is the read-only frame pointer; cannot write it in {insn}")
 
 
@@ -118,3 +121,20 @@ def fmt_imm(value: int) -> str:
 def _dst(insn: Instruction) -> str:
     dst = getattr(insn, "dst", None)
     return f"r{int(dst)}" if isinstance(dst, int) else "rX"
+
+
+@contextlib.contextmanager
+def no_gc():
+    """Pause the cyclic garbage collector while building many acyclic objects.
+
+    Instructions hold no references to containers, so the collector only
+    costs time here (it rescans the growing list of instructions again and
+    again); it is restored even if building fails.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 
 from pybpf.asm.alu import AddrSpaceCast, Alu, Arith, ByteOrder, Endian, Neg
+from pybpf.asm.instruction import no_gc
 from pybpf.asm.jump import (
     CONDITIONS,
     Call,
@@ -55,7 +56,7 @@ from pybpf.asm.memory import (
 )
 from pybpf.asm.opcode import Size
 from pybpf.asm.program import Program, SourcePos
-from pybpf.asm.register import Reg
+from pybpf.asm.register import REGS, Reg
 from pybpf.errors import AsmError
 
 _NUM = r"[+-]?\s*(?:0[xX][0-9a-fA-F]+|\d+)"
@@ -125,12 +126,17 @@ class _Line:
 
 def _reg(kind: str, num: str, line: _Line, want: str | None = None) -> Reg:
     n = int(num)
+    if n > 10 or (want is not None and kind != want):
+        return _bad_reg(kind, num, n, line, want)
+    return REGS[n]
+
+
+def _bad_reg(kind: str, num: str, n: int, line: _Line, want: str | None):
     if n > 10:
         raise line.error(f"register {kind}{n} does not exist (r0..r10)", f"{kind}{num}")
     if want is not None and kind != want:
         raise line.error(f"expected a {'64-bit r' if want == 'r' else '32-bit w'} register here, "
                          f"got {kind}{n}", f"{kind}{num}")
-    return Reg(n)
 
 
 def _mem_off(sign: str, num: str) -> int:
@@ -168,7 +174,7 @@ def parse_instruction(text: str, line: _Line):
         if not m:
             raise line.error("expected `store_release((uN *)(rB + off), reg)`", s)
         size = _SIZES[m[1]]
-        return StoreRelease(Reg(int(m[2])), _reg(m[6], m[7], line), _mem_off(m[3], m[4]), size)
+        return StoreRelease(_reg("r", m[2], line), _reg(m[6], m[7], line), _mem_off(m[3], m[4]), size)
     if first == "ld_pseudo":
         return _parse_pseudo(s, line)
     if first[:1] in ("r", "w") and first[1:].isdigit():
@@ -212,7 +218,7 @@ def _parse_lock(s: str, line: _Line):
         raise line.error("atomic operations take u32 or u64", s)
     size = _SIZES[m[2]]
     want = "r" if size == Size.DW else "w"
-    return Atomic(_LOCK[m[6]], Reg(int(m[3])), _reg(m[7], m[8], line, want),
+    return Atomic(_LOCK[m[6]], _reg("r", m[3], line), _reg(m[7], m[8], line, want),
                   _mem_off(m[4], m[5]), size)
 
 
@@ -323,24 +329,24 @@ def _parse_call_like(dst: Reg, kind: str, rhs: str, line: _Line):
         src = _reg(m[6], m[7], line, "r" if size == Size.DW else "w")
         if src != dst:
             raise line.error("atomic_fetch_* returns into its source register", rhs)
-        return Atomic(_FETCH[m[1]], Reg(int(m[3])), src, _mem_off(m[4], m[5]), size)
+        return Atomic(_FETCH[m[1]], _reg("r", m[3], line), src, _mem_off(m[4], m[5]), size)
     m = _RE_XCHG.fullmatch(rhs)
     if m:
         size = Size.DW if m[1] == "_64" else Size.W
         src = _reg(m[5], m[6], line)
         if src != dst:
             raise line.error("xchg returns into its source register", rhs)
-        return Atomic(AtomicKind.XCHG, Reg(int(m[2])), src, _mem_off(m[3], m[4]), size)
+        return Atomic(AtomicKind.XCHG, _reg("r", m[2], line), src, _mem_off(m[3], m[4]), size)
     m = _RE_CMPXCHG.fullmatch(rhs)
     if m:
         size = Size.DW if m[1] == "_64" else Size.W
         if dst != Reg.R0:
             raise line.error("cmpxchg returns into r0", rhs)
-        return Atomic(AtomicKind.CMPXCHG, Reg(int(m[2])), _reg(m[6], m[7], line),
+        return Atomic(AtomicKind.CMPXCHG, _reg("r", m[2], line), _reg(m[6], m[7], line),
                       _mem_off(m[3], m[4]), size)
     m = _RE_ACQ.fullmatch(rhs)
     if m:
-        return LoadAcquire(dst, Reg(int(m[2])), _mem_off(m[3], m[4]), _SIZES[m[1]])
+        return LoadAcquire(dst, _reg("r", m[2], line), _mem_off(m[3], m[4]), _SIZES[m[1]])
     m = _RE_CAST.fullmatch(rhs)
     if m:
         return AddrSpaceCast(dst, _reg("r", m[1], line), _num(m[2]), _num(m[3]))
@@ -352,19 +358,34 @@ def assemble(text: str, filename: str = "<input>", name: str = "prog") -> Progra
 
     Every bad line is reported, not just the first: the AsmError lists them all.
     """
+    with no_gc():
+        return _assemble(text, filename, name)
+
+
+def _assemble(text: str, filename: str, name: str) -> Program:
     prog = Program(name=name)
     errors: list[str] = []
+    cache: dict[str, object] = {}  # instructions are immutable: equal lines share one
+    # Appending to the program's lists directly: every line passed the model's checks.
+    append_insn, append_src = prog.instructions.append, prog.sources.append
     for lineno, raw in enumerate(text.splitlines(), 1):
-        body = _RE_COMMENT.sub("", raw)
-        if not body.strip():
+        insn = cache.get(raw)
+        if insn is not None:
+            append_insn(insn)
+            append_src(SourcePos(filename, lineno, 1, raw))
             continue
-        body = _RE_OBJDUMP.sub("", body)
-        body = _RE_ANNOT.sub("", body)
-        m = _RE_LABEL.match(body)
-        while m:
-            prog.label(m[1], SourcePos(filename, lineno, m.start(1) + 1, raw))
-            body = body[m.end():]
+        body = raw
+        if "#" in body or "/" in body or ";" in body:
+            body = _RE_COMMENT.sub("", body)
+        if ":" in body:
+            body = _RE_OBJDUMP.sub("", body)
             m = _RE_LABEL.match(body)
+            while m:
+                prog.label(m[1], SourcePos(filename, lineno, m.start(1) + 1, raw))
+                body = body[m.end():]
+                m = _RE_LABEL.match(body)
+        if body.endswith(">"):
+            body = _RE_ANNOT.sub("", body)
         stripped = body.strip()
         if not stripped:
             continue
@@ -378,9 +399,22 @@ def assemble(text: str, filename: str = "<input>", name: str = "prog") -> Progra
         try:
             insn = parse_instruction(stripped, line)
         except AsmError as e:
-            errors.append(str(e) if e.where else str(line.error(e.message, None)))
+            errors.append(str(e) if e.where else str(line.error(e.message, _culprit(e, raw))))
             continue
-        prog.append(insn, SourcePos(filename, lineno, raw.find(stripped) + 1, raw))
+        column = raw.find(stripped) + 1
+        if body is raw and column == 1:
+            cache[raw] = insn
+        append_insn(insn)
+        append_src(SourcePos(filename, lineno, column, raw))
     if errors:
         raise AsmError("\n".join(errors))
     return prog
+
+
+def _culprit(e: AsmError, raw: str) -> str | None:
+    """The token of ``raw`` an operand error is about (the first number it names)."""
+    for word in re.findall(r"-?\d+", e.message):
+        for spelling in (word, hex(int(word))):
+            if spelling in raw:
+                return spelling
+    return None

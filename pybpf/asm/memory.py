@@ -129,6 +129,8 @@ class StoreImm(Instruction):
 class AtomicKind(enum.Enum):
     """Read-modify-write atomics (BPF_STX | BPF_ATOMIC): plain, fetching, xchg and cmpxchg."""
 
+    __hash__ = object.__hash__  # members are singletons; Enum's hash runs Python code
+
     ADD = "add"
     OR = "or"
     AND = "and"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pybpf.asm.codec import encode
 from pybpf.asm.instruction import S16, Instruction
@@ -21,9 +22,11 @@ from pybpf.asm.memory import LoadMap
 from pybpf.errors import AsmError
 
 
-@dataclass(frozen=True, slots=True)
-class SourcePos:
-    """Where an instruction came from: file, 1-based line and column, and the line's text."""
+class SourcePos(NamedTuple):
+    """Where an instruction came from: file, 1-based line and column, and the line's text.
+
+    A NamedTuple rather than a dataclass: the assembler makes one per line.
+    """
 
     file: str
     line: int
