@@ -7,6 +7,7 @@ import os
 import struct
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -25,8 +26,13 @@ def no_leaks():
 
 
     gc.collect()
-    after = _alive()
-    leaked = {kind: sorted(after[kind] - before[kind]) for kind in after}
+    # The kernel frees programs after an RCU grace period and only then drops their maps.
+    for _ in range(100):
+        after = _alive()
+        leaked = {kind: sorted(after[kind] - before[kind]) for kind in after}
+        if not any(leaked.values()):
+            break
+        time.sleep(0.02)
     assert not any(leaked.values()), f"BPF objects left behind: {leaked}"
 
 
