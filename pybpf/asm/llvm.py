@@ -60,6 +60,7 @@ from pybpf.asm.register import REGS, Reg
 from pybpf.errors import AsmError
 
 _NUM = r"[+-]?\s*(?:0[xX][0-9a-fA-F]+|\d+)"
+_IDENT = r"[A-Za-z_.$][\w.$]*"
 _REG = r"([rw])(\d+)"
 _TARGET = r"([+-]?\s*(?:0[xX][0-9a-fA-F]+|\d+)|[A-Za-z_.$][\w.$]*)"
 _MEM = rf"\*\(([us])(8|16|32|64) \*\)\(r(\d+) ?([+-]) ?({_NUM})\)"
@@ -73,7 +74,7 @@ _FETCH = {"add": AtomicKind.FETCH_ADD, "or": AtomicKind.FETCH_OR,
           "and": AtomicKind.FETCH_AND, "xor": AtomicKind.FETCH_XOR}
 
 _RE_COMMENT = re.compile(r"\s*(?:#|//|;).*$")
-_RE_OBJDUMP = re.compile(r"^\s*[0-9a-fA-F]+:\s+(?:(?:[0-9a-f]{2} ){8}\s*)?")
+_RE_OBJDUMP = re.compile(r"^\s*\d+:\s+(?:(?:[0-9a-f]{2}[ \t]){8}\s*)?")
 _RE_ANNOT = re.compile(r"\s*<[^>]*>\s*$")
 _RE_LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*)\s*:\s*")
 _RE_SPACES = re.compile(r"\s+")
@@ -93,7 +94,7 @@ _RE_SEXT = re.compile(rf"\(s(8|16|32)\) ?{_REG}$")
 _RE_SWAP = re.compile(rf"(le|be|bswap)(16|32|64) {_REG}$")
 _RE_LL = re.compile(rf"(?:({_NUM})|([A-Za-z_.$][\w.$]*)) ll$")
 _RE_PSEUDO = re.compile(rf"ld_pseudo r(\d+), ?(\d), ?({_TARGET})(?:, ?({_NUM}))?$")
-_RE_CALL = re.compile(rf"call (?:pc({_NUM})|kfunc\(({_NUM})(?:, ?({_NUM}))?\)|({_NUM})|([A-Za-z_.$][\w.$]*))$")
+_RE_CALL = re.compile(rf"call (?:pc({_NUM})|kfunc\(({_NUM})(?:, ?({_NUM}))?\)|({_NUM})|({_IDENT}))$")
 _IGNORED_DIRECTIVES = (".text", ".globl", ".global", ".p2align", ".align", ".type", ".size",
                        ".file", ".section", ".addrsig", ".ident")
 
@@ -174,7 +175,8 @@ def parse_instruction(text: str, line: _Line):
         if not m:
             raise line.error("expected `store_release((uN *)(rB + off), reg)`", s)
         size = _SIZES[m[1]]
-        return StoreRelease(_reg("r", m[2], line), _reg(m[6], m[7], line), _mem_off(m[3], m[4]), size)
+        src = _reg(m[5], m[6], line, "r" if size == Size.DW else "w")
+        return StoreRelease(_reg("r", m[2], line), src, _mem_off(m[3], m[4]), size)
     if first == "ld_pseudo":
         return _parse_pseudo(s, line)
     if first[:1] in ("r", "w") and first[1:].isdigit():
@@ -346,6 +348,9 @@ def _parse_call_like(dst: Reg, kind: str, rhs: str, line: _Line):
                       _mem_off(m[3], m[4]), size)
     m = _RE_ACQ.fullmatch(rhs)
     if m:
+        if (kind == "r") != (m[1] == "64"):
+            raise line.error(f"load_acquire of u{m[1]} writes a "
+                             f"{'64-bit r' if m[1] == '64' else '32-bit w'} register", rhs)
         return LoadAcquire(dst, _reg("r", m[2], line), _mem_off(m[3], m[4]), _SIZES[m[1]])
     m = _RE_CAST.fullmatch(rhs)
     if m:
