@@ -10,6 +10,7 @@ in kernel/bpf/syscall.c ``bpf_map_value_size``).
 from __future__ import annotations
 
 import functools
+import struct as _struct
 
 from pybpf import types as _types
 from pybpf.errors import PyBPFError
@@ -62,6 +63,16 @@ class Codec:
         """The Python value of ``size`` bytes."""
         return self._unpack(data)
 
+    def unpack_many(self, data, n: int) -> list:
+        """``n`` consecutive values (one struct.iter_unpack pass for integer scalars)."""
+        t = self.type
+        if isinstance(t, _types.Scalar):
+            code = {1: "b", 2: "h", 4: "i", 8: "q"}[t.size]
+            fmt = ("<" if t.byteorder == "little" else ">") + (code if t.signed else code.upper())
+            return [v for (v,) in _struct.iter_unpack(fmt, data[:n * t.size])]
+        mv, size, unpack = memoryview(data), self.size, self._unpack
+        return [unpack(mv[i * size:(i + 1) * size]) for i in range(n)]
+
     def __repr__(self) -> str:
         return f"Codec({self.what}, {self.type or f'bytes[{self.size}]'})"
 
@@ -88,6 +99,11 @@ class PerCpuCodec:
             )
         pad = bytes(self.stride - self.elem.size)
         return b"".join(self.elem.pack(v) + pad for v in values)
+
+    def unpack_many(self, data, n: int) -> list:
+        """``n`` consecutive per-CPU value lists."""
+        mv, size = memoryview(data), self.size
+        return [self.unpack(mv[i * size:(i + 1) * size]) for i in range(n)]
 
     def unpack(self, data) -> list:
         """The list of per-CPU values."""

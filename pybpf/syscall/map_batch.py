@@ -98,11 +98,7 @@ _MISSING = object()
 
 
 def _decode(m, keys: bytes, values: bytes, n: int) -> Iterator[tuple]:
-    ks, vs = m.key.size, m.value.size
-    kmv, vmv = memoryview(keys), memoryview(values)
-    kdec, vdec = m.key.unpack, m.value.unpack
-    for i in range(n):
-        yield kdec(kmv[i * ks:(i + 1) * ks]), vdec(vmv[i * vs:(i + 1) * vs])
+    return zip(m.key.unpack_many(keys, n), m.value.unpack_many(values, n), strict=True)
 
 
 def update(m, pairs: list[tuple], flags: int = 0, *, chunk: int = CHUNK) -> None:

@@ -118,6 +118,9 @@ class Map(FdObject):
         self._vbuf = ffi.new("char[]", max(self.value.size, 8))
         self._kbuf = ffi.new("char[]", max(self.key.size, 8))
         self._batch_ok: bool | None = None
+        # One attr for the element commands (map_fd, key, value, flags rewritten every call):
+        # saves an allocation per lookup. A Map is therefore not safe to share between threads.
+        self._elem = new_attr()
 
     # -- creation and opening ------------------------------------------------------------
 
@@ -213,7 +216,7 @@ class Map(FdObject):
 
     def lookup(self, key, default=None, *, flags: int = 0):
         """BPF_MAP_LOOKUP_ELEM: the value at ``key``, or ``default`` when absent."""
-        attr = new_attr()
+        attr = self._elem
         attr.map_fd = self.fd
         attr.key = address(self._key_ptr(key)[0])
         attr.value = address(self._vbuf)
@@ -227,10 +230,11 @@ class Map(FdObject):
         return self.value.unpack(ffi.buffer(self._vbuf, self.value.size)[:])
 
     def __getitem__(self, key):
-        attr = new_attr()
+        attr = self._elem
         attr.map_fd = self.fd
         attr.key = address(self._key_ptr(key)[0])
         attr.value = address(self._vbuf)
+        attr.flags = 0
         try:
             bpf(Cmd.MAP_LOOKUP_ELEM, attr)
         except BPFError as e:
@@ -257,7 +261,7 @@ class Map(FdObject):
             raise TypeError(f"update() takes (key, value) or (mapping), got {len(args)} arguments")
 
     def _update_one(self, key, value, flags) -> None:
-        attr = new_attr()
+        attr = self._elem
         attr.map_fd = self.fd
         attr.key = address(self._key_ptr(key)[0])
         data = self._value_bytes(value)
@@ -281,9 +285,10 @@ class Map(FdObject):
 
     def delete(self, key) -> None:
         """BPF_MAP_DELETE_ELEM; KeyError when ``key`` is absent."""
-        attr = new_attr()
+        attr = self._elem
         attr.map_fd = self.fd
         attr.key = address(self._key_ptr(key)[0])
+        attr.value = attr.flags = 0
         try:
             bpf(Cmd.MAP_DELETE_ELEM, attr)
         except BPFError as e:
@@ -295,10 +300,11 @@ class Map(FdObject):
 
     def lookup_and_delete(self, key=None):
         """BPF_MAP_LOOKUP_AND_DELETE_ELEM: remove ``key`` and return its value (KeyError)."""
-        attr = new_attr()
+        attr = self._elem
         attr.map_fd = self.fd
         attr.key = address(self._key_ptr(key)[0])
         attr.value = address(self._vbuf)
+        attr.flags = 0
         try:
             bpf(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, attr)
         except BPFError as e:
