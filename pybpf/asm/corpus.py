@@ -126,9 +126,15 @@ def _raw_bytes(path: Path, s: Section) -> bytes:
 
 
 def _hex_bytes(path: Path, s: Section) -> bytes:
-    text = _strip(s.text)
+    # Either plain hex bytes or tcpdump -x lines ("0x0010:  0040 a8de ...").
+    digits = []
+    for line in _strip(s.text).splitlines():
+        words = line.split()
+        if words and words[0].endswith(":"):
+            words = words[1:]
+        digits += words
     try:
-        return bytes.fromhex("".join(text.split()))
+        return bytes.fromhex("".join(digits))
     except ValueError:
         raise AsmError("mem is not hex bytes", f"{path}:{s.line}") from None
 
