@@ -72,6 +72,12 @@ def unprivileged_bpf_disabled() -> int | None:
         return None
 
 
+def kernel_version() -> tuple[int, int]:
+    """(major, minor) of the running kernel, from uname."""
+    major, minor = os.uname().release.split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
 def explain(cmd: int, err: int) -> str:
     """A message for errno ``err`` of command ``cmd`` that says what to do about it."""
     text = os.strerror(err)
@@ -85,7 +91,7 @@ def explain(cmd: int, err: int) -> str:
                     f" (/proc/sys/kernel/unprivileged_bpf_disabled={disabled}: unprivileged "
                     "bpf() is off)"
                 )
-        if os.uname().release.split(".")[0] in ("4", "3") or os.uname().release.startswith("5.0"):
+        if kernel_version() < (5, 11):
             hint += "; kernels before 5.11 also charge RLIMIT_MEMLOCK (raise it: ulimit -l)"
         return hint
     if err == errno.E2BIG:
