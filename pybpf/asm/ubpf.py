@@ -145,7 +145,7 @@ class _Line:
             return reg, 0
         off = m.group(3)
         if off.startswith(("+", "-")):
-            raise self.error(f"expected an offset after {m.group(2)!r}, got {off!r}", tok)
+            raise self.error(f"expected a number after {m.group(2)!r} in {tok.text!r}", tok)
         return reg, self.offset(tok, m.group(2) + off)
 
     def target(self, tok: _Tok, what: str = "jump target") -> int | str:
@@ -240,6 +240,8 @@ def _call(line: _Line, name: str, ops: list[_Tok]) -> Instruction:
         if words[0] == "runtime":
             return CallKfunc(line.number(word, "a kfunc BTF id"))
         arg = word
+    elif words[0] in ("local", "helper", "runtime"):
+        raise line.error(f"call {words[0]} needs one target after it, got {arg.text!r}", arg)
     elif len(words) != 1:
         raise line.error(f"expected call N, call helper N, call local LABEL, call runtime N "
                          f"or call %rN, got {arg.text!r}", arg)
