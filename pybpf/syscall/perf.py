@@ -23,7 +23,7 @@ import mmap
 import os
 import select
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import cffi
@@ -32,6 +32,7 @@ from pybpf.errors import BPFError
 from pybpf.syscall._ffi import NR_PERF_EVENT_OPEN, address
 from pybpf.syscall._uapi import Cmd
 from pybpf.syscall.bpf import bpf, new_attr
+from pybpf.syscall.events import flat_codec, object_builder
 
 __all__ = ["PerfBuffer", "PerfEvent", "perf_event_open", "PERF_TYPE_TRACEPOINT",
            "PERF_TYPE_SOFTWARE", "PERF_COUNT_SW_BPF_OUTPUT"]
@@ -72,6 +73,7 @@ _DATA_HEAD, _DATA_TAIL = 1024, 1032
 _HDR = struct.Struct("<IHH")
 _U32 = struct.Struct("<I")
 _LOST = struct.Struct("<QQ")
+_U64 = struct.Struct("<Q")
 
 
 class PerfEvent:
@@ -148,6 +150,40 @@ def _map_set(map_fd: int, key: int, value: int) -> None:
     bpf(Cmd.MAP_UPDATE_ELEM, attr)
 
 
+class _Decoder:
+    """Turns raw sample bytes into records: bytes, tuples or pybpf.types values."""
+
+    def __init__(self, decode: Any, tuples: bool):
+        self.decode, self.tuples = decode, tuples
+        self.codec = flat_codec(decode) if decode is not None else None
+        self.build = object_builder(decode, self.codec[1]) if self.codec else None
+        self._runs: dict[tuple[int, int], struct.Struct] = {}
+
+    def one(self, buf: memoryview) -> Any:
+        if self.decode is None:
+            return bytes(buf)
+        if self.tuples and self.codec:
+            return self.codec[0].unpack_from(buf)
+        return self.decode.unpack(buf)
+
+    def run(self, span: memoryview, stride: int, raw: int) -> list:
+        """Decode k samples laid out every ``stride`` bytes, raw data at +12."""
+        if self.codec is not None and self.codec[0].size <= raw:
+            codec = self._runs.get((stride, raw))
+            if codec is None:
+                inner = self.codec[0]
+                codec = struct.Struct(f"<12x{inner.format[1:]}{stride - 12 - inner.size}x")
+                self._runs[(stride, raw)] = codec
+            if self.tuples:
+                return list(codec.iter_unpack(span))
+            return self.build(codec.iter_unpack(span))
+        blob = bytes(span)
+        chunks = [blob[i:i + raw] for i in range(12, len(blob), stride)]
+        if self.decode is None:
+            return chunks
+        return [self.decode.unpack(c) for c in chunks]
+
+
 class _CpuRing:
     """One CPU's mmap()ed perf buffer."""
 
@@ -169,29 +205,40 @@ class _CpuRing:
         self.data = self.view[page:]
         self.lost = 0
 
-    def drain(self, on_sample: Callable[[int, memoryview], Any], limit: int | None) -> int:
+    def drain(self, out: list, decoder: _Decoder, limit: int | None) -> int:
+        """Append (cpu, record) for the samples available now; return how many."""
         head = int.from_bytes(self.view[_DATA_HEAD:_DATA_HEAD + 8], "little")
         tail = int.from_bytes(self.view[_DATA_TAIL:_DATA_TAIL + 8], "little")
-        size, data, n = self.size, self.data, 0
-        while tail < head and (limit is None or n < limit):
+        size, data, cpu, start = self.size, self.data, self.cpu, len(out)
+        while tail < head and (limit is None or len(out) - start < limit):
             off = tail % size
             if off + 8 <= size:
-                rtype, _misc, rsize = _HDR.unpack_from(data, off)
+                word = _U64.unpack_from(data, off)[0]
             else:
-                rtype, _misc, rsize = _HDR.unpack(self._wrapped(off, 8))
-            if off + rsize <= size:
-                rec = data[off + 8:off + rsize]
-            else:
-                rec = memoryview(self._wrapped(off, rsize))[8:]
+                word = _U64.unpack(self._wrapped(off, 8))[0]
+            rtype, rsize = word & 0xFFFFFFFF, word >> 48
+            if rtype == PERF_RECORD_SAMPLE and off + rsize <= size:
+                # a run of same-sized samples that does not cross the end: decode at once
+                n = min((head - tail) // rsize, (size - off) // rsize)
+                if limit is not None:
+                    n = min(n, limit - (len(out) - start))
+                heads = data[off:off + n * rsize].cast("Q")[::rsize // 8].tolist()
+                k = n if heads.count(word) == n else next(
+                    i for i, h in enumerate(heads) if h != word)
+                raw = _U32.unpack_from(data, off + 8)[0]
+                out.extend((cpu, r) for r in decoder.run(data[off:off + k * rsize], rsize, raw))
+                tail += k * rsize
+                continue
+            rec = memoryview(self._wrapped(off, rsize)) if off + rsize > size else \
+                data[off:off + rsize]
             if rtype == PERF_RECORD_SAMPLE:
-                raw = _U32.unpack_from(rec, 0)[0]
-                on_sample(self.cpu, rec[4:4 + raw])
-                n += 1
+                raw = _U32.unpack_from(rec, 8)[0]
+                out.append((cpu, decoder.one(rec[12:12 + raw])))
             elif rtype == PERF_RECORD_LOST:
-                self.lost += _LOST.unpack_from(rec, 0)[1]
+                self.lost += _LOST.unpack_from(rec, 8)[1]
             tail += rsize
         self.view[_DATA_TAIL:_DATA_TAIL + 8] = tail.to_bytes(8, "little")
-        return n
+        return len(out) - start
 
     def _wrapped(self, off: int, length: int) -> bytes:
         first = self.size - off
@@ -212,11 +259,11 @@ class PerfBuffer:
     """
 
     def __init__(self, perf_map: Any, *, pages: int = 8, decode: Any = None,
-                 watermark: int = 0, cpus: list[int] | None = None):
+                 tuples: bool = False, watermark: int = 0, cpus: list[int] | None = None):
         if pages & (pages - 1):
             raise ValueError(f"pages must be a power of two, not {pages}")
         self.map_fd = perf_map if isinstance(perf_map, int) else perf_map.fd
-        self.decode = decode
+        self._decoder = _Decoder(decode, tuples)
         self.rings: list[_CpuRing] = []
         self.epoll = select.epoll()
         try:
@@ -236,34 +283,27 @@ class PerfBuffer:
         """Samples the kernel dropped because a buffer was full (PERF_RECORD_LOST)."""
         return sum(r.lost for r in self.rings)
 
-    def poll(self, callback: Callable[[int, Any], Any], timeout: float | None = None,
-             limit: int | None = None) -> int:
-        """Wait up to ``timeout`` s, then call ``callback(cpu, record)`` for each sample."""
-        decode = self.decode.unpack if self.decode is not None else bytes
+    def drain(self, limit: int | None = None) -> list[tuple[int, Any]]:
+        """(cpu, record) for every sample available now, in order within each CPU."""
+        out: list[tuple[int, Any]] = []
+        for ring in self.rings:
+            ring.drain(out, self._decoder, limit)
+        return out
 
-        def on_sample(cpu: int, buf: memoryview) -> None:
-            callback(cpu, decode(buf))
-
-        events = self.epoll.poll(-1 if timeout is None else timeout)
-        rings = [self._by_fd[fd] for fd, _ in events] if events else []
-        return sum(r.drain(on_sample, limit) for r in rings)
+    def poll(self, timeout: float | None = None) -> list[tuple[int, Any]]:
+        """Wait up to ``timeout`` s (None: forever) for samples, then drain()."""
+        out = self.drain()
+        if not out:
+            self.epoll.poll(-1 if timeout is None else timeout)
+            out = self.drain()
+        return out
 
     def consume(self, callback: Callable[[int, Any], Any]) -> int:
-        """Drain every CPU's buffer without waiting."""
-        decode = self.decode.unpack if self.decode is not None else bytes
-        return sum(r.drain(lambda cpu, b: callback(cpu, decode(b)), None) for r in self.rings)
-
-    def read(self, timeout: float = 0.0) -> Iterator[tuple[int, Any]]:
-        """Iterate (cpu, record) over what is available after waiting up to ``timeout``."""
-        out: list[tuple[int, Any]] = []
-        self.poll(lambda cpu, rec: out.append((cpu, rec)), timeout)
-        out_all = out + [x for x in self._consume_list()]
-        return iter(out_all)
-
-    def _consume_list(self) -> list[tuple[int, Any]]:
-        out: list[tuple[int, Any]] = []
-        self.consume(lambda cpu, rec: out.append((cpu, rec)))
-        return out
+        """Call ``callback(cpu, record)`` for every sample available now; return how many."""
+        records = self.drain()
+        for cpu, rec in records:
+            callback(cpu, rec)
+        return len(records)
 
     def fileno(self) -> int:
         """The epoll fd (readable when some buffer has data), for outer event loops."""

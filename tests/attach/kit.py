@@ -147,3 +147,100 @@ def counter_prog(prog_type: ProgType, m: Map, ret: int, *, attach_type=None,
     """A program of ``prog_type`` that counts its runs in ``m[0]`` and returns ``ret``."""
     return Prog(prog_type, counter_then(m.fd, ret, prologue), attach_type=attach_type,
                 attach_btf_id=attach_btf_id)
+
+
+# -- a few more instructions, and labels, for the event producers -------------------------
+
+ALU = 0x04
+AND, MUL = 0x50, 0x20
+FETCH = 0x01
+
+
+def alu_imm(op, dst, imm):
+    return insn(ALU64 | op | K, dst, imm=imm)
+
+
+def stx(size, dst, off, src):
+    return insn(STX | MEM | size, dst, src, off=off)
+
+
+def st_imm(size, dst, off, imm):
+    return insn(ST | MEM | size, dst, off=off, imm=imm)
+
+
+def link(items) -> bytes:
+    """Resolve ("label", name) and ("jmp", opcode, dst, imm, name) items into bytes."""
+    pos, labels = 0, {}
+    for it in items:
+        if isinstance(it, tuple) and it[0] == "label":
+            labels[it[1]] = pos
+        elif isinstance(it, tuple):
+            pos += 1
+        else:
+            pos += len(it) // 8
+    out, pos = [], 0
+    for it in items:
+        if isinstance(it, tuple) and it[0] == "label":
+            continue
+        if isinstance(it, tuple):
+            _, op, dst, imm, name = it
+            out.append(insn(op, dst, off=labels[name] - pos - 1, imm=imm))
+            pos += 1
+        else:
+            out.append(it)
+            pos += len(it) // 8
+    return b"".join(out)
+
+
+def helper(name: str) -> int:
+    from pybpf.syscall._uapi import HelperId
+    return int(HelperId[name])
+
+
+RECORD_SIZE = 32  # struct { u64 seq; u64 cpu; u64 magic; u64 seq_x3; }
+MAGIC = 0x5A5A
+
+
+def _seq_prologue(seq_fd):
+    """r7 = atomic_fetch_add(&seq[0], 1), or exit when the lookup fails."""
+    return [mov_reg(6, 1), st_imm(W, 10, -4, 0), mov_reg(2, 10), add_imm(2, -4),
+            ld_map_fd(1, seq_fd), call(helper("map_lookup_elem")),
+            ("jmp", JMP | JEQ | K, 0, 0, "out"),
+            mov_imm(1, 1), insn(STX | ATOMIC | DW, 0, 1, imm=ADD | FETCH), mov_reg(7, 1)]
+
+
+def ringbuf_producer(seq: Map, ring: Map, discard_every: int = 0) -> Prog:
+    """XDP program: reserve a 32-byte record {seq, cpu, MAGIC, seq*3}; submit (or discard)."""
+    items = _seq_prologue(seq.fd) + [
+        ld_map_fd(1, ring.fd), mov_imm(2, RECORD_SIZE), mov_imm(3, 0),
+        call(helper("ringbuf_reserve")),
+        ("jmp", JMP | JEQ | K, 0, 0, "out"),
+        mov_reg(8, 0), stx(DW, 8, 0, 7),
+        call(helper("get_smp_processor_id")), stx(DW, 8, 8, 0),
+        st_imm(DW, 8, 16, MAGIC),
+        mov_reg(1, 7), alu_imm(MUL, 1, 3), stx(DW, 8, 24, 1)]
+    if discard_every:
+        items += [mov_reg(1, 7), alu_imm(AND, 1, discard_every - 1),
+                  ("jmp", JMP | JEQ | K, 1, 0, "discard")]
+    items += [mov_reg(1, 8), mov_imm(2, 0), call(helper("ringbuf_submit")),
+              ("jmp", JMP | 0x00, 0, 0, "out")]
+    if discard_every:
+        items += [("label", "discard"), mov_reg(1, 8), mov_imm(2, 0),
+                  call(helper("ringbuf_discard"))]
+    items += [("label", "out"), mov_imm(0, 2), exit_()]
+    return Prog(ProgType.XDP, link(items), name="rb_producer")
+
+
+def perf_producer(seq: Map, perf: Map) -> Prog:
+    """XDP program: bpf_perf_event_output(ctx, perf, BPF_F_CURRENT_CPU, {seq,cpu,MAGIC,seq*3})."""
+    items = _seq_prologue(seq.fd) + [
+        stx(DW, 10, -40, 7),
+        call(helper("get_smp_processor_id")), stx(DW, 10, -32, 0),
+        st_imm(DW, 10, -24, MAGIC),
+        mov_reg(1, 7), alu_imm(MUL, 1, 3), stx(DW, 10, -16, 1),
+        mov_reg(1, 6), ld_map_fd(2, perf.fd),
+        insn(ALU | MOV | K, 3, imm=-1),          # w3 = BPF_F_CURRENT_CPU (0xffffffff)
+        mov_reg(4, 10), add_imm(4, -40), mov_imm(5, RECORD_SIZE),
+        call(helper("perf_event_output")),
+        ("label", "out"), mov_imm(0, 2), exit_()]
+    return Prog(ProgType.XDP, link(items), name="perf_producer")
