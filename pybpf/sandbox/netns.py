@@ -28,6 +28,7 @@ from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2 import netns as _pyroute2_netns
+from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
 from pybpf.sandbox import cleanup
 from pybpf.sandbox.process import run_in_child
@@ -136,7 +137,9 @@ class Netns:
             prefix = "128" if ":" in addr else "32"
         with self.ipr() as ipr:
             idx = ipr.link_lookup(ifname=ifname)[0]
-            kw = {"nodad": True} if ":" in addr else {}
+            # IPv6: skip duplicate address detection, or the address stays "tentative"
+            # (unusable for bind) for a second or more
+            kw = {"flags": IFA_F_NODAD} if ":" in addr else {}
             ipr.addr("add", index=idx, address=addr, prefixlen=int(prefix), **kw)
 
     def set_up(self, ifname: str) -> None:
