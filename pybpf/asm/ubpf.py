@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 
 from pybpf.asm.alu import Alu, Arith, ByteOrder, Endian, Neg
+from pybpf.asm.codec import encode
 from pybpf.asm.instruction import Instruction
 from pybpf.asm.jump import Call, CallKfunc, CallLocal, CallX, Exit, Goto, GotoLong, Jump, MayGoto
 from pybpf.asm.memory import (
@@ -363,3 +364,8 @@ def assemble(text: str, filename: str = "<input>", first_line: int = 1) -> list[
         rest = [str(p) for p in problems[1:]]
         raise AsmError("; ".join([problems[0].message, *rest]), problems[0].where)
     return out
+
+
+def encode_text(text: str, filename: str = "<input>") -> bytes:
+    """Assemble ubpf-style text straight to little-endian instruction bytes."""
+    return encode(assemble(text, filename))

@@ -39,7 +39,7 @@ from pybpf.asm import (
     StoreImm,
     encode,
 )
-from pybpf.asm.ubpf import assemble
+from pybpf.asm.ubpf import assemble, encode_text
 from pybpf.errors import AsmError
 
 
@@ -266,3 +266,7 @@ def test_addr_space_cast_has_no_ubpf_spelling():
     with pytest.raises(AsmError):
         assemble("addr_space_cast %r1, %r2, 1, 0")
     assert AddrSpaceCast(R1, R2, 1, 0)
+
+
+def test_encode_text_gives_bytes():
+    assert encode_text("mov32 %r0, 1\nexit\n") == bytes.fromhex("b400000001000000 9500000000000000")
