@@ -1,11 +1,24 @@
 """BPF_PROG_TEST_RUN (alias BPF_PROG_RUN): run a loaded program on given input.
 
-The kernel builds a context from ``data_in`` (a packet for XDP, TC, socket
-filter, cgroup skb, flow dissector) and/or ``ctx_in`` (``struct __sk_buff``,
-``struct xdp_md``, raw tracepoint arguments, the syscall program's context),
-runs the program ``repeat`` times and reports r0, the mean duration in ns and
-the output buffers.  When ``data_out`` is too small the kernel answers ENOSPC
-and tells the size it needed in ``data_size_out``; we retry with that size.
+What the kernel accepts depends on the program type (net/bpf/test_run.c):
+
+======================  ==============================  =====================================
+program type            input                           output
+======================  ==============================  =====================================
+xdp                     packet; ``struct xdp_md`` ctx   packet; ctx (data/data_end offsets)
+sched_cls, socket       packet (>= 14 bytes, Ethernet);  packet; ctx (mark, priority, cb, ...)
+filter, cgroup_skb, lwt ``struct __sk_buff`` ctx
+flow_dissector          packet; ``struct bpf_flow_keys``  ``struct bpf_flow_keys`` as *data*
+                        ctx (only ``flags`` may be set)  out; ctx
+raw_tracepoint          ctx = the u64 argument array    r0 only (no repeat, no data)
+syscall                 ctx = any bytes (<= 65535)      the ctx as the program left it, written
+                                                        back into the *input* buffer
+======================  ==============================  =====================================
+
+``cpu`` needs ``BPF_F_TEST_RUN_ON_CPU`` and works for raw_tracepoint only;
+``batch_size`` needs ``BPF_F_TEST_XDP_LIVE_FRAMES`` (XDP only, at most 256).
+When ``data_out`` is too small the kernel answers ENOSPC and tells the size
+it needed in ``data_size_out``; we retry with that size.
 """
 
 from __future__ import annotations
@@ -15,8 +28,19 @@ from dataclasses import dataclass
 
 from pybpf.errors import BPFError
 from pybpf.syscall._ffi import address, ffi
-from pybpf.syscall._uapi import XDP_PACKET_HEADROOM, Cmd
+from pybpf.syscall._uapi import (
+    BPF_F_TEST_RUN_ON_CPU,
+    BPF_F_TEST_XDP_LIVE_FRAMES,
+    XDP_PACKET_HEADROOM,
+    Cmd,
+    ProgType,
+)
 from pybpf.syscall.bpf import bpf, new_attr
+
+#: Largest XDP live-frames batch (net/bpf/test_run.c: TEST_XDP_MAX_BATCH).
+MAX_XDP_BATCH = 256
+#: Types whose test run reads ctx_in but refuses ctx_out, data and repeat.
+_CTX_IN_ONLY = {ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE, ProgType.SYSCALL}
 
 
 @dataclass(frozen=True)
@@ -34,15 +58,30 @@ class TestRun:
 def test_run(prog, data: bytes = b"", *, ctx: bytes | None = None, repeat: int = 1,
              flags: int = 0, cpu: int = 0, batch_size: int = 0,
              data_out_size: int | None = None, ctx_out_size: int | None = None) -> TestRun:
-    """Run ``prog`` (anything with ``.fd``) once or ``repeat`` times on ``data``/``ctx``."""
+    """Run ``prog`` (anything with ``.fd``, and ``.type`` for type-specific rules) on input.
+
+    Raw tracepoint and syscall programs run exactly once (``repeat`` must stay
+    at 1); a syscall program's ``ctx_out`` is the ctx buffer as it left it.
+    """
     if not isinstance(repeat, int) or repeat < 0:
         raise ValueError(f"repeat must be a non-negative int, not {repeat!r}")
+    ptype = getattr(prog, "type", None)
+    in_only = ptype in _CTX_IN_ONLY
+    _check(ptype, data, flags, cpu, batch_size)
+    if in_only and repeat > 1:
+        raise ValueError(f"{ptype.name.lower()} programs run once per test run; the kernel "
+                         f"refuses repeat={repeat}")
     data = bytes(data)
-    size_out = data_out_size if data_out_size is not None else (
-        len(data) + XDP_PACKET_HEADROOM if data else 0)
-    ctx_size_out = ctx_out_size if ctx_out_size is not None else (len(ctx) if ctx else 0)
+    ctx = bytes(ctx) if ctx is not None else b""
+    if in_only:
+        repeat, size_out, ctx_size_out = 0, 0, 0
+    else:
+        size_out = data_out_size if data_out_size is not None else (
+            len(data) + XDP_PACKET_HEADROOM if data else 0)
+        ctx_size_out = ctx_out_size if ctx_out_size is not None else len(ctx)
     data_in = ffi.from_buffer(data) if data else ffi.NULL
-    ctx_in = ffi.from_buffer(bytes(ctx)) if ctx else ffi.NULL
+    # A copy the kernel may write: syscall programs get their ctx back in ctx_in.
+    ctx_in = ffi.new("char[]", ctx) if ctx else ffi.NULL
     for _attempt in range(3):
         data_out = ffi.new("char[]", max(size_out, 1))
         ctx_out = ffi.new("char[]", max(ctx_size_out, 1))
@@ -53,7 +92,7 @@ def test_run(prog, data: bytes = b"", *, ctx: bytes | None = None, repeat: int =
         attr.test.data_out = address(data_out) if size_out else 0
         attr.test.data_size_out = size_out
         attr.test.ctx_in = address(ctx_in) if ctx else 0
-        attr.test.ctx_size_in = len(ctx) if ctx else 0
+        attr.test.ctx_size_in = len(ctx)
         attr.test.ctx_out = address(ctx_out) if ctx_size_out else 0
         attr.test.ctx_size_out = ctx_size_out
         attr.test.repeat = repeat
@@ -69,13 +108,42 @@ def test_run(prog, data: bytes = b"", *, ctx: bytes | None = None, repeat: int =
             if e.errno == errno.ENOSPC and attr.test.ctx_size_out > ctx_size_out:
                 ctx_size_out = attr.test.ctx_size_out
                 continue
-            if e.errno in (errno.EINVAL, errno.ENOTSUP, 524):
-                raise BPFError(e.errno, e.command, f"{e.detail}: this program type, input "
-                               f"({len(data)} data bytes, {len(ctx or b'')} ctx bytes) or "
-                               "flags are not accepted by test_run") from e
-            raise
+            raise _explain(e, ptype, data, ctx, flags, cpu, batch_size) from e
+        if in_only:
+            out_ctx = ffi.buffer(ctx_in, len(ctx))[:] if ptype == ProgType.SYSCALL and ctx \
+                else b""
+            return TestRun(attr.test.retval, attr.test.duration, b"", out_ctx)
         n_data = min(attr.test.data_size_out, size_out)
         n_ctx = min(attr.test.ctx_size_out, ctx_size_out)
         return TestRun(attr.test.retval, attr.test.duration,
                        ffi.buffer(data_out, n_data)[:], ffi.buffer(ctx_out, n_ctx)[:])
     raise BPFError(errno.ENOSPC, "BPF_PROG_TEST_RUN", "output kept growing; give data_out_size")
+
+
+def _check(ptype, data: bytes, flags: int, cpu: int, batch_size: int) -> None:
+    """The kernel's per-type rules that would otherwise come back as a bare EINVAL."""
+    if cpu and not flags & BPF_F_TEST_RUN_ON_CPU:
+        raise ValueError(f"cpu={cpu} needs flags=BPF_F_TEST_RUN_ON_CPU (raw_tracepoint only)")
+    if batch_size and not flags & BPF_F_TEST_XDP_LIVE_FRAMES:
+        raise ValueError(f"batch_size={batch_size} needs flags=BPF_F_TEST_XDP_LIVE_FRAMES "
+                         "(XDP only)")
+    if ptype in _CTX_IN_ONLY and data:
+        raise ValueError(f"{ptype.name.lower()} programs take no packet data, only ctx")
+
+
+def _explain(e: BPFError, ptype, data: bytes, ctx: bytes, flags: int, cpu: int,
+             batch_size: int) -> BPFError:
+    kind = ptype.name.lower() if isinstance(ptype, ProgType) else "this program type"
+    if e.errno == errno.ENXIO and flags & BPF_F_TEST_RUN_ON_CPU:
+        return BPFError(e.errno, e.command, f"{e.detail}: cpu {cpu} does not exist or is "
+                        "offline")
+    if e.errno == errno.E2BIG and batch_size:
+        return BPFError(e.errno, e.command, f"{e.detail}: batch_size {batch_size} is larger "
+                        f"than this kernel allows ({MAX_XDP_BATCH} since 5.18)")
+    if e.errno in (errno.EINVAL, errno.ENOTSUP, 524):
+        return BPFError(e.errno, e.command, f"{e.detail}: {kind} does not accept this input "
+                        f"({len(data)} data bytes, {len(ctx)} ctx bytes, flags {flags:#x}, "
+                        f"cpu {cpu}, batch_size {batch_size}); ctx fields the kernel does not "
+                        "copy must be zero, and a ctx shorter than the offsets the program "
+                        "reads is refused")
+    return e
