@@ -10,6 +10,7 @@ the struct, DATASEC members being VARs) are left to the kernel.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from construct import ConstructError
@@ -17,7 +18,15 @@ from construct import ConstructError
 from pybpf.btf import model as m
 from pybpf.btf.spec import Spec
 from pybpf.btf.strings import StringTable, string_at
-from pybpf.btf.wire import BtfFile, BtfTypeSection, FuncLinkage, IntEncoding, Kind, VarLinkage
+from pybpf.btf.wire import (
+    MAX_VLEN,
+    BtfFile,
+    BtfTypeSection,
+    FuncLinkage,
+    IntEncoding,
+    Kind,
+    VarLinkage,
+)
 from pybpf.errors import BTFError
 
 # Kinds that may set kind_flag, and kinds that must be anonymous.
@@ -52,8 +61,9 @@ def parse(data: bytes, base: Spec | None = None) -> Spec:
     if hdr.hdr_len + hdr.str_off + hdr.str_len > len(data):
         raise BTFError("string section runs past the end of the BTF data")
     try:
-        records = BtfTypeSection.compile().parse(blob.type_data) if len(
-            blob.type_data) > 65536 else BtfTypeSection.parse(blob.type_data)
+        # construct's compiled parser is the same declaration, ~2x faster on vmlinux.
+        section = _compiled_type_section() if len(blob.type_data) > 65536 else BtfTypeSection
+        records = section.parse(blob.type_data)
     except ConstructError as e:
         raise BTFError(f"bad BTF type section: {e}") from e
     consumed = sum(12 + _extra_len(r) for r in records)
@@ -70,6 +80,11 @@ def parse(data: bytes, base: Spec | None = None) -> Spec:
     spec = Spec(types, strings, base)
     check_references(spec)
     return spec
+
+
+@functools.cache
+def _compiled_type_section():
+    return BtfTypeSection.compile()
 
 
 def _extra_len(r) -> int:
@@ -228,6 +243,10 @@ def encode(types: Sequence[m.Type], *, strings: bytes | None = None,
     table = StringTable(strings if strings is not None else b"\0",
                         len(base.strings) if base else 0)
     records = [to_container(t, table) for t in types]
+    for t, r in zip(types, records, strict=True):
+        if isinstance(r["data"], list) and len(r["data"]) > MAX_VLEN:
+            raise BTFError(f"{type(t).__name__} {m.type_name(t)!r} has {len(r['data'])} "
+                           f"members/values; BTF allows at most {MAX_VLEN}")
     try:
         type_data = BtfTypeSection.build(records)
         return BtfFile.build({"header": {}, "type_data": type_data, "str_data": table.data})
