@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from pybpf.asm import CallKfunc, CallLocal, GotoLong, LoadInd, corpus, decode, encode
+from pybpf.asm.llvm import assemble as llvm_assemble
 from pybpf.asm.memory import LoadAcquire, LoadBtfId, LoadMap, StoreRelease
 from pybpf.asm.ubpf import assemble
 from pybpf.errors import AsmError
@@ -186,3 +187,11 @@ def test_llvm_mc_agrees(name, llvm_bytes):
             result = llvm_bytes[str(insn)]
             assert not isinstance(result, str), f"llvm-mc rejects {insn}: {result}"
             assert result[1] == encode(insn), str(insn)
+
+
+@pytest.mark.parametrize("name", ASSEMBLES)
+def test_llvm_text_round_trip(name):
+    """pybpf's LLVM-syntax listing of each program reads back (pybpf.asm.llvm) unchanged."""
+    program = _assemble(name)
+    text = "\n".join(str(insn) for insn in program)
+    assert llvm_assemble(text, name).resolve() == program
