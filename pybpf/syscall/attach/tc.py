@@ -42,6 +42,8 @@ TCX_KERNEL = (6, 6)
 #: TC_H_MIN_INGRESS / TC_H_MIN_EGRESS minor ids under clsact (linux/pkt_sched.h)
 _PARENTS = {"ingress": "ffff:fff2", "egress": "ffff:fff3"}
 _TCX = {"ingress": AttachType.TCX_INGRESS, "egress": AttachType.TCX_EGRESS}
+#: clsact qdiscs pybpf added, by (netns inode, ifindex): how many of our filters use each
+_OUR_QDISCS: dict[tuple[int, int], int] = {}
 #: BPF_F_LINK: the relative anchor is a link, not a program (linux/bpf.h)
 _BPF_F_LINK = int(MapFlags.LINK)
 
@@ -136,11 +138,18 @@ class ClsBpfAttachment(Attachment):
             raise
 
     def _ensure_clsact(self) -> bool:
+        """Make sure clsact exists; True if pybpf owns it (added it now or for another filter)."""
+        key = (self._ns.inode, self.ifindex)
         with self._ns.ipr() as ipr:
-            if any(q.get_attr("TCA_KIND") == "clsact" for q in ipr.get_qdiscs(index=self.ifindex)):
+            present = any(q.get_attr("TCA_KIND") == "clsact"
+                          for q in ipr.get_qdiscs(index=self.ifindex))
+            if present and key not in _OUR_QDISCS:
                 return False
-            ipr.tc("add", "clsact", self.ifindex)
-            return True
+            if not present:
+                ipr.tc("add", "clsact", self.ifindex)
+                _OUR_QDISCS[key] = 0
+        _OUR_QDISCS[key] += 1
+        return True
 
     def _add_filter(self, prog: Any, command: str = "add-filter") -> None:
         try:
@@ -186,6 +195,12 @@ class ClsBpfAttachment(Attachment):
     def _drop_qdisc_if_ours(self) -> None:
         if not getattr(self, "_added_qdisc", False):
             return
+        self._added_qdisc = False
+        key = (self._ns.inode, self.ifindex)
+        _OUR_QDISCS[key] -= 1
+        if _OUR_QDISCS[key] > 0:
+            return  # another pybpf filter still sits in it
+        del _OUR_QDISCS[key]
         with self._ns.ipr() as ipr:
             if any(self._filters(ipr, p) for p in _PARENTS.values()):
                 return  # someone (maybe another attachment of ours) still uses it
