@@ -7,6 +7,8 @@ strings, larger ones index this section at ``offset - base_len``.
 
 from __future__ import annotations
 
+from construct import ConstructError
+
 from pybpf.btf.wire import BtfStringSection
 from pybpf.errors import BTFError
 
@@ -42,7 +44,10 @@ class StringTable:
             return off
         if "\0" in text:
             raise BTFError(f"BTF string {text!r} contains a NUL byte")
-        raw = BtfStringSection.build([text])
+        try:
+            raw = BtfStringSection.build([text])
+        except ConstructError as e:
+            raise BTFError(f"BTF string {text!r} is not valid UTF-8 text: {e}") from e
         off = self.base_len + self._size
         self._chunks.append(raw)
         self._size += len(raw)
