@@ -30,14 +30,15 @@ from pybpf.btf.model import (
     VarSecinfo,
     Volatile,
 )
-from pybpf.btf.program import ProgramBTF, SourcePos, program_btf
+from pybpf.btf.program import ProgramBTF, SourcePos, program_btf, program_btf_for
 from pybpf.btf.reader import TypeIndex, read
 from pybpf.btf.spec import Spec
 from pybpf.btf.wire import FuncLinkage, IntEncoding, Kind, VarLinkage
 
 __all__ = [
     "Builder", "FieldLayout", "FuncInfo", "KernelBTF", "MapBTF", "ProgramBTF", "SourcePos",
-    "StructLayout", "TypeIndex", "add_type", "map_btf", "module", "program_btf", "read",
+    "StructLayout", "TypeIndex", "add_type", "map_btf", "module", "program_btf", "program_btf_for",
+    "read",
     "vmlinux",
     "Array", "Const", "Datasec", "DeclTag", "Enum", "Enum64", "EnumValue", "Float", "Func",
     "FuncLinkage", "FuncProto", "Fwd", "Int", "IntEncoding", "Kind", "Member", "Param", "Ptr",

@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pybpf.asm.program import SourcePos
 from pybpf.btf import model as m
 from pybpf.btf.builder import Builder
 from pybpf.btf.codec import encode
@@ -36,16 +37,6 @@ from pybpf.btf.wire import FuncLinkage, IntEncoding
 from pybpf.errors import BTFError
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-@dataclass(frozen=True, slots=True)
-class SourcePos:
-    """Where an instruction came from: file, 1-based line, column and the line's text."""
-
-    file: str
-    line: int
-    column: int = 0
-    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +66,9 @@ def program_btf(functions: Sequence[tuple[str, int]],
                 *, args: Mapping[str, int] | None = None,
                 builder: Builder | None = None) -> ProgramBTF:
     """BTF, func_info and line_info for a program.
+
+    Positions are ``pybpf.asm.program.SourcePos`` (or anything with ``file``,
+    ``line``, ``column`` and ``text``).
 
     ``functions`` are (name, first insn) for the main program (at insn 0)
     and every subprogram.  The main program is ``int name(void *ctx)`` with
@@ -112,6 +106,14 @@ def program_btf(functions: Sequence[tuple[str, int]],
     btf = encode(spec.types, strings=strings.data, base=b.base)
     return ProgramBTF(btf, FuncInfoArray.build(func_recs), LineInfoArray.build(line_recs),
                       func_type_ids=func_ids)
+
+
+def program_btf_for(program, **kwargs) -> ProgramBTF:
+    """program_btf for an assembled ``pybpf.asm.Program``: its functions and the source
+    position of every instruction (slot offsets, so ld_imm64 counts two)."""
+    slots = program.slot_offsets()
+    lines = [(slots[i], pos) for i, pos in enumerate(program.sources) if pos is not None]
+    return program_btf([(f.name, f.offset) for f in program.functions], lines, **kwargs)
 
 
 def _check_functions(funcs: list[tuple[str, int]]) -> None:

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from pybpf import types as lt
+from pybpf.asm import R0, CallLocal, Exit, LoadImm64
+from pybpf.asm.program import Program
 from pybpf.btf import codec
 from pybpf.btf.layout import map_btf
-from pybpf.btf.program import SourcePos, program_btf
+from pybpf.btf.program import SourcePos, program_btf, program_btf_for
 from pybpf.btf.reader import TypeIndex
 from pybpf.errors import VerifierError
 from pybpf.syscall.btf_object import load_btf
@@ -122,3 +124,20 @@ def test_bpftool_reads_program_btf_file(tmp_path):
     text = bpftool("btf", "dump", "file", str(path))
     assert "FUNC 'sub_fn'" in text and "linkage=static" in text
     assert "'arg2' type_id=" in text
+
+
+def test_assembled_program_carries_its_source_lines():
+    prog = Program(name="asm_main")
+    prog.append(LoadImm64(R0, 5), pos(40, "r0 = 5 ll"))   # two slots
+    prog.append(CallLocal("asm_sub"), pos(41, "call asm_sub"))
+    prog.append(Exit(), pos(42, "exit"))
+    prog.function("asm_sub")
+    prog.append(LoadImm64(R0, 1), pos(50, "r0 = 1 ll"))
+    prog.append(Exit(), pos(51, "exit"))
+    pb = program_btf_for(prog)
+    with load_btf(pb.btf) as btf, load_program(
+            "socket_filter", prog, name="btf_asm", prog_btf_fd=btf.fd,
+            func_info=pb.func_info, line_info=pb.line_info) as loaded:
+        xlated = bpftool("prog", "dump", "xlated", "id", str(loaded.id), "linum")
+    assert "int asm_sub()" in xlated
+    assert f"; r0 = 1 ll [file:{HERE} line_num:50 line_col:5]" in xlated
