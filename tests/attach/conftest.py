@@ -30,7 +30,7 @@ class Udp:
             while True:
                 self.server.recv(2048)
                 got += 1
-        except socket.timeout:
+        except TimeoutError:
             return got
 
     def close(self):
