@@ -67,6 +67,7 @@ def report() -> str:
         results = list(probes.features()) + list(probes.isa())
         results += [probes.prog_type(t) for t in ProgType if t != ProgType.UNSPEC]
         results += [probes.map_type(t) for t in MapType if t != MapType.UNSPEC]
+        results += list(probes.links())
     except BPFError as e:
         out.append(f"probes failed: {e}")
         return "\n".join(out) + "\n"

@@ -13,9 +13,18 @@ import functools
 import os
 from dataclasses import dataclass
 
-from pybpf.errors import BPFError
+from pybpf.btf.kernel import vmlinux
+from pybpf.errors import BPFError, BTFError
 from pybpf.syscall._ffi import address, ffi
-from pybpf.syscall._uapi import BPF_F_SLEEPABLE, Cmd, HelperId, MapFlags, MapType, ProgType
+from pybpf.syscall._uapi import (
+    BPF_F_SLEEPABLE,
+    AttachType,
+    Cmd,
+    HelperId,
+    MapFlags,
+    MapType,
+    ProgType,
+)
 from pybpf.syscall.bpf import ENOTSUPP, bpf, new_attr
 from pybpf.syscall.maps import Map
 from pybpf.syscall.programs import load_program
@@ -215,3 +224,133 @@ def _log_true_size() -> bool:
     fd, _ = load_with_log(Cmd.PROG_LOAD, attr, PROG_LOG, log_level=1, log_size=4096)
     os.close(fd)
     return attr.log_true_size > 0
+
+
+# --- bpf_link kinds -----------------------------------------------------------------------
+#
+# Each kind is probed by loading a program of the right type and issuing
+# BPF_LINK_CREATE with a target that cannot exist (fd -1, ifindex 0, protocol
+# family 0).  A kernel with that link kind reaches the kind's own code, which
+# fails on the target with a *distinct* errno; a kernel without it stops in
+# link_create()'s ``default: return -EINVAL`` or in the attach-type check
+# (kernel/bpf/syscall.c).  Nothing is ever attached.  Where the kind's code
+# answers EINVAL for a bad target too (xdp), or where the only test would attach
+# to a kernel function or tracepoint (tracing, raw_tracepoint, kprobe_multi,
+# uprobe_multi), the kind is reported as not probed.
+
+NO_FD = 0xFFFFFFFF  # -1 as __u32: fdget() fails with EBADF
+
+
+@dataclass(frozen=True)
+class _LinkSpec:
+    since: str
+    prog: ProgType
+    attach: AttachType
+    fill: str  # which impossible target: "fd", "ifindex", "pf"
+    yes: int  # the errno the kind's own code answers with
+    why: str  # which kernel function gives that errno
+    extra: tuple = ()  # load_program keywords
+
+
+LINK_KINDS = {
+    "cgroup": _LinkSpec("5.7", ProgType.CGROUP_SKB, AttachType.CGROUP_INET_INGRESS, "fd",
+                        errno.EBADF, "cgroup_bpf_link_attach: cgroup_get_from_fd",
+                        (("expected_attach_type", "cgroup_inet_ingress"),)),
+    "netns (flow_dissector)": _LinkSpec(
+        "5.8", ProgType.FLOW_DISSECTOR, AttachType.FLOW_DISSECTOR, "fd", errno.EBADF,
+        "netns_bpf_link_create: get_net_ns_by_fd",
+        (("expected_attach_type", "flow_dissector"),)),
+    "netns (sk_lookup)": _LinkSpec(
+        "5.9", ProgType.SK_LOOKUP, AttachType.SK_LOOKUP, "fd", errno.EBADF,
+        "netns_bpf_link_create: get_net_ns_by_fd", (("expected_attach_type", "sk_lookup"),)),
+    "perf_event": _LinkSpec("5.15", ProgType.TRACEPOINT, AttachType.PERF_EVENT, "fd",
+                            errno.EBADF, "bpf_perf_link_attach: perf_event_get"),
+    "netfilter": _LinkSpec("6.4", ProgType.NETFILTER, AttachType.NETFILTER, "pf",
+                           errno.EAFNOSUPPORT, "bpf_nf_link_attach: protocol family 0",
+                           (("expected_attach_type", "netfilter"),)),
+    "tcx": _LinkSpec("6.6", ProgType.SCHED_CLS, AttachType.TCX_INGRESS, "ifindex",
+                     errno.ENODEV, "tcx_link_attach: no device with ifindex 0"),
+    "netkit": _LinkSpec("6.7", ProgType.SCHED_CLS, AttachType.NETKIT_PRIMARY, "ifindex",
+                        errno.ENODEV, "netkit_link_attach: no device with ifindex 0"),
+    "sockmap": _LinkSpec("6.10", ProgType.SK_SKB, AttachType.SK_SKB_STREAM_VERDICT, "fd",
+                         errno.EBADF, "sock_map_link_create: bpf_map_get_with_uref"),
+}
+#: Kinds not probed, with the reason and the kernel that brought them.
+LINK_NOT_PROBED = {
+    "xdp": ("5.9", "bpf_xdp_link_attach answers EINVAL for a missing device, as a kernel "
+                   "without XDP links does; only attaching to a real device would tell"),
+    "tracing (fentry/fexit/fmod_ret)": ("5.7", "would attach to a kernel function"),
+    "raw_tracepoint": ("5.7", "would attach to a tracepoint"),
+    "kprobe_multi": ("5.18", "would attach to kernel functions"),
+    "uprobe_multi": ("6.6", "would attach to a binary"),
+    "struct_ops": ("6.4", "needs a struct_ops map with a kernel-defined value type"),
+}
+
+
+@functools.cache
+def link_kind(kind: str) -> Probe:
+    """Does the kernel have bpf_link kind ``kind`` (a key of LINK_KINDS or LINK_NOT_PROBED)?"""
+    name = f"link {kind}"
+    if kind == "iter":
+        return _iter_link()
+    if kind in LINK_NOT_PROBED:
+        since, why = LINK_NOT_PROBED[kind]
+        return Probe(name, None, since, f"not probed: {why}")
+    spec = LINK_KINDS.get(kind)
+    if spec is None:
+        known = ", ".join(sorted([*LINK_KINDS, *LINK_NOT_PROBED, "iter"]))
+        raise ValueError(f"unknown link kind {kind!r}; known: {known}")
+    try:
+        prog = load_program(spec.prog, EXIT0, **dict(spec.extra))
+    except BPFError as e:
+        return Probe(name, False, spec.since, f"program type {spec.prog.name.lower()} does "
+                     f"not load: {e.detail}")
+    with prog:
+        attr = new_attr()
+        attr.link_create.prog_fd = prog.fd
+        attr.link_create.attach_type = spec.attach
+        if spec.fill == "fd":
+            attr.link_create.target_fd = NO_FD
+        elif spec.fill == "pf":
+            attr.link_create.netfilter.pf = 0  # NFPROTO_UNSPEC
+        try:
+            os.close(bpf(Cmd.LINK_CREATE, attr))  # cannot happen: the target does not exist
+            return Probe(name, True, spec.since, "a link was created on an empty target")
+        except BPFError as e:
+            if e.errno == spec.yes:
+                return Probe(name, True, spec.since)
+            if e.errno in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP):
+                code = errno.errorcode.get(e.errno, "ENOTSUPP")
+                return Probe(name, False, spec.since, f"{code}: LINK_CREATE stops before the "
+                             "kind's own code (too old, or configured out)")
+            return Probe(name, None, spec.since, f"unexpected {e.detail} (expected "
+                         f"{errno.errorcode[spec.yes]} from {spec.why})")
+
+
+def _iter_link() -> Probe:
+    """An iterator link over BPF maps: created and closed, attached to nothing (5.8)."""
+    name, since = "link iter", "5.8"
+    try:
+        target = vmlinux().func("bpf_iter_bpf_map").type_id
+    except (BTFError, OSError) as e:
+        return Probe(name, None, since, f"needs kernel BTF: {e}")
+    try:
+        prog = load_program(ProgType.TRACING, EXIT0, expected_attach_type=AttachType.TRACE_ITER,
+                            attach_btf_id=target)
+    except BPFError as e:
+        return Probe(name, False, since, f"iterator program does not load: {e.detail}")
+    with prog:
+        attr = new_attr()
+        attr.link_create.prog_fd = prog.fd
+        attr.link_create.attach_type = AttachType.TRACE_ITER
+        try:
+            os.close(bpf(Cmd.LINK_CREATE, attr))
+        except BPFError as e:
+            return Probe(name, e.errno != errno.EINVAL and None, since, e.detail)
+    return Probe(name, True, since)
+
+
+def links() -> tuple[Probe, ...]:
+    """Every bpf_link kind, probed where that can be done without attaching to anything."""
+    kinds = [*LINK_KINDS, "iter", *LINK_NOT_PROBED]
+    return tuple(link_kind(k) for k in kinds)

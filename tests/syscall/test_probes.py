@@ -1,11 +1,18 @@
 """Feature probes and the doctor report."""
 
+import gzip
+
 import pytest
 
 from pybpf.syscall import HelperId, MapType, ProgType, probes
 from pybpf.syscall.doctor import report
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("no_leaks")]
+
+
+def kernel_config(option: str) -> bool:
+    with gzip.open("/proc/config.gz", "rt") as f:
+        return any(line.strip() == f"{option}=y" for line in f)
 
 
 def test_program_and_map_types():
@@ -29,8 +36,23 @@ def test_isa_and_features():
     assert names["log_true_size"].since == "6.4"
 
 
+def test_link_kinds():
+    links = {p.name.removeprefix("link "): p for p in probes.links()}
+    for kind in ("cgroup", "netns (flow_dissector)", "netns (sk_lookup)", "perf_event",
+                 "netfilter", "tcx", "sockmap", "iter"):
+        assert links[kind].supported is True, links[kind]
+    assert links["tcx"].since == "6.6" and links["sockmap"].since == "6.10"
+    # Without CONFIG_NETKIT, netkit_link_attach is a stub answering EINVAL.
+    assert links["netkit"].supported is kernel_config("CONFIG_NETKIT")
+    assert links["xdp"].supported is None and "not probed" in links["xdp"].detail
+    assert probes.link_kind("tcx") is links["tcx"]  # cached
+    with pytest.raises(ValueError, match="unknown link kind 'nope'"):
+        probes.link_kind("nope")
+
+
 def test_doctor_report():
     text = report()
     assert "kernel " in text and "kernel BTF      yes" in text
     assert "CAP_BPF=yes" in text and "bpffs" in text and "cgroup v2" in text
     assert "prog_type xdp" in text and "since 4.8" in text
+    assert "link tcx" in text and "since 6.6" in text
