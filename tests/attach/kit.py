@@ -244,3 +244,10 @@ def perf_producer(seq: Map, perf: Map) -> Prog:
         call(helper("perf_event_output")),
         ("label", "out"), mov_imm(0, 2), exit_()]
     return Prog(ProgType.XDP, link(items), name="perf_producer")
+
+
+def ld_imm64(dst, value):
+    """dst = value (64-bit immediate over two slots)."""
+    lo, hi = value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF
+    as_s32 = lambda v: v - (1 << 32) if v >= 1 << 31 else v  # noqa: E731
+    return insn(LD | IMM | DW, dst, imm=as_s32(lo)) + insn(0, imm=as_s32(hi))

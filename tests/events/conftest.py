@@ -1,0 +1,6 @@
+"""Event tests share the attach tests' program kit."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "attach"))
