@@ -336,6 +336,55 @@ def sock_filter_is_valid_access(off: int, size: int, write: bool, attach: str | 
     return not write
 
 
+# --- struct sk_reuseport_md -------------------------------------------------------
+
+RP = "sk_reuseport_md"
+
+
+def sk_reuseport_is_valid_access(off: int, size: int, write: bool, attach: str | None) -> bool:
+    """sk_reuseport_is_valid_access(): BPF_PROG_TYPE_SK_REUSEPORT (read only)."""
+    if off < 0 or off >= STRUCTS[RP][0] or off % size or write:
+        return False
+    if off in (_off(RP, "data"), _off(RP, "data_end"), _off(RP, "sk"), _off(RP, "migrating_sk")):
+        return size == 8
+    if off == _off(RP, "hash"):
+        return size == 4
+    if off in _range(RP, "eth_protocol") and size < 2:  # sizeof(sk_buff.protocol)
+        return False
+    if _in_any(off, (_range(RP, "eth_protocol"), _range(RP, "ip_protocol"),
+                     _range(RP, "bind_inany"), _range(RP, "len"))):
+        return _narrow_ok(size, 4)
+    return False
+
+
+_RP_POINTERS = {"data": "packet", "data_end": "packet_end", "sk": "socket",
+                "migrating_sk": "sock_common_or_null"}
+
+# --- struct bpf_sk_lookup ------------------------------------------------------------
+
+LK = "bpf_sk_lookup"
+
+
+def sk_lookup_is_valid_access(off: int, size: int, write: bool, attach: str | None) -> bool:
+    """sk_lookup_is_valid_access(): BPF_PROG_TYPE_SK_LOOKUP (read only; ``cookie`` shares
+    the 8 bytes of ``sk`` and reads as the socket pointer)."""
+    if off < 0 or off >= STRUCTS[LK][0] or off % size or write:
+        return False
+    if off in _range_ptr(LK, "sk"):
+        return size == 8
+    if _in_any(off, (_range(LK, "family"), _range(LK, "protocol"), _range(LK, "remote_ip4"),
+                     _range(LK, "local_ip4"), _range(LK, "remote_ip6"), _range(LK, "local_ip6"),
+                     _range(LK, "local_port"), _range(LK, "ingress_ifindex"))):
+        return _narrow_ok(size, 4)
+    if off in _range(LK, "remote_port"):
+        return size == 4 or _narrow_ok(size, 2)  # 4-byte loads kept for old programs
+    if _range(LK, "remote_port").stop <= off < _off(LK, "local_ip4"):
+        return _narrow_ok(size, 2)  # zero padding, readable for old programs
+    return False
+
+
+_LK_POINTERS = {"sk": "socket_or_null", "cookie": "socket_or_null"}
+
 # --- program type -> rules -------------------------------------------------------------
 
 Predicate = Callable[[int, int, bool, "str | None"], bool]
@@ -375,6 +424,11 @@ _HOOKS: dict[str, _Hook] = {
                       frozenset({"cgroup_sock_ops"}), "cgroup_sock_ops"),
     "sk_msg": _Hook(SM, sk_msg_is_valid_access, _SM_POINTERS,
                     frozenset({"sk_msg_verdict"}), "sk_msg_verdict"),
+    "sk_reuseport": _Hook(RP, sk_reuseport_is_valid_access, _RP_POINTERS,
+                          frozenset({"sk_reuseport_select", "sk_reuseport_select_or_migrate"}),
+                          "sk_reuseport_select"),
+    "sk_lookup": _Hook(LK, sk_lookup_is_valid_access, _LK_POINTERS,
+                       frozenset({"sk_lookup"}), "sk_lookup"),
     "cgroup_sock": _Hook(SK, sock_filter_is_valid_access, {},
                          frozenset({"cgroup_inet_sock_create", "cgroup_inet_sock_release",
                                     "cgroup_inet4_post_bind", "cgroup_inet6_post_bind"}),

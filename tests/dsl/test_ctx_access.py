@@ -38,6 +38,9 @@ HOOKS = [
     ("cgroup_sock_addr", "cgroup_unix_connect", 1),
     ("sock_ops", "cgroup_sock_ops", 1),
     ("sk_msg", "sk_msg_verdict", 1),                    # SK_PASS
+    ("sk_reuseport", "sk_reuseport_select", 1),         # SK_PASS
+    ("sk_reuseport", "sk_reuseport_select_or_migrate", 1),
+    ("sk_lookup", "sk_lookup", 1),                      # SK_PASS
     ("cgroup_sock", "cgroup_inet_sock_create", 1),
     ("cgroup_sock", "cgroup_inet4_post_bind", 1),
     ("cgroup_sock", "cgroup_inet6_post_bind", 1),
