@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pybpf.btf.kernel import vmlinux
 from pybpf.errors import BPFError, BTFError
 from pybpf.syscall._ffi import address, ffi
+from pybpf.syscall._helper_since import HELPER_SINCE
 from pybpf.syscall._uapi import (
     BPF_F_SLEEPABLE,
     AttachType,
@@ -134,21 +135,39 @@ def map_type(mtype: MapType) -> Probe:
     return Probe(name, True, since)
 
 
+def helper_since(helper_id: HelperId) -> tuple[str, str]:
+    """(release that added ``helper_id``, note): from the generated helper table.
+
+    A helper missing from the table gets "?": helper ids are assigned in merge
+    order, which is not release order (xdp_output, id 121, is 5.6 while ids 120
+    and 122 are 5.7), so neighbours' releases cannot be trusted for it.
+    """
+    entry = HELPER_SINCE.get(int(helper_id))
+    if entry and entry[0] == HelperId(helper_id).name:
+        return entry[1], ""
+    newest = max(HELPER_SINCE)
+    name, since = HELPER_SINCE[newest]
+    if int(helper_id) > newest:
+        return "?", f"newer than the helper table (its last entry: {name}, {since})"
+    return "?", "not in the helper table"
+
+
 @functools.cache
 def helper(ptype: ProgType, helper_id: HelperId) -> Probe:
     """May programs of ``ptype`` call ``helper_id``? (loads ``call helper; exit``)."""
     code = bytes([0x85, 0, 0, 0]) + int(helper_id).to_bytes(4, "little") + EXIT0
     name = f"helper {helper_id.name} in {ptype.name.lower()}"
+    since, note = helper_since(helper_id)
     attr, _keep = _prog_attr(ptype, code)
     try:
         fd, _ = load_with_log(Cmd.PROG_LOAD, attr, PROG_LOG, log_level=1, log_size=16384)
     except BPFError as e:
         log = getattr(e, "log", "")
         if any(text in log for text in _NO_HELPER):
-            return Probe(name, False, "?")
-        return Probe(name, bool(log), "?", "" if log else e.detail)
+            return Probe(name, False, since, note)
+        return Probe(name, bool(log), since, note if log else e.detail)
     os.close(fd)
-    return Probe(name, True, "?")
+    return Probe(name, True, since, note)
 
 
 def _prog_attr(ptype: ProgType, code: bytes):

@@ -25,8 +25,27 @@ def test_program_and_map_types():
 
 
 def test_helpers():
-    assert probes.helper(ProgType.XDP, HelperId.map_lookup_elem).supported is True
+    lookup = probes.helper(ProgType.XDP, HelperId.map_lookup_elem)
+    assert lookup.supported is True and lookup.since == "3.19"
+    assert probes.helper(ProgType.XDP, HelperId.xdp_adjust_head).since == "4.10"
     assert probes.helper(ProgType.SOCKET_FILTER, HelperId.xdp_adjust_head).supported is False
+
+
+def test_helper_versions_follow_the_table():
+    assert probes.helper_since(HelperId.ringbuf_output) == ("5.8", "")
+    assert probes.helper_since(HelperId.skc_to_mptcp_sock) == ("5.19", "")  # doc misspells it
+    # Every helper this uapi knows has a release, and releases grow with ids up to one
+    # merge window (helpers from parallel trees: xdp_output, id 121, is 5.6, id 120 is 5.7).
+    since = {h: probes.helper_since(h)[0] for h in HelperId if h}
+    assert "?" not in since.values()
+
+    def release(h):
+        return tuple(map(int, since[h].split(".")))
+    ids = sorted(since)
+    newest = release(ids[0])
+    for h in ids:
+        assert release(h) >= (newest[0], newest[1] - 1) or release(h)[0] > newest[0], h
+        newest = max(newest, release(h))
 
 
 def test_isa_and_features():
