@@ -94,8 +94,7 @@ def instructions() -> list[Instruction]:
     for order in ByteOrder:
         for bits in (16, 32, 64):
             out.append(Endian(order, R[bits % 10], bits))
-    out += [AddrSpaceCast(R[1], R[2], 1, 0), AddrSpaceCast(R[3], R[10], 0, 1),
-            AddrSpaceCast(R[9], R[0], 0xFFFF, 0xFFFF)]
+    out += [AddrSpaceCast(R[1], R[2], 1, 0), AddrSpaceCast(R[3], R[10], 0, 1)]
     for width in (64, 32):
         for op in CONDITIONS:
             dst, src = _regs(n)

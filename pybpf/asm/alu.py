@@ -173,6 +173,10 @@ class AddrSpaceCast(Instruction):
         check_reg(self, "src")
         check_int(self, "dst_as", (0, 0xFFFF), "u16 address space")
         check_int(self, "src_as", (0, 0xFFFF), "u16 address space")
+        if (self.dst_as, self.src_as) not in ((0, 1), (1, 0)):
+            # The kernel defines only the two arena casts (imm 1 and 0x10000).
+            raise AsmError(f"addr_space_cast from address space {self.src_as} to {self.dst_as} "
+                           "does not exist: only 1 -> 0 and 0 -> 1 (arena) are defined")
 
     def __str__(self) -> str:
         return f"r{int(self.dst)} = addr_space_cast(r{int(self.src)}, {self.dst_as}, {self.src_as})"

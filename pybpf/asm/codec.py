@@ -282,7 +282,14 @@ def encode(insns: Iterable[Instruction] | Instruction, maps: Mapping[str, int] |
 # --- decoding: a table of 256 opcodes, each to a function of the slot fields ---
 
 _SLOT = struct.Struct("<BBhi")
-_R = REGS + tuple(range(11, 16))  # 11..15 stay ints so the model rejects them by number
+_R = REGS + (None,) * 5  # 11..15: no such register
+
+
+def _reg(n: int) -> Reg:
+    r = _R[n]
+    if r is None:
+        raise AsmError(f"register r{n} does not exist (r0..r10)")
+    return r
 _SZ = {s.value: s for s in Size}
 
 
@@ -346,7 +353,7 @@ def _decode_alu(op, dst, src, off, imm):
             _unused(what, v, "NEG")
         if source:
             raise AsmError("NEG has no register form")
-        return Neg(_R[dst], width)
+        return Neg(_reg(dst), width)
     if code == AluOp.END:
         _unused("src", src, "byte swap")
         _unused("off", off, "byte swap")
@@ -356,17 +363,17 @@ def _decode_alu(op, dst, src, off, imm):
             order = ByteOrder.BSWAP
         else:
             order = ByteOrder.BE if source else ByteOrder.LE
-        return Endian(order, _R[dst], imm)
+        return Endian(order, _reg(dst), imm)
     if code == AluOp.MOV and off == 1 and source and cls == Class.ALU64:
-        return AddrSpaceCast(_R[dst], _R[src], (imm >> 16) & 0xFFFF, imm & 0xFFFF)
+        return AddrSpaceCast(_reg(dst), _reg(src), (imm >> 16) & 0xFFFF, imm & 0xFFFF)
     arith = ARITH_BY_WIRE.get((AluOp(code), off))
     if arith is None:
         raise AsmError(f"ALU operation {AluOp(code).name} with off {off} does not exist")
     if source:
         _unused("imm", imm, arith.name + " with a register")
-        return Alu(arith, _R[dst], _R[src], width)
+        return Alu(arith, _reg(dst), _reg(src), width)
     _unused("src", src, arith.name + " with an immediate")
-    return Alu(arith, _R[dst], imm, width)
+    return Alu(arith, _reg(dst), imm, width)
 
 
 def _decode_jmp(op, dst, src, off, imm):
@@ -375,9 +382,9 @@ def _decode_jmp(op, dst, src, off, imm):
         width = 64 if cls == Class.JMP else 32
         if source:
             _unused("imm", imm, "a register jump")
-            return Jump(JumpOp(code), _R[dst], _R[src], off, width)
+            return Jump(JumpOp(code), _reg(dst), _reg(src), off, width)
         _unused("src", src, "an immediate jump")
-        return Jump(JumpOp(code), _R[dst], imm, off, width)
+        return Jump(JumpOp(code), _reg(dst), imm, off, width)
     if code == JumpOp.JA and not source:
         _unused("dst", dst, "goto")
         _unused("src", src, "goto")
@@ -393,7 +400,7 @@ def _decode_jmp(op, dst, src, off, imm):
         if source:
             _unused("src", src, "callx")
             _unused("off", off, "callx")
-            return CallX(_R[dst])
+            return CallX(_reg(dst))
         if src == CallKind.HELPER:
             _unused("off", off, "a helper call")
             return Call(imm)
@@ -422,7 +429,7 @@ def _decode_ld(op, dst, src, off, imm):
         _unused("src", src, "LD_ABS")
         return LoadAbs(size, imm)
     if mode == Mode.IND:
-        return LoadInd(size, _R[src], imm)
+        return LoadInd(size, _reg(src), imm)
     raise AsmError(f"LD mode {mode:#04x} does not exist")
 
 
@@ -430,9 +437,9 @@ def _decode_ldx(op, dst, src, off, imm):
     mode, size = op & 0xE0, _SZ[op & 0x18]
     _unused("imm", imm, "a load")
     if mode == Mode.MEM:
-        return Load(_R[dst], _R[src], off, size)
+        return Load(_reg(dst), _reg(src), off, size)
     if mode == Mode.MEMSX:
-        return LoadSX(_R[dst], _R[src], off, size)
+        return LoadSX(_reg(dst), _reg(src), off, size)
     raise AsmError(f"LDX mode {mode:#04x} does not exist")
 
 
@@ -440,45 +447,45 @@ def _decode_st(op, dst, src, off, imm):
     if op & 0xE0 != Mode.MEM:
         raise AsmError(f"ST mode {op & 0xE0:#04x} does not exist")
     _unused("src", src, "a store of an immediate")
-    return StoreImm(_R[dst], imm, off, _SZ[op & 0x18])
+    return StoreImm(_reg(dst), imm, off, _SZ[op & 0x18])
 
 
 def _decode_stx(op, dst, src, off, imm):
     mode, size = op & 0xE0, _SZ[op & 0x18]
     if mode == Mode.MEM:
         _unused("imm", imm, "a register store")
-        return Store(_R[dst], _R[src], off, size)
+        return Store(_reg(dst), _reg(src), off, size)
     if mode != Mode.ATOMIC:
         raise AsmError(f"STX mode {mode:#04x} does not exist")
     if imm == AtomicOp.LOAD_ACQ:
-        return LoadAcquire(_R[dst], _R[src], off, size)
+        return LoadAcquire(_reg(dst), _reg(src), off, size)
     if imm == AtomicOp.STORE_REL:
-        return StoreRelease(_R[dst], _R[src], off, size)
+        return StoreRelease(_reg(dst), _reg(src), off, size)
     kind = _ATOMIC_KIND.get(imm)
     if kind is None:
         raise AsmError(f"atomic operation {imm:#x} does not exist")
-    return Atomic(kind, _R[dst], _R[src], off, size)
+    return Atomic(kind, _reg(dst), _reg(src), off, size)
 
 
 def _decode_imm64(dst, src, off, lo, hi):
     _unused("off", off, "a 64-bit immediate load")
     if src == Pseudo.NONE:
-        return LoadImm64(_R[dst], (hi & _M32) << 32 | (lo & _M32))
+        return LoadImm64(_reg(dst), (hi & _M32) << 32 | (lo & _M32))
     if src == Pseudo.MAP_FD:
         _unused("upper imm", hi, "a map fd load")
-        return LoadMap(_R[dst], lo)
+        return LoadMap(_reg(dst), lo)
     if src == Pseudo.MAP_IDX:
         _unused("upper imm", hi, "a map index load")
-        return LoadMap(_R[dst], lo, by_index=True)
+        return LoadMap(_reg(dst), lo, by_index=True)
     if src == Pseudo.MAP_VALUE:
-        return LoadMap(_R[dst], lo, value_offset=hi)
+        return LoadMap(_reg(dst), lo, value_offset=hi)
     if src == Pseudo.MAP_IDX_VALUE:
-        return LoadMap(_R[dst], lo, value_offset=hi, by_index=True)
+        return LoadMap(_reg(dst), lo, value_offset=hi, by_index=True)
     if src == Pseudo.BTF_ID:
-        return LoadBtfId(_R[dst], lo, hi)
+        return LoadBtfId(_reg(dst), lo, hi)
     if src == Pseudo.FUNC:
         _unused("upper imm", hi, "a function address load")
-        return LoadFunc(_R[dst], lo)
+        return LoadFunc(_reg(dst), lo)
     raise AsmError(f"64-bit immediate load with unknown pseudo source {src}")
 
 
