@@ -132,6 +132,12 @@ class Attachment:
         raise AttachError(f"{self.mechanism} attachments to {self.hook} cannot swap programs; "
                           "detach and attach again")
 
+    def keep(self) -> None:
+        """Leave the program attached when this object goes away or the process exits."""
+        raise AttachError(f"{self.mechanism} attachments end with their owner; "
+                          + ("pin() the link instead" if self.mechanism == "link" else
+                             "keep the object (or its socket/fd) open"))
+
     def pin(self, path: str | os.PathLike) -> None:
         """Pin to bpffs so the attachment outlives this process (bpf_link only)."""
         raise AttachError(f"only bpf_link attachments can be pinned; {self.hook} was attached "

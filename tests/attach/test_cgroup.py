@@ -4,6 +4,7 @@ import contextlib
 import errno
 import os
 import socket
+import subprocess
 import tempfile
 
 import kit
@@ -239,3 +240,37 @@ def test_errors_name_the_problem(place, counter):
     assert info.value.errno == errno.EINVAL
     assert "expected_attach_type=BPF_CGROUP_INET4_BIND" in info.value.__notes__[0]
     assert AttachType.CGROUP_INET4_BIND == CGROUP_HOOKS["bind4"][0]
+
+
+@pytest.fixture
+def bpffs():
+    """/sys/fs/bpf, mounted for the test when it is not already (and unmounted after)."""
+    with open("/proc/self/mounts") as f:
+        mounted = any(line.split()[1] == "/sys/fs/bpf" and line.split()[2] == "bpf"
+                      for line in f)
+    if not mounted:
+        subprocess.run(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"], check=True)
+    try:
+        yield "/sys/fs/bpf"
+    finally:
+        if not mounted:
+            subprocess.run(["umount", "/sys/fs/bpf"], check=True)
+
+
+def test_pinned_link_outlives_its_object(place, counter, bpffs):
+    att = attach_cgroup(_prog("connect4", counter), place.cg, "connect4", mechanism="link")
+    path = os.path.join(bpffs, f"pybpf-test-{os.getpid()}")
+    att.pin(path)
+    try:
+        att.close()  # the pin keeps the program on the hook
+        assert len(query_cgroup(place.cg, "connect4")["prog_ids"]) == 1
+    finally:
+        os.unlink(path)
+    assert query_cgroup(place.cg, "connect4")["prog_ids"] == []
+
+
+def test_prog_attach_cannot_be_pinned(place, counter):
+    with attach_cgroup(_prog("connect4", counter), place.cg, "connect4",
+                       mechanism="prog_attach") as att:
+        with pytest.raises(AttachError, match="only bpf_link"):
+            att.pin("/sys/fs/bpf/x")

@@ -108,3 +108,17 @@ def test_wrong_program_type_and_direction(pair, counter):
             attach_tc(p, right.ifname)
         with pytest.raises(AttachError, match="direction"):
             attach_tc(p, right.ifname, "sideways")
+
+
+def test_keep_leaves_filter_and_qdisc(udp, counter):
+    right = udp.right
+    drop = kit.counter_prog(ProgType.SCHED_CLS, counter, TC_ACT_SHOT)
+    with right.ns.entered():
+        att = attach_tc(drop, right.ifname, mechanism="netlink")
+    att.keep()
+    att.detach()
+    assert udp.exchange(2) == 0
+    assert "clsact" in _qdiscs(right.ns, right.ifname)
+    with right.ns.ipr() as ipr:
+        ipr.tc("del", "clsact", right.ifindex)
+    assert udp.exchange(2) == 2

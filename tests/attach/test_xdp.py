@@ -97,3 +97,25 @@ def test_bad_mode_and_mechanism(pair, counter):
             attach_xdp(prog, right.ifname, mode="turbo")
         with pytest.raises(AttachError, match="mechanism"):
             attach_xdp(prog, right.ifname, mechanism="ioctl")
+
+
+def test_keep_leaves_netlink_program_until_removed_by_hand(pair, counter):
+    _, right = pair
+    prog = kit.counter_prog(ProgType.XDP, counter, XDP_PASS)
+    with right.ns.entered():
+        att = attach_xdp(prog, right.ifname, mechanism="netlink")
+        att.keep()
+        att.detach()  # a kept attachment is no longer pybpf's to remove
+        assert "driver" in query_xdp(right.ifname)
+    with right.ns.ipr() as ipr:
+        ipr.link("set", index=right.ifindex, xdp_fd=-1)
+    with right.ns.entered():
+        assert query_xdp(right.ifname) == {}
+
+
+def test_links_cannot_be_kept(pair, counter):
+    _, right = pair
+    prog = kit.counter_prog(ProgType.XDP, counter, XDP_PASS)
+    with right.ns.entered(), attach_xdp(prog, right.ifname, mechanism="link") as att:
+        with pytest.raises(AttachError, match="pin"):
+            att.keep()

@@ -165,6 +165,18 @@ class ClsBpfAttachment(Attachment):
                        "exists; choose another priority=")
             raise BPFError(code, "RTM_NEWTFILTER cls_bpf", f"{self.hook}: {msg}") from e
 
+    def keep(self) -> None:
+        """Leave filter (and a clsact pybpf added) in place at exit; pybpf forgets them."""
+        cleanup.unregister(self._token)
+        self._detached = True
+        if self._added_qdisc:
+            key = (self._ns.inode, self.ifindex)
+            _OUR_QDISCS[key] -= 1
+            if not _OUR_QDISCS[key]:
+                del _OUR_QDISCS[key]
+            self._added_qdisc = False
+        self._ns.close()
+
     def update(self, new_prog: Any) -> None:
         """Replace the filter's program in place (RTM_NEWTFILTER with NLM_F_REPLACE)."""
         require_prog_type(new_prog, ProgType.SCHED_CLS, self.hook)

@@ -135,6 +135,12 @@ class XdpNetlinkAttachment(Attachment):
                 msg = "this device has no XDP support in the requested mode (try mode='skb')"
             raise BPFError(code, "RTM_SETLINK IFLA_XDP", f"{self.hook}: {msg}") from e
 
+    def keep(self) -> None:
+        """Leave the program on the interface after detach-at-exit (pybpf forgets it)."""
+        cleanup.unregister(self._token)
+        self._detached = True
+        self._ns.close()
+
     def update(self, new_prog: Any) -> None:
         """Swap the program atomically, only if ours is still the one attached."""
         require_prog_type(new_prog, ProgType.XDP, self.hook)
