@@ -1,0 +1,493 @@
+"""The builder: an explicit position in a function being written, passed as ``p``.
+
+It owns the op list, virtual registers, the stack frame and labels, and
+turns structured control flow (``with p.if_(...)``, ``p.else_()``,
+``for i in p.range(n)``) into jumps. Every op records the user's
+``file:line`` (the first stack frame outside pybpf), which becomes BTF line
+info. ``finish()`` removes unreachable code, allocates registers and returns
+real instructions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import linecache
+import os
+import sys
+from collections.abc import Iterator
+
+from pybpf.asm import Alu, Arith, Exit, Goto, Jump, LoadImm64, Reg, Size, Store, StoreImm
+from pybpf.asm.program import SourcePos
+from pybpf.dsl.ir import Mark, Op, VReg
+from pybpf.dsl.regalloc import allocate, successors
+from pybpf.dsl.values import Cond, DSLError, Value, _fold, const_type, promote
+from pybpf.types import Scalar, s64, u64
+
+STACK_LIMIT = 512
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_S32 = (-(1 << 31), (1 << 31) - 1)
+
+
+def user_frame_pos() -> SourcePos | None:
+    """The innermost stack frame outside the pybpf package, as a SourcePos."""
+    f = sys._getframe(1)
+    while f is not None and (f.f_code.co_filename.startswith(_PKG_DIR)
+                             or f.f_code.co_filename == contextlib.__file__):
+        f = f.f_back
+    if f is None:
+        return None
+    filename, lineno = f.f_code.co_filename, f.f_lineno
+    text = linecache.getline(filename, lineno).rstrip("\n")
+    col = len(text) - len(text.lstrip()) + 1 if text else 0
+    return SourcePos(filename, lineno, col, text)
+
+
+class Builder:
+    """Emits ops for one function; values, jumps and the stack frame live here."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.ops: list = []
+        self._next_vreg = 0
+        self._next_label = 0
+        self.frame = 0  # bytes of stack in use (grows down from r10)
+        self.dead = False  # the current position cannot be reached (after return_)
+        self.discard = 0  # > 0 while emitting into a branch folded away at build time
+        self._pending_else: tuple | None = None
+        self.def_pos = user_frame_pos()
+
+    # -- positions and errors ---------------------------------------------------------
+
+    def where(self) -> str | None:
+        pos = user_frame_pos()
+        return f"{pos.file}:{pos.line}" if pos else None
+
+    def error(self, message: str) -> DSLError:
+        return DSLError(message, self.where())
+
+    # -- raw emission ---------------------------------------------------------------
+
+    def new_vreg(self, name: str = "") -> VReg:
+        self._next_vreg += 1
+        return VReg(self._next_vreg, name)
+
+    def emit(self, cls, *, nargs: int = 0, **fields) -> Op | None:
+        """Append one instruction at the current position."""
+        if self.discard:
+            return None
+        if self.dead:
+            raise self.error("unreachable code: this follows a return_ in the same block")
+        self._pending_else = None
+        op = Op(cls, fields, user_frame_pos(), nargs)
+        self.ops.append(op)
+        if cls is Exit or cls is Goto:
+            self.dead = True
+        return op
+
+    def label(self, hint: str = "L") -> str:
+        self._next_label += 1
+        return f"{self.name}.{hint}{self._next_label}"
+
+    def mark(self, name: str) -> None:
+        """Place label ``name`` here; code after it is reachable again."""
+        if self.discard:
+            return
+        self.ops.append(Mark(name, user_frame_pos()))
+        self.dead = False
+
+    # -- values -----------------------------------------------------------------------
+
+    def const(self, value: int, t: Scalar) -> Value:
+        return Value(self, t, value)
+
+    def coerce(self, value, like: Scalar) -> Value:
+        """A Python int becomes a constant of a type fitting ``like``; Values pass through."""
+        if isinstance(value, Value):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(f"expected a DSL value or an int, got {value!r}")
+        t = const_type(value, like)
+        if t.big_endian:
+            if not 0 <= value <= t._max:
+                raise self.error(f"constant {value} does not fit {t}")
+            from pybpf.dsl.values import swap
+            return Value(self, t, swap(value, t.bits))  # network order at build time
+        return Value(self, t, value)
+
+    def reg(self, v: Value) -> VReg | Reg:
+        """A register holding ``v`` (constants are materialised)."""
+        if not v.is_const:
+            return v.loc
+        dst = self.new_vreg("k")
+        self.load_const(dst, v.loc, v.type)
+        return dst
+
+    def load_const(self, dst, value: int, t: Scalar) -> None:
+        """dst = value, in the fewest instructions (one slot if it fits s32)."""
+        if _S32[0] <= value <= _S32[1]:
+            self.emit(Alu, op=Arith.MOV, dst=dst, src=value, width=64)
+        elif t.bits <= 32 and 0 <= value <= 0xFFFFFFFF:
+            self.emit(Alu, op=Arith.MOV, dst=dst, src=value - (1 << 32), width=32)
+        else:
+            self.emit(LoadImm64, dst=dst, imm=value & 0xFFFFFFFFFFFFFFFF)
+
+    def widen(self, v: Value, t: Scalar) -> Value:
+        """``v`` as a register value valid in all 64 bits for type ``t``."""
+        if v.is_const or t.bits < 64 or v.type.bits == 64 or not v.type.signed:
+            return v
+        dst = self.new_vreg("sx")
+        self.emit(Alu, op=Arith.MOVSX32, dst=dst, src=v.loc, width=64)
+        return Value(self, t, dst)
+
+    def convert(self, v: Value, t: Scalar) -> Value:
+        """Run-time cast of a register value to ``t``."""
+        dst = self.new_vreg("cast")
+        if t.bits < v.type.bits or (t.bits < 64 and v.type.bits == 64):
+            if t.bits == 32:
+                self.emit(Alu, op=Arith.MOV, dst=dst, src=v.loc, width=32)
+            else:
+                self.emit(Alu, op=Arith.MOV, dst=dst, src=v.loc, width=64)
+                self.emit(Alu, op=Arith.AND, dst=dst, src=(1 << t.bits) - 1, width=64)
+            if t.signed and t.bits < 64:
+                op = {8: Arith.MOVSX8, 16: Arith.MOVSX16, 32: Arith.MOVSX32}[t.bits]
+                self.emit(Alu, op=op, dst=dst, src=dst, width=64)
+        elif v.type.signed and t.bits == 64 and v.type.bits < 64:
+            self.emit(Alu, op=Arith.MOVSX32, dst=dst, src=v.loc, width=64)
+        else:
+            self.emit(Alu, op=Arith.MOV, dst=dst, src=v.loc, width=64)
+        return Value(self, t, dst)
+
+    def arith(self, op: str, a: Value, c: Value) -> Value:
+        if a.type.big_endian or c.type.big_endian:
+            if op not in ("and", "or", "xor") or (not a.is_const and not c.is_const
+                                                  and a.type != c.type):
+                raise self.error(f"arithmetic `{op}` on a big-endian value: use .host() first")
+            t = a.type if a.type.big_endian else c.type
+        else:
+            ta, tc = promote(a.type), promote(c.type)
+            if op in ("lsh", "rsh"):
+                t = ta
+            elif a.is_const:
+                t = tc
+            elif c.is_const:
+                t = ta
+            else:
+                if ta.signed != tc.signed:
+                    raise self.error(f"`{op}` mixes signed {a.type} and unsigned {c.type}: "
+                                     "cast one side with .cast()")
+                t = ta if ta.bits >= tc.bits else tc
+        if a.is_const and c.is_const:
+            return Value(self, t, _fold(op, a.loc, c.loc, t))
+        from pybpf.dsl.values import _ARITH
+        code = _ARITH[op][1 if t.signed else 0]
+        width = 64 if t.bits == 64 else 32
+        if width == 64:
+            a, c = self.widen(a, t), self.widen(c, t)
+        dst = self.new_vreg(op)
+        if a.is_const:
+            self.load_const(dst, a.loc, t)
+        else:
+            self.emit(Alu, op=Arith.MOV, dst=dst, src=a.loc, width=64)
+        if c.is_const and _S32[0] <= c.loc <= _S32[1]:
+            src = c.loc
+        elif c.is_const and width == 32:
+            src = c.loc - (1 << 32) if c.loc > _S32[1] else c.loc
+        else:
+            src = self.reg(c)
+        self.emit(Alu, op=code, dst=dst, src=src, width=width)
+        return Value(self, t, dst)
+
+    # -- variables and stack ------------------------------------------------------------
+
+    def var(self, t: Scalar, init=None) -> Var:
+        """A mutable scalar variable (assignable in branches and loops)."""
+        v = Var(self, t, self.new_vreg("var"))
+        if init is not None:
+            v.set(init)
+        return v
+
+    def alloc(self, size: int, align: int = 8) -> int:
+        """Reserve ``size`` bytes of stack; returns the offset from r10 (negative)."""
+        self.frame = (self.frame + size + align - 1) // align * align
+        if self.frame > STACK_LIMIT:
+            raise self.error(f"stack overflow: {self.frame} bytes of stack in {self.name}, "
+                             f"the limit is {STACK_LIMIT}")
+        return -self.frame
+
+    def zero(self, off: int, size: int) -> None:
+        """Zero ``size`` bytes of stack at r10 + off with the widest aligned stores."""
+        end = off + size
+        while off < end:
+            for n, sz in ((8, Size.DW), (4, Size.W), (2, Size.H), (1, Size.B)):
+                if off % n == 0 and off + n <= end:
+                    self.emit(StoreImm, dst=Reg.R10, imm=0, off=off, size=sz)
+                    off += n
+                    break
+
+    def store_value(self, base, off: int, t: Scalar, value) -> None:
+        """Store ``value`` (Value or int) as type ``t`` at base + off."""
+        v = self.coerce(value, t)
+        if t.big_endian and not v.type.big_endian:
+            v = v.net(t.bits)
+        size = Size.of(t.size)
+        if not v.is_const:
+            self.emit(Store, dst=base, src=v.loc, off=off, size=size)
+            return
+        raw = v.loc & ((1 << t.bits) - 1)
+        if t.bits < 64:  # the kernel stores the low bits of the imm
+            imm = raw - (1 << 32) if raw > _S32[1] else raw
+            self.emit(StoreImm, dst=base, imm=imm, off=off, size=size)
+        elif _S32[0] <= v.loc <= _S32[1] or raw <= _S32[1]:
+            self.emit(StoreImm, dst=base, imm=raw if raw <= _S32[1] else v.loc, off=off, size=size)
+        else:  # a u64 store sign-extends its s32 imm: large values go through a register
+            self.emit(Store, dst=base, src=self.reg(Value(self, u64, raw)), off=off, size=size)
+
+    # -- control flow ---------------------------------------------------------------
+
+    def branch(self, cond: Cond, target: str, when: bool) -> None:
+        """Jump to ``target`` if ``cond`` evaluates to ``when``."""
+        if cond.negated:
+            when = not when
+        if cond.kind == "and" or cond.kind == "or":
+            a, c = cond.parts
+            all_must = (cond.kind == "and") == when
+            if all_must:  # jump only if both parts decide for it
+                skip = self.label("sc")
+                self.branch(a, skip, not when)
+                self.branch(c, target, when)
+                self.mark(skip)
+            else:  # either part decides
+                self.branch(a, target, when)
+                self.branch(c, target, when)
+            return
+        lhs, op, rhs, signed = cond.parts
+        if lhs.is_const and rhs.is_const:
+            t = promote(lhs.type)
+            result = _evaluate(op, lhs.loc, rhs.loc, signed, t)
+            if result == when:
+                self.emit(Goto, target=target)
+                self.dead = False  # what follows is pruned as unreachable, not an error
+            return
+        width = 32 if lhs.type.bits <= 32 and rhs.type.bits <= 32 else 64
+        t = s64 if signed else u64
+        if width == 64:
+            lhs, rhs = self.widen(lhs, t), self.widen(rhs, t)
+        src = rhs.loc
+        if rhs.is_const:
+            fits = _S32[0] <= src <= _S32[1] or (width == 32 and 0 <= src <= 0xFFFFFFFF)
+            src = src if fits else self.reg(rhs)
+        probe = Cond(self, "cmp", (lhs, op, rhs, signed))
+        if op == "&" and not when:
+            skip = self.label("js")
+            self.emit(Jump, op=probe.jump_op(False)[0], dst=lhs.loc, src=src, target=skip,
+                      width=width)
+            self.emit(Goto, target=target)
+            self.mark(skip)
+            return
+        jop, _ = probe.jump_op(not when)
+        self.emit(Jump, op=jop, dst=lhs.loc, src=src, target=target, width=width)
+
+    @contextlib.contextmanager
+    def if_(self, cond: Cond) -> Iterator[None]:
+        """Run the body only when ``cond`` holds; follow with ``else_()``/``elif_()``."""
+        if not isinstance(cond, Cond):
+            raise self.error(f"if_ needs a condition (a comparison), got {cond!r}")
+        folded = _folded(cond)
+        end = self.label("endif")
+        if folded is False:
+            self.discard += 1
+            try:
+                yield
+            finally:
+                self.discard -= 1
+            self._pending_else = (None, end, True)
+            return
+        if folded is None:
+            self.branch(cond, end, False)
+        yield
+        body_dead = self.dead
+        index = len(self.ops)
+        self.mark(end)
+        self._pending_else = (index, end, body_dead if folded is None else "always")
+
+    @contextlib.contextmanager
+    def else_(self) -> Iterator[None]:
+        """The branch taken when the preceding ``if_`` (or ``elif_``) did not run."""
+        pending = self._pending_else
+        if pending is None:
+            raise self.error("else_ must follow an if_ block directly")
+        index, end, body_dead = pending
+        if body_dead == "always":  # the if_ was constant-true: else never runs
+            self.discard += 1
+            try:
+                yield
+            finally:
+                self.discard -= 1
+            return
+        join = self.label("join")
+        if index is not None and not body_dead:
+            self.ops.insert(index, Op(Goto, {"target": join}, self.ops[index - 1].source
+                                      if index else None))
+        yield
+        self.mark(join)
+
+    @contextlib.contextmanager
+    def elif_(self, cond: Cond) -> Iterator[None]:
+        with self.else_(), self.if_(cond):
+            yield
+
+    def range(self, start, stop=None, step: int = 1) -> Iterator[Var]:
+        """``for i in p.range(n):`` a bounded loop the verifier accepts (kernel 5.3+)."""
+        if stop is None:
+            start, stop = 0, start
+        if not isinstance(step, int) or step == 0:
+            raise self.error("range step must be a non-zero int constant")
+        t = stop.type if isinstance(stop, Value) else (start.type if isinstance(start, Value)
+                                                       else promote(const_type(stop, u64)))
+        from pybpf.types import u32
+        t = u32 if t.bits <= 32 and not t.signed else t
+        i = self.var(t, start)
+        head, end = self.label("loop"), self.label("endloop")
+        self.mark(head)
+        cond = (i < stop) if step > 0 else (i > stop)
+        self.branch(cond, end, False)
+        self._loops.append((head, end))
+        try:
+            yield i
+        finally:
+            self._loops.pop()
+        if not self.dead:
+            i += step
+            self.emit(Goto, target=head)
+        self.mark(end)
+
+    @property
+    def _loops(self) -> list:
+        loops = self.__dict__.get("_loop_stack")
+        if loops is None:
+            loops = self.__dict__["_loop_stack"] = []
+        return loops
+
+    def break_(self) -> None:
+        if not self._loops:
+            raise self.error("break_ outside a loop")
+        self.emit(Goto, target=self._loops[-1][1])
+
+    def return_(self, value=0) -> None:
+        """Return ``value`` from this function (r0 = value; exit)."""
+        v = self.coerce(value, s64 if isinstance(value, int) and value < 0 else u64)
+        if v.is_const:
+            self.load_const(Reg.R0, v.loc, v.type if v.type.bits == 64 else u64)
+        else:
+            self.emit(Alu, op=Arith.MOV, dst=Reg.R0, src=v.loc, width=64)
+        self.emit(Exit)
+
+    # -- finishing ------------------------------------------------------------------
+
+    def finish(self) -> list:
+        """Instructions and labels after dead-code removal and register allocation."""
+        if not self.dead:
+            where = f"{self.def_pos.file}:{self.def_pos.line}" if self.def_pos else None
+            raise DSLError(f"function {self.name!r} can reach its end without return_", where)
+        ops = _reachable(self.ops)
+        colours = allocate(ops, lambda: self.alloc(8))
+        out = []
+        for op in ops:
+            if isinstance(op, Mark):
+                out.append(op)
+                continue
+            op.replace(colours)
+            if op.is_move and op.fields["dst"] == op.fields["src"]:
+                continue
+            out.append(op)
+        return _drop_jumps_to_next(out)
+
+
+class Var(Value):
+    """A mutable variable: one virtual register assigned in many places."""
+
+    __slots__ = ("assigned",)
+
+    def __init__(self, b: Builder, t: Scalar, vreg: VReg):
+        super().__init__(b, t, vreg)
+        self.assigned = False
+
+    def set(self, value) -> None:
+        v = self.b.coerce(value, self.type)
+        if v.is_const:
+            self.b.load_const(self.loc, v.loc, self.type)
+        else:
+            v = self.b.widen(v, self.type) if self.type.bits == 64 else v
+            self.b.emit(Alu, op=Arith.MOV, dst=self.loc, src=v.loc, width=64)
+        self.assigned = True
+
+    def _in_place(self, op: str, other) -> Var:
+        result = self.b.arith(op, self, self.b.coerce(other, self.type))
+        self.set(result)
+        return self
+
+    def __iadd__(self, o): return self._in_place("add", o)
+    def __isub__(self, o): return self._in_place("sub", o)
+    def __imul__(self, o): return self._in_place("mul", o)
+    def __iand__(self, o): return self._in_place("and", o)
+    def __ior__(self, o): return self._in_place("or", o)
+    def __ixor__(self, o): return self._in_place("xor", o)
+    def __ilshift__(self, o): return self._in_place("lsh", o)
+    def __irshift__(self, o): return self._in_place("rsh", o)
+
+
+def _evaluate(op: str, a: int, b: int, signed: bool, t: Scalar) -> bool:
+    if op == "&":
+        return (a & b) != 0
+    if not signed:
+        mask = (1 << t.bits) - 1
+        a, b = a & mask, b & mask
+    return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+def _folded(cond: Cond) -> bool | None:
+    """True/False if ``cond`` is decided at build time, else None."""
+    if cond.kind != "cmp":
+        parts = [_folded(c) for c in cond.parts]
+        if cond.kind == "and":
+            result = False if False in parts else (True if parts == [True, True] else None)
+        else:
+            result = True if True in parts else (False if parts == [False, False] else None)
+    else:
+        lhs, op, rhs, signed = cond.parts
+        if not (lhs.is_const and rhs.is_const):
+            return None
+        result = _evaluate(op, lhs.loc, rhs.loc, signed, promote(lhs.type))
+    if result is None:
+        return None
+    return (not result) if cond.negated else result
+
+
+def _reachable(ops: list) -> list:
+    succ = successors(ops)
+    seen = [False] * len(ops)
+    stack = [0] if ops else []
+    while stack:
+        i = stack.pop()
+        if seen[i]:
+            continue
+        seen[i] = True
+        stack.extend(succ[i])
+    return [op for op, keep in zip(ops, seen, strict=True) if keep]
+
+
+def _drop_jumps_to_next(ops: list) -> list:
+    """Remove ``goto L`` when L is the next label(s) (left by if/else joins)."""
+    out = []
+    for i, op in enumerate(ops):
+        if isinstance(op, Op) and op.cls is Goto:
+            j, target, skip = i + 1, op.fields["target"], False
+            while j < len(ops) and isinstance(ops[j], Mark):
+                if ops[j].name == target:
+                    skip = True
+                    break
+                j += 1
+            if skip:
+                continue
+        out.append(op)
+    return out

@@ -1,0 +1,106 @@
+"""Calling BPF helpers by name, with the uapi prototypes checked at build time.
+
+``p.call("ktime_get_ns")`` or ``p.call("skb_store_bytes", p.ctx, 30, ptr, 4, 0)``:
+the number of arguments must match the prototype from ``linux/bpf.h``
+(generated into ``pybpf.syscall._uapi``), a ``struct bpf_map *`` argument
+must be a map, a pointer argument a pointer (or 0 for NULL), the context
+argument ``p.ctx``. Arguments are computed first and moved into r1-r5 just
+before the call, so the register allocator can place them there directly.
+"""
+
+from __future__ import annotations
+
+from pybpf.asm import Alu, Arith, Call, LoadMap, Reg
+from pybpf.dsl.ir import ARGS
+from pybpf.dsl.values import Value
+from pybpf.syscall._uapi import HELPER_PROTOS, HelperId
+from pybpf.types import s32, s64, u32, u64
+
+_RETURNS = {"u64": u64, "__u64": u64, "long": s64, "u32": u32, "__u32": u32, "int": s32,
+            "s64": s64, "__s64": s64, "void": u64}
+# Helpers after which the verifier forgets packet pointers (bpf_helper_changes_pkt_data).
+CHANGES_PACKET = frozenset({
+    "skb_store_bytes", "skb_change_proto", "skb_change_type", "skb_vlan_push", "skb_vlan_pop",
+    "skb_change_tail", "skb_change_head", "skb_adjust_room", "skb_pull_data", "l3_csum_replace",
+    "l4_csum_replace", "xdp_adjust_head", "xdp_adjust_meta", "xdp_adjust_tail", "clone_redirect",
+    "msg_pull_data", "msg_push_data", "msg_pop_data", "lwt_push_encap", "lwt_seg6_store_bytes",
+    "lwt_seg6_adjust_srh", "lwt_seg6_action", "skb_ecn_set_ce", "xdp_store_bytes",
+})
+_CTX_NAMES = {"ctx", "skb", "xdp_md", "xdp", "msg", "skops", "bpf_sock", "sk_reuseport",
+              "reuse", "regs", "args"}
+
+
+def prototype(b, name: str):
+    """(return type, [(ctype, argname)]) of helper ``name``; a clear error if unknown."""
+    name = name.removeprefix("bpf_")
+    proto = HELPER_PROTOS.get(name)
+    if proto is None or name not in HelperId.__members__:
+        close = sorted(n for n in HELPER_PROTOS if name[:5] in n)[:5]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise b.error(f"unknown helper bpf_{name}{hint}")
+    return proto
+
+
+def _kind(ctype: str, argname: str) -> str:
+    if ctype == "struct bpf_map *":
+        return "map"
+    if "*" in ctype:
+        if argname in _CTX_NAMES or ctype in ("struct sk_buff *", "struct xdp_buff *",
+                                              "struct sk_msg_buff *", "struct bpf_sock_ops *"):
+            return "ctx"
+        return "pointer"
+    return "scalar"
+
+
+def call(b, name: str, *args) -> Value:
+    """Emit a helper call; returns r0 as a Value of the prototype's return type."""
+    from pybpf.dsl.maps import MapDef
+    from pybpf.dsl.pointers import Ptr
+
+    name = name.removeprefix("bpf_")
+    ret, params = prototype(b, name)
+    variadic = params and params[-1][0] == "..."
+    fixed = [p for p in params if p[0] != "..."]
+    if len(args) != len(fixed) and not (variadic and len(fixed) <= len(args) <= 5):
+        sig = ", ".join(f"{t} {n}" for t, n in params)
+        raise b.error(f"bpf_{name} takes {len(fixed)} argument(s) ({sig}), got {len(args)}")
+    if len(args) > 5:
+        raise b.error(f"bpf_{name}: a helper takes at most 5 arguments")
+    staged = []
+    for i, arg in enumerate(args):
+        ctype, argname = params[i] if i < len(fixed) else ("u64", f"arg{i}")
+        kind = _kind(ctype, argname)
+        where = f"argument {i + 1} ({ctype} {argname}) of bpf_{name}"
+        if kind == "map":
+            if not isinstance(arg, MapDef):
+                raise b.error(f"{where} must be a map, got {arg!r}")
+            b.use_map(arg)
+            staged.append(("map", arg.name))
+        elif kind == "ctx":
+            staged.append(("reg", b.ctx_reg(where, arg)))
+        elif isinstance(arg, Ptr):
+            staged.append(("reg", arg.address()))
+        elif isinstance(arg, MapDef):
+            raise b.error(f"{where} is not a map argument")
+        elif kind == "pointer" and isinstance(arg, int) and arg != 0:
+            raise b.error(f"{where} must be a pointer (or 0 for NULL), got {arg}")
+        else:
+            v = b.coerce(arg, u64)
+            if v.is_const:
+                staged.append(("const", v.loc, v.type))
+            else:
+                staged.append(("reg", b.widen(v, s64 if v.type.signed else u64).loc))
+    for i, item in enumerate(staged):
+        reg = ARGS[i]
+        if item[0] == "map":
+            b.emit(LoadMap, dst=reg, map=item[1])
+        elif item[0] == "const":
+            b.load_const(reg, item[1], u64)
+        else:
+            b.emit(Alu, op=Arith.MOV, dst=reg, src=item[1], width=64)
+    b.emit(Call, helper=int(HelperId[name]), nargs=len(args))
+    if name in CHANGES_PACKET:
+        b.packet_changed(name)
+    result = b.new_vreg(name)
+    b.emit(Alu, op=Arith.MOV, dst=result, src=Reg.R0, width=64)
+    return Value(b, _RETURNS.get(ret, u64), result)

@@ -1,0 +1,162 @@
+"""The DSL's intermediate form: asm instructions whose registers may be virtual.
+
+An ``Op`` is an instruction class from ``pybpf.asm`` with its fields, where
+any register field may hold a ``VReg`` until register allocation replaces it
+with a real register. Each Op knows which registers it reads (``uses``),
+writes (``defs``) and destroys (``clobbers``, e.g. r1-r5 across a call), which
+is all the allocator needs. ``Mark`` ops are labels (no instruction).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pybpf.asm import (
+    Alu,
+    Arith,
+    Atomic,
+    AtomicKind,
+    Call,
+    CallKfunc,
+    CallLocal,
+    CallX,
+    Endian,
+    Exit,
+    Jump,
+    Load,
+    LoadAbs,
+    LoadAcquire,
+    LoadBtfId,
+    LoadFunc,
+    LoadImm64,
+    LoadInd,
+    LoadMap,
+    LoadSX,
+    Neg,
+    Reg,
+    Store,
+    StoreImm,
+    StoreRelease,
+)
+from pybpf.asm.program import SourcePos
+
+CALLER_SAVED = (Reg.R1, Reg.R2, Reg.R3, Reg.R4, Reg.R5)
+ARGS = CALLER_SAVED
+
+
+class VReg:
+    """A virtual register: a value that will live in some real register (or stack slot)."""
+
+    __slots__ = ("id", "name")
+
+    def __init__(self, id: int, name: str = ""):
+        self.id = id
+        self.name = name
+
+    def __hash__(self) -> int:  # deterministic set order across runs
+        return self.id + 16
+
+    def __repr__(self) -> str:
+        return f"%{self.name or 'v'}{self.id}"
+
+
+Loc = Reg | VReg
+
+
+@dataclass(eq=False, slots=True)
+class Op:
+    """One instruction before register allocation."""
+
+    cls: type
+    fields: dict[str, Any]
+    source: SourcePos | None = None
+    nargs: int = 0  # arguments a call reads from r1..r5
+    uses: tuple[Loc, ...] = ()
+    defs: tuple[Loc, ...] = ()
+    clobbers: tuple[Reg, ...] = ()
+
+    def __post_init__(self):
+        self.uses, self.defs, self.clobbers = _dataflow(self)
+
+    def replace(self, mapping: dict) -> None:
+        """Substitute registers (VReg -> Reg or VReg -> VReg) in place."""
+        for k, v in self.fields.items():
+            if isinstance(v, VReg) and v in mapping:
+                self.fields[k] = mapping[v]
+        self.uses, self.defs, self.clobbers = _dataflow(self)
+
+    @property
+    def is_move(self) -> bool:
+        f = self.fields
+        return (self.cls is Alu and f["op"] is Arith.MOV and f["width"] == 64
+                and isinstance(f["src"], (Reg, VReg)))
+
+    def build(self):
+        """The real instruction (all registers must be physical by now)."""
+        return self.cls(**self.fields)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
+        return f"{self.cls.__name__}({inner})"
+
+
+@dataclass(eq=False, slots=True)
+class Mark:
+    """A label position in the op list."""
+
+    name: str
+    source: SourcePos | None = None
+    function: bool = False
+    uses: tuple = ()
+    defs: tuple = ()
+    clobbers: tuple = ()
+
+
+def _is_reg(v) -> bool:
+    return isinstance(v, (Reg, VReg))
+
+
+def _dataflow(op: Op):
+    c, f = op.cls, op.fields
+    if c is Alu:
+        src = (f["src"],) if _is_reg(f["src"]) else ()
+        if f["op"] in (Arith.MOV, Arith.MOVSX8, Arith.MOVSX16, Arith.MOVSX32):
+            return src, (f["dst"],), ()
+        return (f["dst"], *src), (f["dst"],), ()
+    if c in (Neg, Endian):
+        return (f["dst"],), (f["dst"],), ()
+    if c in (Load, LoadSX, LoadAcquire):
+        return (f["src"],), (f["dst"],), ()
+    if c in (Store, StoreRelease):
+        return (f["dst"], f["src"]), (), ()
+    if c is StoreImm:
+        return (f["dst"],), (), ()
+    if c is Atomic:
+        kind = f["op"]
+        if kind is AtomicKind.CMPXCHG:
+            return (f["dst"], f["src"], Reg.R0), (Reg.R0,), ()
+        return (f["dst"], f["src"]), ((f["src"],) if kind.fetches else ()), ()
+    if c in (LoadImm64, LoadMap, LoadFunc, LoadBtfId):
+        return (), (f["dst"],), ()
+    if c is Jump:
+        src = (f["src"],) if _is_reg(f["src"]) else ()
+        return (f["dst"], *src), (), ()
+    if c in (Call, CallKfunc, CallLocal):
+        return ARGS[:op.nargs], (Reg.R0,), CALLER_SAVED
+    if c is CallX:
+        return (f["dst"], *ARGS[:op.nargs]), (Reg.R0,), CALLER_SAVED
+    if c is Exit:
+        return (Reg.R0,), (), ()
+    if c in (LoadAbs, LoadInd):
+        src = (f["src"],) if c is LoadInd else ()
+        return (Reg.R6, *src), (Reg.R0,), CALLER_SAVED
+    return (), (), ()
+
+
+@dataclass
+class Function:
+    """The ops of one function, before allocation."""
+
+    name: str
+    ops: list = field(default_factory=list)

@@ -1,0 +1,203 @@
+"""Typed pointers: fields of structs on the stack, in packets, in map values.
+
+``ptr.field`` loads a field (sign-extending for signed types, raw for
+big-endian ones); ``ptr.field = v`` stores; nested structs and arrays give
+further pointers. Each pointer knows its region, so the builder can refuse,
+at build time, a packet access beyond the checked range or a map value used
+outside its null check.
+"""
+
+from __future__ import annotations
+
+from pybpf.asm import Alu, Arith, Atomic, AtomicKind, Load, LoadSX, Reg, Size
+from pybpf.dsl.values import DSLError, Value
+from pybpf.types import Array, Bytes, Scalar, StructMeta, u8
+
+
+class computed:
+    """A value derived from a header's fields, read like a field (``ip.ihl``, ``tcp.syn``).
+
+    Declared in a Struct body: ``ihl = computed(lambda h: h.ver_ihl & 0xF)``.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+
+
+class Region:
+    """Where a pointer points; ``check(off, size)`` refuses invalid accesses."""
+
+    name = "memory"
+
+    def check(self, b, off: int, size: int) -> None:
+        pass
+
+
+class StackRegion(Region):
+    name = "stack"
+
+
+class MapValueRegion(Region):
+    """A map value returned by a lookup: valid only inside its null check."""
+
+    name = "map value"
+
+    def __init__(self, map_name: str):
+        self.map_name = map_name
+        self.valid = True
+
+    def check(self, b, off: int, size: int) -> None:
+        if not self.valid:
+            raise b.error(f"value of map {self.map_name!r} used outside the `with ... lookup()` "
+                          "block that checked it for NULL")
+
+
+class Ptr:
+    """A pointer to a value of a pybpf type at ``base + off``."""
+
+    __slots__ = ("_b", "_type", "_base", "_off", "_region")
+
+    def __init__(self, b, t, base, off: int, region: Region):
+        object.__setattr__(self, "_b", b)
+        object.__setattr__(self, "_type", t)
+        object.__setattr__(self, "_base", base)
+        object.__setattr__(self, "_off", off)
+        object.__setattr__(self, "_region", region)
+
+    @property
+    def type(self):
+        return self._type
+
+    def __bool__(self):
+        raise DSLError("a DSL pointer has no truth value at build time", self._b.where())
+
+    # -- struct fields --------------------------------------------------------------------
+
+    def _field(self, name: str):
+        t = self._type
+        if not isinstance(t, StructMeta):
+            raise self._b.error(f"{t.name} is not a struct; it has no field {name!r}")
+        try:
+            return t.field(name)
+        except Exception as e:
+            raise self._b.error(str(e)) from None
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        derived = getattr(self._type, name, None)
+        if isinstance(derived, computed):
+            return derived.fn(self)
+        f = self._field(name)
+        return self._at(f.type, self._off + f.offset)
+
+    def __setattr__(self, name: str, value) -> None:
+        f = self._field(name)
+        if not isinstance(f.type, Scalar):
+            raise self._b.error(f"field {name!r} is a {f.type.name}; assign its fields one by one")
+        self._store(f.type, self._off + f.offset, value)
+
+    def _at(self, t, off: int):
+        if isinstance(t, Scalar):
+            return self._load(t, off)
+        if isinstance(t, (Array, Bytes)):
+            return ArrayPtr(self._b, t, self._base, off, self._region)
+        return Ptr(self._b, t, self._base, off, self._region)
+
+    # -- raw access -----------------------------------------------------------------------
+
+    def _load(self, t: Scalar, off: int) -> Value:
+        self._region.check(self._b, off, t.size)
+        dst = self._b.new_vreg(t.name)
+        cls = LoadSX if t.signed and t.bits < 64 else Load
+        self._b.emit(cls, dst=dst, src=self._base, off=off, size=Size.of(t.size))
+        return Value(self._b, t, dst)
+
+    def _store(self, t: Scalar, off: int, value) -> None:
+        self._region.check(self._b, off, t.size)
+        self._b.store_value(self._base, off, t, value)
+
+    # -- whole-value access (scalar pointees) ------------------------------------------------
+
+    @property
+    def value(self) -> Value:
+        """Load the pointee (a scalar)."""
+        if not isinstance(self._type, Scalar):
+            raise self._b.error(f"{self._type.name} is not a scalar; read its fields")
+        return self._load(self._type, self._off)
+
+    def set(self, value) -> None:
+        """Store into the pointee (a scalar)."""
+        if not isinstance(self._type, Scalar):
+            raise self._b.error(f"{self._type.name} is not a scalar; assign its fields")
+        self._store(self._type, self._off, value)
+
+    def atomic_add(self, value, *, fetch: bool = False) -> Value | None:
+        """``lock *ptr += value`` (32 or 64-bit pointee); with fetch=True returns the old value."""
+        return self._atomic(AtomicKind.FETCH_ADD if fetch else AtomicKind.ADD, value)
+
+    def atomic_or(self, value, *, fetch: bool = False):
+        return self._atomic(AtomicKind.FETCH_OR if fetch else AtomicKind.OR, value)
+
+    def atomic_and(self, value, *, fetch: bool = False):
+        return self._atomic(AtomicKind.FETCH_AND if fetch else AtomicKind.AND, value)
+
+    def atomic_xor(self, value, *, fetch: bool = False):
+        return self._atomic(AtomicKind.FETCH_XOR if fetch else AtomicKind.XOR, value)
+
+    def _atomic(self, kind: AtomicKind, value):
+        t = self._type
+        if not isinstance(t, Scalar) or t.bits not in (32, 64) or t.big_endian:
+            raise self._b.error(f"atomic operations need a u32/u64 pointee, not {t.name}")
+        self._region.check(self._b, self._off, t.size)
+        b = self._b
+        v = b.coerce(value, t)
+        src = b.new_vreg("atomic")
+        if v.is_const:
+            b.load_const(src, v.loc, t)
+        else:
+            b.emit(Alu, op=Arith.MOV, dst=src, src=v.loc, width=64)
+        b.emit(Atomic, op=kind, dst=self._base, src=src, off=self._off, size=Size.of(t.size))
+        return Value(b, t, src) if kind.fetches else None
+
+    def address(self):
+        """A register holding this pointer's address (for helper arguments)."""
+        b = self._b
+        if self._off == 0 and self._base is not Reg.R10:
+            return self._base
+        dst = b.new_vreg("addr")
+        b.emit(Alu, op=Arith.MOV, dst=dst, src=self._base, width=64)
+        if self._off:
+            b.emit(Alu, op=Arith.ADD, dst=dst, src=self._off, width=64)
+        return dst
+
+    @property
+    def size(self) -> int:
+        return self._type.size
+
+
+class ArrayPtr(Ptr):
+    """A pointer to an Array or Bytes field; index with a constant."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index: int):
+        t = self._type
+        elem = t.elem if isinstance(t, Array) else u8
+        count = t.count if isinstance(t, Array) else t.size
+        if not isinstance(index, int):
+            raise self._b.error("array index must be a constant int (variable indices need "
+                                "explicit pointer arithmetic and bounds checks)")
+        if not 0 <= index < count:
+            raise self._b.error(f"index {index} is outside {t.name} (0..{count - 1})")
+        return self._at(elem, self._off + index * elem.size)
+
+    def __setitem__(self, index: int, value) -> None:
+        t = self._type
+        elem = t.elem if isinstance(t, Array) else u8
+        count = t.count if isinstance(t, Array) else t.size
+        if not isinstance(index, int) or not 0 <= index < count:
+            raise self._b.error(f"index {index!r} is outside {t.name} (0..{count - 1})")
+        if not isinstance(elem, Scalar):
+            raise self._b.error(f"elements of {t.name} are structs; assign their fields")
+        self._store(elem, self._off + index * elem.size, value)

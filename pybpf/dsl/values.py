@@ -1,0 +1,313 @@
+"""DSL values: typed scalars in virtual registers (or constants), and conditions.
+
+Arithmetic follows C's promotion without C's surprises: operands narrower
+than 32 bits are widened to 32, the result has the wider operand's width,
+and signed-with-unsigned mixes are refused (cast one side explicitly).
+Widths up to 32 bits use the 32-bit ALU and JMP32 (which zero-extend); 64-bit
+values use the 64-bit forms. Big-endian values (be16/be32/be64) compare
+with constants converted to network order at build time; arithmetic on them
+needs ``.host()`` first. Constants fold in Python and never reach the
+kernel as instructions of their own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pybpf.asm import Alu, Arith, ByteOrder, Endian, JumpOp, Neg
+from pybpf.dsl.ir import VReg
+from pybpf.errors import PyBPFError
+from pybpf.types import Scalar, s32, s64, u32, u64
+
+if TYPE_CHECKING:
+    from pybpf.dsl.builder import Builder
+
+
+class DSLError(PyBPFError):
+    """A mistake in a DSL program, reported when the program is built.
+
+    ``where`` is the user's ``file:line`` that caused it.
+    """
+
+    def __init__(self, message: str, where: str | None = None):
+        self.message = message
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+def _wrap(value: int, t: Scalar) -> int:
+    mask = (1 << t.bits) - 1
+    value &= mask
+    if t.signed and value >> (t.bits - 1):
+        value -= 1 << t.bits
+    return value
+
+
+def promote(t: Scalar) -> Scalar:
+    """The type arithmetic on ``t`` produces (at least 32 bits wide)."""
+    if t.bits >= 32:
+        return t
+    return s32 if t.signed else u32
+
+
+def swap(value: int, bits: int) -> int:
+    """Byte-swap ``value`` of ``bits`` bits (htons/htonl at build time)."""
+    return int.from_bytes((value & ((1 << bits) - 1)).to_bytes(bits // 8, "big"), "little")
+
+
+_ARITH = {
+    "add": (Arith.ADD, Arith.ADD), "sub": (Arith.SUB, Arith.SUB), "mul": (Arith.MUL, Arith.MUL),
+    "div": (Arith.DIV, Arith.SDIV), "mod": (Arith.MOD, Arith.SMOD), "and": (Arith.AND, Arith.AND),
+    "or": (Arith.OR, Arith.OR), "xor": (Arith.XOR, Arith.XOR), "lsh": (Arith.LSH, Arith.LSH),
+    "rsh": (Arith.RSH, Arith.ARSH),
+}
+_BITWISE = ("and", "or", "xor")
+
+
+def _fold(op: str, a: int, b: int, t: Scalar) -> int:
+    if op in ("div", "mod") and b == 0:
+        return 0 if op == "div" else a  # the ISA's x/0 = 0, x%0 = x
+    if op in ("lsh", "rsh"):
+        b &= t.bits - 1
+    if op == "div" and t.signed:
+        q = abs(a) // abs(b)
+        return _wrap(-q if (a < 0) != (b < 0) else q, t)
+    if op == "mod" and t.signed:
+        r = abs(a) % abs(b)
+        return _wrap(-r if a < 0 else r, t)
+    if op == "rsh" and not t.signed:
+        return _wrap((a & ((1 << t.bits) - 1)) >> b, t)
+    fn = {"add": int.__add__, "sub": int.__sub__, "mul": int.__mul__, "div": int.__floordiv__,
+          "mod": int.__mod__, "and": int.__and__, "or": int.__or__, "xor": int.__xor__,
+          "lsh": int.__lshift__, "rsh": int.__rshift__}[op]
+    return _wrap(fn(a, b), t)
+
+
+class Value:
+    """A scalar rvalue of a pybpf type: a build-time constant or a virtual register."""
+
+    __slots__ = ("b", "type", "loc")
+
+    def __init__(self, b: Builder, type: Scalar, loc: VReg | int):
+        self.b = b
+        self.type = type
+        self.loc = loc
+
+    @property
+    def is_const(self) -> bool:
+        return isinstance(self.loc, int)
+
+    def __bool__(self):
+        raise DSLError("a DSL value has no truth value at build time; compare it "
+                       "(`x != 0`) inside p.if_(...)", self.b.where())
+
+    def __repr__(self) -> str:
+        return f"Value({self.type!r}, {self.loc!r})"
+
+    # -- conversions --------------------------------------------------------------------
+
+    def cast(self, t: Scalar) -> Value:
+        """Reinterpret as ``t``: truncating, zero- or sign-extending as C would."""
+        if self.is_const:
+            raw = self.loc & ((1 << self.type.bits) - 1) if not self.type.signed else self.loc
+            return Value(self.b, t, _wrap(raw, t))
+        return self.b.convert(self, t)
+
+    def host(self) -> Value:
+        """A big-endian value in host order (bpf_ntohs/ntohl at run time, or at build time)."""
+        if not self.type.big_endian:
+            return self
+        t = {16: "u16", 32: "u32", 64: "u64"}[self.type.bits]
+        from pybpf.types import SCALARS
+        host = SCALARS[t]
+        if self.is_const:
+            return Value(self.b, host, swap(self.loc, self.type.bits))
+        dst = self.b.new_vreg("ntoh")
+        self.b.emit(Alu, op=Arith.MOV, dst=dst, src=self.loc, width=64)
+        self.b.emit(Endian, order=ByteOrder.BE, dst=dst, bits=self.type.bits)
+        return Value(self.b, host, dst)
+
+    def net(self, bits: int | None = None) -> Value:
+        """This host-order value in network byte order (be16/be32/be64)."""
+        if self.type.big_endian:
+            return self
+        from pybpf.types import be16, be32, be64
+        bits = bits or max(16, self.type.bits)
+        t = {16: be16, 32: be32, 64: be64}[bits]
+        if self.is_const:
+            return Value(self.b, t, swap(self.loc, bits))
+        dst = self.b.new_vreg("hton")
+        self.b.emit(Alu, op=Arith.MOV, dst=dst, src=self.loc, width=64)
+        self.b.emit(Endian, order=ByteOrder.BE, dst=dst, bits=bits)
+        return Value(self.b, t, dst)
+
+    # -- arithmetic ---------------------------------------------------------------------
+
+    def _bin(self, op: str, other, reverse: bool = False) -> Value:
+        other = self.b.coerce(other, self.type)
+        a, c = (other, self) if reverse else (self, other)
+        return self.b.arith(op, a, c)
+
+    def __add__(self, o): return self._bin("add", o)
+    def __radd__(self, o): return self._bin("add", o, True)
+    def __sub__(self, o): return self._bin("sub", o)
+    def __rsub__(self, o): return self._bin("sub", o, True)
+    def __mul__(self, o): return self._bin("mul", o)
+    def __rmul__(self, o): return self._bin("mul", o, True)
+    def __floordiv__(self, o): return self._bin("div", o)
+    def __rfloordiv__(self, o): return self._bin("div", o, True)
+    def __mod__(self, o): return self._bin("mod", o)
+    def __rmod__(self, o): return self._bin("mod", o, True)
+    def __and__(self, o): return self._bin("and", o)
+    def __rand__(self, o): return self._bin("and", o, True)
+    def __or__(self, o): return self._bin("or", o)
+    def __ror__(self, o): return self._bin("or", o, True)
+    def __xor__(self, o): return self._bin("xor", o)
+    def __rxor__(self, o): return self._bin("xor", o, True)
+    def __lshift__(self, o): return self._bin("lsh", o)
+    def __rlshift__(self, o): return self._bin("lsh", o, True)
+    def __rshift__(self, o): return self._bin("rsh", o)
+    def __rrshift__(self, o): return self._bin("rsh", o, True)
+
+    def __neg__(self) -> Value:
+        t = promote(self.type)
+        if self.is_const:
+            return Value(self.b, t, _wrap(-self.loc, t))
+        dst = self.b.new_vreg("neg")
+        v = self.b.widen(self, t)
+        self.b.emit(Alu, op=Arith.MOV, dst=dst, src=v.loc, width=64)
+        self.b.emit(Neg, dst=dst, width=64 if t.bits == 64 else 32)
+        return Value(self.b, t, dst)
+
+    def __invert__(self) -> Value:
+        return self ^ -1 if self.type.signed else self ^ ((1 << promote(self.type).bits) - 1)
+
+    def __truediv__(self, o):
+        raise DSLError("use // for integer division (eBPF has no floating point)", self.b.where())
+
+    # -- comparisons: unsigned or signed by the operands' types, or explicit ---------------
+
+    def _cmp(self, op: str, other) -> Cond:
+        return Cond.compare(self, op, other)
+
+    def __eq__(self, o): return self._cmp("==", o)  # type: ignore[override]
+    def __ne__(self, o): return self._cmp("!=", o)  # type: ignore[override]
+    def __lt__(self, o): return self._cmp("<", o)
+    def __le__(self, o): return self._cmp("<=", o)
+    def __gt__(self, o): return self._cmp(">", o)
+    def __ge__(self, o): return self._cmp(">=", o)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def slt(self, o) -> Cond:
+        """Signed ``<`` regardless of the operands' declared signedness (s<)."""
+        return Cond.compare(self, "<", o, signed=True)
+
+    def sle(self, o) -> Cond:
+        return Cond.compare(self, "<=", o, signed=True)
+
+    def sgt(self, o) -> Cond:
+        return Cond.compare(self, ">", o, signed=True)
+
+    def sge(self, o) -> Cond:
+        return Cond.compare(self, ">=", o, signed=True)
+
+    def ult(self, o) -> Cond:
+        """Unsigned ``<`` regardless of the operands' declared signedness."""
+        return Cond.compare(self, "<", o, signed=False)
+
+    def ugt(self, o) -> Cond:
+        return Cond.compare(self, ">", o, signed=False)
+
+    def test(self, mask) -> Cond:
+        """``(self & mask) != 0`` as one JSET instruction."""
+        return Cond.compare(self, "&", mask)
+
+
+_JUMPS = {
+    ("==", False): JumpOp.JEQ, ("!=", False): JumpOp.JNE, ("&", False): JumpOp.JSET,
+    ("<", False): JumpOp.JLT, ("<=", False): JumpOp.JLE, (">", False): JumpOp.JGT,
+    (">=", False): JumpOp.JGE, ("<", True): JumpOp.JSLT, ("<=", True): JumpOp.JSLE,
+    (">", True): JumpOp.JSGT, (">=", True): JumpOp.JSGE,
+}
+_NEGATE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+_SWAP = {"==": "==", "!=": "!=", "<": ">", ">": "<", "<=": ">=", ">=": "<="}
+
+
+class Cond:
+    """A condition for ``p.if_``/``p.while_``: a comparison, or and/or/not of conditions.
+
+    Combine with ``&`` (and), ``|`` (or) and ``~`` (not); Python's ``and``,
+    ``or``, ``not`` and ``if`` cannot be intercepted and raise instead.
+    """
+
+    __slots__ = ("b", "kind", "parts", "negated")
+
+    def __init__(self, b, kind: str, parts: tuple, negated: bool = False):
+        self.b = b
+        self.kind = kind  # "cmp", "and", "or"
+        self.parts = parts
+        self.negated = negated
+
+    @staticmethod
+    def compare(lhs: Value, op: str, rhs, signed: bool | None = None) -> Cond:
+        b = lhs.b
+        if not isinstance(rhs, Value):
+            rhs = b.coerce(rhs, lhs.type)
+        if lhs.is_const and not rhs.is_const:
+            lhs, rhs, op = rhs, lhs, _SWAP.get(op, op)
+        if op not in ("==", "!=", "&") and (lhs.type.big_endian or rhs.type.big_endian):
+            raise DSLError(f"ordering comparison `{op}` on a big-endian value: convert it with "
+                           ".host() first", b.where())
+        if lhs.type.big_endian != rhs.type.big_endian and not rhs.is_const:
+            raise DSLError("comparing a big-endian value with a host-order one: use .host() or "
+                           ".net()", b.where())
+        if signed is None:
+            if not rhs.is_const and lhs.type.signed != rhs.type.signed and op not in ("==", "!=", "&"):
+                raise DSLError(f"`{op}` between signed {lhs.type} and unsigned {rhs.type} is "
+                               "ambiguous: cast one side, or use .slt()/.ult() and friends", b.where())
+            signed = lhs.type.signed
+        return Cond(b, "cmp", (lhs, op, rhs, signed))
+
+    def __bool__(self):
+        raise DSLError("a DSL condition has no truth value at build time: use it in "
+                       "`with p.if_(cond):` (and &, |, ~ instead of and, or, not)", self.b.where())
+
+    def __and__(self, other: Cond) -> Cond:
+        return Cond(self.b, "and", (self, _as_cond(other)))
+
+    def __or__(self, other: Cond) -> Cond:
+        return Cond(self.b, "or", (self, _as_cond(other)))
+
+    def __invert__(self) -> Cond:
+        return Cond(self.b, self.kind, self.parts, not self.negated)
+
+    def jump_op(self, negate: bool) -> tuple[JumpOp, bool]:
+        """(JumpOp, swap operands?) for this comparison, possibly negated."""
+        lhs, op, rhs, signed = self.parts
+        if negate != self.negated:
+            if op == "&":
+                raise AssertionError("JSET negation is handled by the builder")
+            op = _NEGATE[op]
+        key = (op, signed if op not in ("==", "!=", "&") else False)
+        return _JUMPS[key], False
+
+
+def _as_cond(c) -> Cond:
+    if not isinstance(c, Cond):
+        raise DSLError(f"expected a condition, got {c!r}")
+    return c
+
+
+def const_type(value: int, like: Scalar) -> Scalar:
+    """The type a Python int takes next to a value of type ``like``."""
+    if like.big_endian:
+        return like
+    t = promote(like)
+    if t.signed and not s64._min <= value <= s64._max:
+        raise DSLError(f"constant {value} does not fit {t}")
+    if not t.signed and value < 0:
+        return s64 if t.bits == 64 else s32
+    if value > (t._max if t.signed else u64._max):
+        raise DSLError(f"constant {value} does not fit 64 bits")
+    return t
