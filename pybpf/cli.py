@@ -3,6 +3,10 @@
     pybpf asm [FILE|-] [-o OUT] [--syntax llvm|ubpf] [--hex]
     pybpf disasm [FILE|-] [--hex] [--verbose]
     pybpf doctor
+    pybpf list                    the tools in programs/, one line each
+    pybpf dump NAME               a tool's bytecode with its Python source lines
+    pybpf demo [NAME]             run one demo (or all) in a throwaway sandbox
+    pybpf run NAME [options]      run a tool on a real interface or cgroup you name
 
 Exit status 0 on success, 1 on a user error (one line per problem on
 stderr, never a traceback), 2 on bad usage.
@@ -78,6 +82,49 @@ def _cmd_doctor(args) -> None:
     sys.stdout.write(doctor.report() + "\n")
 
 
+def _cmd_list(args) -> None:
+    from programs import all_tools
+
+    tools = all_tools()
+    width = max((len(t.name) for t in tools), default=0)
+    for t in tools:
+        print(f"{t.name:<{width}}  {t.summary}")
+
+
+def _cmd_dump(args) -> None:
+    from programs import find
+
+    for prog in find(args.name).programs():
+        print(f"== {prog.name} ({prog.kind.prog_type}"
+              f"{', ' + prog.kind.attach_type if prog.kind.attach_type else ''})")
+        print(prog.listing())
+        print()
+
+
+def _cmd_demo(args) -> None:
+    from programs import all_tools, find
+
+    tools = [find(args.name)] if args.name else [t for t in all_tools() if t.demo]
+    for tool in tools:
+        if tool.demo is None:
+            raise _UserError(f"{tool.name} has no demo")
+        print(f"=== {tool.name}: {tool.summary}")
+        tool.demo()
+        print()
+
+
+def _cmd_run(args) -> None:
+    from programs import find
+
+    tool = find(args.name)
+    if tool.run is None:
+        raise _UserError(f"{tool.name} cannot run outside its demo")
+    parser = argparse.ArgumentParser(prog=f"pybpf run {tool.name}", description=tool.summary)
+    if tool.add_arguments:
+        tool.add_arguments(parser)
+    tool.run(parser.parse_args(args.rest))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pybpf", description="A pure-Python eBPF toolkit.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="what this machine's kernel supports for BPF")
     p.set_defaults(func=_cmd_doctor)
+
+    p = sub.add_parser("list", help="the tools in programs/")
+    p.set_defaults(func=_cmd_list)
+    p = sub.add_parser("dump", help="a tool's bytecode interleaved with its Python source")
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_dump)
+    p = sub.add_parser("demo", help="run a demo (all with no name) inside a throwaway sandbox")
+    p.add_argument("name", nargs="?")
+    p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("run", help="run a tool on a real interface or cgroup")
+    p.add_argument("name")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_run)
     return parser
 
 

@@ -1,0 +1,64 @@
+"""What a tool in programs/ provides, and the registry the CLI reads."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pybpf.errors import PyBPFError
+
+# Module names in the order `pybpf demo` runs them (the guide's chapter order).
+MODULES = (
+    "connect_journey",   # 1. socket syscalls, the connect() journey (tracepoints)
+    "cgroup_logger",     # 2a. cgroup connect4/6 logger
+    "cgroup_redirect",   # 2b. connect4/sendmsg4 redirector with getpeername4
+    "bind_guard",        # 2c. bind4/bind6 guard
+    "tc_logger",         # 3. TC packet logger
+    "xdp_blocker",       # 4a. XDP IP blocker
+    "proto_counter",     # 4b. XDP protocol counter
+    "parser",            # 5. full packet parser (a DSL library + a test program)
+    "dnat",              # 6. header rewriting (TC DNAT with checksums, XDP variant)
+    "redirect",          # 7a/b. TC redirect, XDP devmap/cpumap
+    "sockmap_redirect",  # 7c. sock_ops + sk_msg socket redirection
+    "syn_filter",        # 8. socket filter passing TCP SYNs
+)
+
+
+class ToolError(PyBPFError):
+    """A tool was misused from the command line (unknown name, missing option)."""
+
+
+@dataclass
+class Tool:
+    """A tool: name, summary, its programs, a sandboxed demo and a real-system runner."""
+
+    name: str
+    summary: str
+    programs: Callable[[], list] = field(default=lambda: [])
+    demo: Callable[[], None] | None = None
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    run: Callable[[argparse.Namespace], None] | None = None
+
+
+def all_tools() -> list[Tool]:
+    """Every tool that exists, in chapter order (modules not written yet are skipped)."""
+    tools = []
+    for mod in MODULES:
+        try:
+            module = importlib.import_module(f"programs.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name == f"programs.{mod}":
+                continue
+            raise
+        tools.append(module.TOOL)
+    return tools
+
+
+def find(name: str) -> Tool:
+    for tool in all_tools():
+        if tool.name == name:
+            return tool
+    known = ", ".join(t.name for t in all_tools())
+    raise ToolError(f"no tool named {name!r} (tools: {known})")
