@@ -15,6 +15,7 @@ import os
 from pybpf.errors import BPFError
 from pybpf.syscall._ffi import NR_BPF, ffi, libc
 from pybpf.syscall._uapi import Cmd
+from pybpf.syscall.attr_tail import fields_beyond, kernel_attr_size
 
 ATTR_SIZE = ffi.sizeof("union bpf_attr")
 #: The kernel-internal "not supported" errno (include/linux/errno.h) some commands leak.
@@ -48,8 +49,24 @@ def bpf(cmd: Cmd, attr, *, size: int = ATTR_SIZE) -> int:
     ret = libc.syscall(NR_BPF, ffi.cast("int", cmd), attr, ffi.cast("unsigned int", size))
     if ret < 0:
         err = ffi.errno
-        raise BPFError(err, f"BPF_{Cmd(cmd).name}", explain(cmd, err))
+        detail = explain(cmd, err)
+        if err == errno.E2BIG:
+            detail = explain_e2big(cmd, attr, size) or detail
+        raise BPFError(err, f"BPF_{Cmd(cmd).name}", detail)
     return ret
+
+
+def explain_e2big(cmd: int, attr, size: int) -> str | None:
+    """Name the attributes set beyond the kernel's ``union bpf_attr``, if that caused E2BIG."""
+    kernel_size = kernel_attr_size()
+    if size <= kernel_size:
+        return None
+    fields = fields_beyond(cmd, attr, size, kernel_size)
+    if not fields:
+        return None
+    return (f"{os.strerror(errno.E2BIG)}: this kernel's union bpf_attr has {kernel_size} bytes "
+            f"and does not know {', '.join(fields)} (a newer kernel feature); leave "
+            f"{'it' if len(fields) == 1 else 'them'} unset")
 
 
 def bpf_retry(cmd: Cmd, attr, *, attempts: int = 5) -> int:
@@ -95,7 +112,7 @@ def explain(cmd: int, err: int) -> str:
             hint += "; kernels before 5.11 also charge RLIMIT_MEMLOCK (raise it: ulimit -l)"
         return hint
     if err == errno.E2BIG:
-        return f"{text}: the kernel does not know an attribute pybpf set (a newer feature)"
+        return f"{text}: a size or count is above this kernel's limit"
     if err == errno.EBADF:
         return f"{text}: a file descriptor passed to the kernel is closed or not a BPF object"
     if err == errno.ENOSPC and cmd == Cmd.PROG_LOAD:
