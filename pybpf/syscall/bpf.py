@@ -39,6 +39,41 @@ _CAPS_FOR = {
 }
 
 
+#: Capability bits (include/uapi/linux/capability.h) that BPF work needs.
+CAPABILITIES = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
+
+
+def effective_capabilities() -> dict[str, bool]:
+    """Which BPF-related capabilities this process holds (CapEff in /proc/self/status)."""
+    with open("/proc/self/status") as f:
+        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    return {name: bool(eff >> bit & 1) for name, bit in CAPABILITIES.items()}
+
+
+def _read_first_line(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.readline().strip()
+    except OSError:
+        return None
+
+
+def policy_hint() -> str:
+    """Why a process holding every BPF capability still gets EPERM."""
+    hint = ("this process holds CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_SYS_ADMIN, so a "
+            "kernel policy refused it: kernel lockdown, an LSM (SELinux, AppArmor, landlock, "
+            "BPF LSM) or a rule about this attach target")
+    lockdown = _read_first_line("/sys/kernel/security/lockdown")
+    lsms = _read_first_line("/sys/kernel/security/lsm")
+    if lockdown:
+        hint += f"; lockdown: {lockdown}"
+    if lsms:
+        hint += f"; active LSMs: {lsms}"
+    if lockdown is None and lsms is None:
+        hint += " (mount securityfs on /sys/kernel/security to see lockdown and LSMs)"
+    return hint
+
+
 def new_attr():
     """A zeroed ``union bpf_attr`` (cdata pointer)."""
     return ffi.new("union bpf_attr *")
@@ -99,6 +134,8 @@ def explain(cmd: int, err: int) -> str:
     """A message for errno ``err`` of command ``cmd`` that says what to do about it."""
     text = os.strerror(err)
     if err == errno.EPERM:
+        if all(effective_capabilities().values()):
+            return f"{text}: {policy_hint()}"
         need = _CAPS_FOR.get(cmd, "CAP_BPF or CAP_SYS_ADMIN")
         hint = f"{text}: needs {need}; run as root or grant the capabilities"
         if os.geteuid() != 0:

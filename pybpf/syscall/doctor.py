@@ -13,19 +13,10 @@ import platform
 from pybpf.errors import BPFError
 from pybpf.syscall import probes
 from pybpf.syscall._uapi import MapType, ProgType
-from pybpf.syscall.bpf import unprivileged_bpf_disabled
+from pybpf.syscall.bpf import effective_capabilities, unprivileged_bpf_disabled
 
-#: Capability bits (include/uapi/linux/capability.h) that BPF work needs.
-CAPABILITIES = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
 FILESYSTEMS = {"bpf": "bpffs (pins)", "tracefs": "tracefs (tracepoints)",
                "cgroup2": "cgroup v2 (cgroup programs)"}
-
-
-def effective_capabilities() -> dict[str, bool]:
-    """Which BPF-related capabilities this process holds (CapEff in /proc/self/status)."""
-    with open("/proc/self/status") as f:
-        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-    return {name: bool(eff >> bit & 1) for name, bit in CAPABILITIES.items()}
 
 
 def mounts() -> dict[str, list[str]]:

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from pybpf.errors import BPFError
-from pybpf.syscall import Map, MapType, load_btf
+from pybpf.syscall import Cmd, Map, MapType, load_btf
+from pybpf.syscall.bpf import effective_capabilities, explain
 from pybpf.syscall.codec import CodecError
 from pybpf.types import Struct, u16, u32, u64
 
@@ -94,3 +95,10 @@ def test_missing_privileges_explained():
 def test_map_type_enum_accepted():
     with Map.create(MapType.HASH, u32, u64, 1) as m:
         assert m.type is MapType.HASH
+
+
+def test_eperm_with_every_capability_blames_policy():
+    # As root with all capabilities, EPERM cannot be a missing capability.
+    assert all(effective_capabilities().values())
+    text = explain(Cmd.PROG_LOAD, errno.EPERM)
+    assert "kernel policy refused it" in text and "needs CAP_BPF" not in text
