@@ -2,18 +2,19 @@
 
 What the kernel accepts depends on the program type (net/bpf/test_run.c):
 
-======================  ==============================  =====================================
-program type            input                           output
-======================  ==============================  =====================================
-xdp                     packet; ``struct xdp_md`` ctx   packet; ctx (data/data_end offsets)
-sched_cls, socket       packet (>= 14 bytes, Ethernet);  packet; ctx (mark, priority, cb, ...)
-filter, cgroup_skb, lwt ``struct __sk_buff`` ctx
-flow_dissector          packet; ``struct bpf_flow_keys``  ``struct bpf_flow_keys`` as *data*
-                        ctx (only ``flags`` may be set)  out; ctx
-raw_tracepoint          ctx = the u64 argument array    r0 only (no repeat, no data)
-syscall                 ctx = any bytes (<= 65535)      the ctx as the program left it, written
-                                                        back into the *input* buffer
-======================  ==============================  =====================================
+* xdp: a packet, and optionally ``struct xdp_md`` as ctx (``data`` > 0 puts
+  that many leading bytes in front of the packet as metadata); returns the
+  packet from data_meta on, and the ctx.
+* sched_cls, socket_filter, cgroup_skb, lwt_*: a packet of at least 14 bytes
+  (Ethernet), optionally ``struct __sk_buff`` as ctx, in which only mark,
+  priority, ingress_ifindex, ifindex, cb, tstamp, wire_len, gso_segs, gso_size
+  and hwtstamp may be non-zero; returns the packet and the ctx.
+* flow_dissector: a packet, optionally ``struct bpf_flow_keys`` as ctx (only
+  ``flags``); *data_out* is the ``struct bpf_flow_keys`` the program filled.
+* raw_tracepoint: the u64 argument array as ctx; only r0 comes back; no
+  data, repeat or ctx_out.
+* syscall: any ctx up to 65535 bytes; the kernel writes the ctx as the
+  program left it back into the *input* buffer, which we return as ctx_out.
 
 ``cpu`` needs ``BPF_F_TEST_RUN_ON_CPU`` and works for raw_tracepoint only;
 ``batch_size`` needs ``BPF_F_TEST_XDP_LIVE_FRAMES`` (XDP only, at most 256).
