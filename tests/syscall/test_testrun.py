@@ -257,3 +257,14 @@ def test_syscall_program_writes_its_ctx():
         assert ctx == struct.pack("<III", 3, 4, 0)  # the caller's bytes are untouched
         with pytest.raises(BPFError, match="syscall does not accept"):
             p.test_run(ctx=ctx[:8])  # shorter than offset 12 the program touches
+
+
+def test_small_output_buffers_grow_to_what_the_kernel_needs():
+    prog = assemble("r0 = 2\nexit")
+    packet = udp_packet(b"x" * 200)
+    with load_program("xdp", prog) as p:
+        run = p.test_run(packet, data_out_size=16)  # ENOSPC, data_size_out tells the size
+        assert run.data_out == packet
+    with load_program("sched_cls", prog) as p:
+        run = p.test_run(packet, ctx=skb_ctx(mark=5), ctx_out_size=8)
+        assert len(run.ctx_out) == SKB.size and skb_field(run.ctx_out, "mark") == 5
