@@ -55,6 +55,7 @@ from pybpf.dsl.program import (
     socket_filter,
     subprog,
     tc,
+    tracepoint,
     xdp,
 )
 from pybpf.dsl.values import Cond, DSLError, Value
@@ -68,5 +69,5 @@ __all__ = [
     "Stack", "Struct", "TCP", "TCP_ACK", "TCP_FIN", "TCP_PSH", "TCP_RST", "TCP_SYN", "TCP_URG",
     "UDP", "Value", "Var", "Vlan", "XskMap", "be16", "be32", "be64", "cgroup_sock_addr",
     "cgroup_skb", "computed", "s8", "s16", "s32", "s64", "sk_msg", "sock_ops", "socket_filter",
-    "subprog", "tc", "u8", "u16", "u32", "u64", "xdp",
+    "subprog", "tc", "tracepoint", "u8", "u16", "u32", "u64", "xdp",
 ] + [name for name in vars(_netconst) if name.isupper()]

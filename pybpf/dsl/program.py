@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pybpf.asm import Alu, Arith, CallLocal, Exit, Reg
 from pybpf.asm.program import Program as AsmProgram
 from pybpf.dsl import _netconst as nc
+from pybpf.dsl.access import ContextError
 from pybpf.dsl.access import rules as context_rules
 from pybpf.dsl.builder import Builder
 from pybpf.dsl.calls import call
@@ -34,6 +35,7 @@ from pybpf.dsl.context import Ctx, Packet
 from pybpf.dsl.ir import ARGS, Mark
 from pybpf.dsl.maps import MapDef
 from pybpf.dsl.pointers import Ptr, StackRegion
+from pybpf.dsl.tracepoint import tracepoint_rules
 from pybpf.dsl.values import DSLError, Value
 from pybpf.types import Scalar, StructMeta, as_type, u64
 
@@ -46,6 +48,12 @@ class Kind:
     attach_type: str | None = None
     default: int = 0
     direct_packet: bool = False
+    tracepoint: tuple[str, str] | None = None  # (category, name) of a tracepoint program
+
+    def context_rules(self):
+        if self.tracepoint is not None:
+            return tracepoint_rules(*self.tracepoint)
+        return context_rules(self.prog_type, self.attach_type)
 
 
 class ProgramBuilder(Builder):
@@ -61,7 +69,11 @@ class ProgramBuilder(Builder):
         if kind is not None:
             self.ctx_vreg = self.new_vreg("ctx")
             self.emit(Alu, op=Arith.MOV, dst=self.ctx_vreg, src=Reg.R1, width=64)
-            rules = context_rules(kind.prog_type, kind.attach_type)
+            try:
+                rules = kind.context_rules()
+            except ContextError as e:
+                raise DSLError(str(e), f"{self.def_pos.file}:{self.def_pos.line}"
+                               if self.def_pos else None) from None
             self.ctx = Ctx(self, rules, self.ctx_vreg)
             self.packet = Packet(self, rules, self.ctx_vreg) if kind.direct_packet else None
         else:
@@ -321,3 +333,8 @@ def cgroup_sock_addr(hook: str, **kw):
     if attach is None:
         raise DSLError(f"unknown sock_addr hook {hook!r}; one of {', '.join(_SOCK_ADDR)}")
     return _kind_decorator(Kind("cgroup_sock_addr", attach, 1, False))(**kw)
+
+
+def tracepoint(category: str, name: str, **kw):
+    """A tracepoint program on ``category:name``; its record fields are ``p.ctx`` fields."""
+    return _kind_decorator(Kind("tracepoint", None, 0, False, (category, name)))(**kw)

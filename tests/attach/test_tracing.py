@@ -2,6 +2,7 @@
 
 import errno
 import os
+import subprocess
 import socket
 
 import kit
@@ -88,17 +89,40 @@ def test_tp_btf(counter, mechanism):
 @pytest.mark.parametrize("mechanism", ["link", "raw_tp"])
 @pytest.mark.parametrize("attach_type", [AttachType.TRACE_FENTRY, AttachType.TRACE_FEXIT])
 def test_fentry_fexit_by_function_name(counter, mechanism, attach_type):
-    try:
-        prog = kit.counter_prog(ProgType.TRACING, counter, 0, attach_type=attach_type,
-                                attach_btf_id=kernel_func_id("__sys_connect"))
-    except BPFError as e:
-        if e.errno == errno.EPERM:
-            pytest.skip("this kernel refuses fentry/fexit programs (EPERM at load: lockdown?)")
-        raise
+    # Under kernel lockdown (this CI machine boots with lockdown=integrity) the kernel refuses
+    # fentry/fexit at load time with EPERM; then the error must say so, not be a bare errno.
+    if _lockdown() != "none":
+        with pytest.raises(BPFError) as e:
+            kit.counter_prog(ProgType.TRACING, counter, 0, attach_type=attach_type,
+                             attach_btf_id=kernel_func_id("__sys_connect"))
+        assert e.value.errno == errno.EPERM
+        assert "kernel lockdown" in str(e.value)
+        return
+    prog = kit.counter_prog(ProgType.TRACING, counter, 0, attach_type=attach_type,
+                            attach_btf_id=kernel_func_id("__sys_connect"))
     with attach_tracing(prog, attach_type=attach_type, mechanism=mechanism):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect(("127.0.0.1", 9))
         assert counter.u64() >= 1
+
+
+def _lockdown() -> str:
+    """The active lockdown level ("none", "integrity", "confidentiality"), via securityfs."""
+    path = "/sys/kernel/security/lockdown"
+    mounted_here = False
+    if not os.path.exists(path):
+        os.makedirs("/sys/kernel/security", exist_ok=True)
+        subprocess.run(["mount", "-t", "securityfs", "securityfs", "/sys/kernel/security"],
+                       check=False, capture_output=True)
+        mounted_here = True
+    try:
+        with open(path) as f:
+            return f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return "none"
+    finally:
+        if mounted_here:
+            subprocess.run(["umount", "/sys/kernel/security"], check=False, capture_output=True)
 
 
 def test_unknown_kernel_function():
