@@ -2,8 +2,8 @@
 
 import errno
 import os
-import subprocess
 import socket
+import subprocess
 
 import kit
 import pytest
