@@ -16,7 +16,22 @@ import os
 import sys
 from collections.abc import Iterator
 
-from pybpf.asm import Alu, Arith, Exit, Goto, Jump, LoadImm64, Reg, Size, Store, StoreImm
+from pybpf.asm import (
+    Alu,
+    Arith,
+    Endian,
+    Exit,
+    Goto,
+    Jump,
+    Load,
+    LoadImm64,
+    LoadSX,
+    Neg,
+    Reg,
+    Size,
+    Store,
+    StoreImm,
+)
 from pybpf.asm.program import SourcePos
 from pybpf.dsl.ir import Mark, Op, VReg
 from pybpf.dsl.regalloc import allocate, successors
@@ -24,6 +39,7 @@ from pybpf.dsl.values import Cond, DSLError, Value, _fold, const_type, promote
 from pybpf.types import Scalar, s64, u64
 
 STACK_LIMIT = 512
+_PURE = (Alu, Load, LoadSX, LoadImm64, Endian, Neg)
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _S32 = (-(1 << 31), (1 << 31) - 1)
 
@@ -77,7 +93,10 @@ class Builder:
             return None
         if self.dead:
             raise self.error("unreachable code: this follows a return_ in the same block")
-        self._pending_else = None
+        if cls not in _PURE:
+            # Only side-effect-free ops (an elif_ condition being computed) may sit
+            # between an if_ block and its else_: they end up on the else path.
+            self._pending_else = None
         op = Op(cls, fields, user_frame_pos(), nargs)
         self.ops.append(op)
         if cls is Exit or cls is Goto:
