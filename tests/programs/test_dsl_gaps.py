@@ -1,0 +1,66 @@
+"""DSL core bugs found while writing programs/ (owned by the DSL-core helper), as xfail tests.
+
+Each test is the smallest program showing the bug; the programs work around it.
+"""
+
+import pytest
+
+from pybpf.dsl import Ethernet, u32, xdp
+
+pytestmark = pytest.mark.kernel
+
+
+@xdp
+def elif_chain(p):
+    eth = p.packet.header(Ethernet)
+    x = p.var(u32, eth.dst[0])
+    r = p.var(u32, 0)
+    with p.if_(x == 1):
+        x.set(3)
+        r.set(10)
+    with p.elif_(x == 2):
+        r.set(20)
+    with p.elif_(x == 3):
+        r.set(r + 30)
+    p.return_(r)
+
+
+@pytest.mark.xfail(strict=True, reason="builder: the second elif_ attaches to the first elif_'s "
+                   "inner if_, so the first branch's join is placed before the third condition "
+                   "and the first branch falls through into it (returns 40, not 10)")
+def test_elif_chain_of_three_runs_one_branch():
+    with elif_chain.load() as prog:
+        assert prog.test_run(b"\x01" + bytes(13)).retval == 10
+
+
+@xdp
+def many_live(p):
+    eth = p.packet.header(Ethernet)
+    vs = [p.var(u32, eth.dst[i]) for i in range(6)] + [p.var(u32, eth.src[i]) for i in range(5)]
+    total = p.var(u32, 0)
+    for v in vs:
+        total += v
+    for v in vs:
+        total += v
+    p.return_(total)
+
+
+@pytest.mark.xfail(strict=True, reason="regalloc: with more values live than registers it spills "
+                   "the short-lived temporary that failed (and then its reload temporary, "
+                   "again and again) instead of a long-lived value, until the stack overflows")
+def test_eleven_live_values_spill_and_build():
+    with many_live.load() as prog:
+        assert prog.test_run(bytes(range(1, 15))).retval == 2 * sum(range(1, 12))
+
+
+def test_field_named_type_or_value_is_shadowed():
+    """Ptr.type / Ptr.value hide struct fields of those names (headers.ICMP.type)."""
+    from pybpf.dsl import ICMP, DSLError
+
+    @xdp
+    def icmp_type(p):
+        ic = p.packet.header(ICMP, at=34)
+        p.return_(ic.type)
+
+    with pytest.raises(DSLError):
+        icmp_type.build()
