@@ -23,6 +23,7 @@ Dispatch is on the first token so that a million lines assemble quickly.
 from __future__ import annotations
 
 import re
+from array import array
 
 from pybpf.asm.alu import AddrSpaceCast, Alu, Arith, ByteOrder, Endian, Neg
 from pybpf.asm.instruction import no_gc
@@ -95,6 +96,11 @@ _RE_SWAP = re.compile(rf"(le|be|bswap)(16|32|64) {_REG}$")
 _RE_LL = re.compile(rf"(?:({_NUM})|([A-Za-z_.$][\w.$]*)) ll$")
 _RE_PSEUDO = re.compile(rf"ld_pseudo r(\d+), ?(\d), ?({_TARGET})(?:, ?({_NUM}))?$")
 _RE_CALL = re.compile(rf"call (?:pc({_NUM})|kfunc\(({_NUM})(?:, ?({_NUM}))?\)|({_NUM})|({_IDENT}))$")
+_RE_TARGET_ONLY = re.compile(_TARGET)
+_RE_CALLX = re.compile(rf"callx {_REG}")
+_RE_REG_ONLY = re.compile(_REG)
+_RE_NUM_ONLY = re.compile(_NUM)
+_RE_NEG = re.compile(rf"-{_REG}")
 _IGNORED_DIRECTIVES = (".text", ".globl", ".global", ".p2align", ".align", ".type", ".size",
                        ".file", ".section", ".addrsig", ".ident")
 
@@ -147,7 +153,9 @@ def _mem_off(sign: str, num: str) -> int:
 
 def parse_instruction(text: str, line: _Line):
     """Parse one instruction (comments and labels already removed)."""
-    s = _RE_SPACES.sub(" ", text.strip())
+    s = text.strip()
+    if "  " in s or "\t" in s:
+        s = _RE_SPACES.sub(" ", s)
     first = s.split(" ", 1)[0]
     if s == "exit":
         return Exit()
@@ -155,14 +163,14 @@ def parse_instruction(text: str, line: _Line):
         return _parse_if(s, line)
     if first in ("goto", "gotol", "may_goto"):
         rest = s[len(first):].strip()
-        if not re.fullmatch(_TARGET, rest):
+        if not _RE_TARGET_ONLY.fullmatch(rest):
             raise line.error(f"expected a label or +N/-N offset after {first}", rest or first)
         t = _target(rest)
         return {"goto": Goto, "gotol": GotoLong, "may_goto": MayGoto}[first](t)
     if first == "call":
         return _parse_call(s, line)
     if first == "callx":
-        m = re.fullmatch(rf"callx {_REG}", s)
+        m = _RE_CALLX.fullmatch(s)
         if not m:
             raise line.error("expected `callx rN`", s)
         return CallX(_reg(m[1], m[2], line, "r"))
@@ -268,20 +276,20 @@ def _parse_assign(s: str, line: _Line):
         arith = _OPS.get(op)
         if arith is None:
             raise line.error(f"unknown operator {op!r}", op)
-        rm = re.fullmatch(_REG, rhs)
+        rm = _RE_REG_ONLY.fullmatch(rhs)
         if rm:
             return Alu(arith, dst, _reg(rm[1], rm[2], line, kind), width)
-        if not re.fullmatch(_NUM, rhs):
+        if not _RE_NUM_ONLY.fullmatch(rhs):
             raise line.error(f"expected a register or an immediate after {op}", rhs)
         return Alu(arith, dst, _num(rhs), width)
     return _parse_rhs(dst, kind, width, rhs, line)
 
 
 def _parse_rhs(dst: Reg, kind: str, width: int, rhs: str, line: _Line):
-    rm = re.fullmatch(_REG, rhs)
+    rm = _RE_REG_ONLY.fullmatch(rhs)
     if rm:
         return Alu(Arith.MOV, dst, _reg(rm[1], rm[2], line, kind), width)
-    if re.fullmatch(_NUM, rhs):
+    if _RE_NUM_ONLY.fullmatch(rhs):
         return Alu(Arith.MOV, dst, _num(rhs), width)
     if rhs.startswith("*("):
         m = _RE_LOAD.fullmatch(rhs)
@@ -307,7 +315,7 @@ def _parse_rhs(dst: Reg, kind: str, width: int, rhs: str, line: _Line):
             return LoadImm64(dst, _num(m[1]))
         return LoadMap(dst, m[2])
     if rhs.startswith("-"):
-        rm = re.fullmatch(rf"-{_REG}", rhs)
+        rm = _RE_NEG.fullmatch(rhs)
         if rm:
             if int(rm[2]) != int(dst) or rm[1] != kind:
                 raise line.error("NEG takes one register: write `rX = -rX`", rhs)
@@ -372,12 +380,15 @@ def _assemble(text: str, filename: str, name: str) -> Program:
     errors: list[str] = []
     cache: dict[str, object] = {}  # instructions are immutable: equal lines share one
     # Appending to the program's lists directly: every line passed the model's checks.
-    append_insn, append_src = prog.instructions.append, prog.sources.append
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    # Sources are kept as line numbers and made into SourcePos only when asked for.
+    lines = text.splitlines()
+    linenos = array("L")
+    append_insn, append_src = prog.instructions.append, linenos.append
+    for lineno, raw in enumerate(lines, 1):
         insn = cache.get(raw)
         if insn is not None:
             append_insn(insn)
-            append_src(SourcePos(filename, lineno, 1, raw))
+            append_src(lineno)
             continue
         body = raw
         if "#" in body or "/" in body or ";" in body:
@@ -406,13 +417,13 @@ def _assemble(text: str, filename: str, name: str) -> Program:
         except AsmError as e:
             errors.append(str(e) if e.where else str(line.error(e.message, _culprit(e, raw))))
             continue
-        column = raw.find(stripped) + 1
-        if body is raw and column == 1:
+        if body is raw and raw[0] == stripped[0]:
             cache[raw] = insn
         append_insn(insn)
-        append_src(SourcePos(filename, lineno, column, raw))
+        append_src(lineno)
     if errors:
         raise AsmError("\n".join(errors))
+    prog.set_line_sources(filename, lines, linenos)
     return prog
 
 

@@ -54,7 +54,8 @@ class Program:
     def __init__(self, instructions: Iterable[Instruction] = (), name: str = "prog"):
         self.name = name
         self.instructions: list[Instruction] = []
-        self.sources: list[SourcePos | None] = []
+        self._sources: list[SourcePos | None] = []
+        self._lazy_sources: tuple | None = None
         self._labels: dict[str, int] = {}  # label -> instruction index
         self._label_pos: dict[str, SourcePos | None] = {}
         self._duplicates: list[tuple[str, SourcePos | None]] = []
@@ -69,7 +70,7 @@ class Program:
         if not isinstance(insn, Instruction):
             raise AsmError(f"{insn!r} is not an instruction", str(source) if source else None)
         self.instructions.append(insn)
-        self.sources.append(source)
+        self.sources.append(source)  # the property materialises lazy sources first
         return self
 
     def extend(self, insns: Iterable[Instruction], source: SourcePos | None = None) -> Program:
@@ -96,6 +97,29 @@ class Program:
         return self
 
     # --- reading ---
+
+    @property
+    def sources(self) -> list[SourcePos | None]:
+        """The source position of each instruction (None where unknown)."""
+        if self._lazy_sources is not None:
+            filename, lines, linenos = self._lazy_sources
+            self._lazy_sources = None
+            made = []
+            for n in linenos:
+                raw = lines[n - 1]
+                made.append(SourcePos(filename, n, len(raw) - len(raw.lstrip()) + 1, raw))
+            self._sources[:0] = made
+        return self._sources
+
+    def set_line_sources(self, filename: str, lines: list[str], linenos) -> None:
+        """Give the first instructions' sources as line numbers into ``lines``, made lazily.
+
+        The assembler uses this so that a million-line file does not build a
+        million SourcePos objects unless someone asks for them.
+        """
+        if self._sources or self._lazy_sources is not None:
+            raise AsmError("set_line_sources must come before any other source")
+        self._lazy_sources = (filename, lines, linenos)
 
     def __len__(self) -> int:
         return len(self.instructions)
