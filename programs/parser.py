@@ -159,7 +159,27 @@ class L3:
     frag_off: Value | None = None    # fragment offset in bytes (0 when not fragmented)
 
 
-def ipv4(p, src, off) -> L3:
+class IPv4L3:
+    """L3 for IPv4: the fields are read from the header when used (no code for unused ones)."""
+
+    def __init__(self, p, ip: Ptr, l4_off: Value):
+        self.p, self.ip, self.l4_off = p, ip, l4_off
+        self.ext_count = None
+
+    @property
+    def proto(self) -> Value:
+        return self.ip.protocol.cast(u32)
+
+    @property
+    def frag_off(self) -> Value:
+        return (self.ip.frag_off.host() & 0x1FFF) << 3
+
+    @property
+    def later_fragment(self) -> Value:
+        return _flag(self.p, (self.ip.frag_off & 0x1FFF) != 0)
+
+
+def ipv4(p, src, off) -> IPv4L3:
     """IPv4 at ``off``: version and ihl checked, options skipped (all of them in the packet)."""
     ip = src.header(IPv4, off)
     ver_ihl = ip.ver_ihl
@@ -171,8 +191,7 @@ def ipv4(p, src, off) -> L3:
     l4 = p.var(u32, off + hlen)
     with p.if_(hlen > IPv4.size):  # options: their last byte must be in the packet too
         src.header(u8, l4 - 1)
-    frag = ip.frag_off.host() & 0x1FFF
-    return L3(ip, ip.protocol.cast(u32), l4, _flag(p, frag != 0), frag_off=frag << 3)
+    return IPv4L3(p, ip, l4)
 
 
 def _flag(p, cond) -> Value:
@@ -183,15 +202,18 @@ def _flag(p, cond) -> Value:
     return v
 
 
-_EXT_HEADERS = (IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS)
-
-
 def ipv6(p, src, off, *, max_ext: int = MAX_IPV6_EXT) -> L3:
     """IPv6 at ``off`` and up to ``max_ext`` extension headers (hop-by-hop, routing,
-    fragment, destination options), unrolled; a longer chain returns on_bad."""
+    fragment, destination options), unrolled; a longer chain returns on_bad.
+
+    ``max_ext=0`` reads the fixed header only (``proto`` is then its nexthdr).
+    """
     ip = src.header(IPv6, off)
     with p.if_((ip.ver_tc_flow.host() >> 28) != 6):
         src.bad()
+    if not max_ext:
+        zero = p.const(0, u32)
+        return L3(ip, ip.nexthdr.cast(u32), off + IPv6.size, zero, zero, zero)
     nexthdr = p.var(u32, ip.nexthdr)
     l4 = p.var(u32, off + IPv6.size)
     count = p.var(u32, 0)
