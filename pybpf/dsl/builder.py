@@ -34,9 +34,9 @@ from pybpf.asm import (
 )
 from pybpf.asm.program import SourcePos
 from pybpf.dsl.ir import Mark, Op, VReg
-from pybpf.dsl.regalloc import allocate, successors
-from pybpf.dsl.values import Cond, DSLError, Value, _fold, const_type, promote
-from pybpf.types import Scalar, s64, u64
+from pybpf.dsl.regalloc import allocate, liveness, successors
+from pybpf.dsl.values import Cond, DSLError, Value, _fold, _wrap, const_type, promote
+from pybpf.types import Scalar, s32, s64, u32, u64
 
 STACK_LIMIT = 512
 _PURE = (Alu, Load, LoadSX, LoadImm64, Endian, Neg)
@@ -70,6 +70,7 @@ class Builder:
         self.dead = False  # the current position cannot be reached (after return_)
         self.discard = 0  # > 0 while emitting into a branch folded away at build time
         self._pending_else: tuple | None = None
+        self._last_joins: tuple = ()
         self.def_pos = user_frame_pos()
 
     # -- positions and errors ---------------------------------------------------------
@@ -143,8 +144,9 @@ class Builder:
 
     def load_const(self, dst, value: int, t: Scalar) -> None:
         """dst = value, in the fewest instructions (one slot if it fits s32)."""
-        if _S32[0] <= value <= _S32[1]:
-            self.emit(Alu, op=Arith.MOV, dst=dst, src=value, width=64)
+        imm = imm64(value)
+        if imm is not None:
+            self.emit(Alu, op=Arith.MOV, dst=dst, src=imm, width=64)
         elif t.bits <= 32 and 0 <= value <= 0xFFFFFFFF:
             self.emit(Alu, op=Arith.MOV, dst=dst, src=value - (1 << 32), width=32)
         else:
@@ -159,24 +161,40 @@ class Builder:
         return Value(self, t, dst)
 
     def convert(self, v: Value, t: Scalar) -> Value:
-        """Run-time cast of a register value to ``t``."""
+        """Run-time cast of a register value to ``t`` (C's conversion rules).
+
+        Registers keep this invariant, which every op relies on: an unsigned
+        value is zero-extended to 64 bits; a signed value narrower than 64 bits
+        is valid (sign-extended) in the low 32 bits, the upper half undefined.
+        """
         dst = self.new_vreg("cast")
-        if t.bits < v.type.bits or (t.bits < 64 and v.type.bits == 64):
-            if t.bits == 32:
-                self.emit(Alu, op=Arith.MOV, dst=dst, src=v.loc, width=32)
-            else:
+        s = v.type
+        if t.bits == 64:
+            signx = s.signed and s.bits < 64
+            self.emit(Alu, op=Arith.MOVSX32 if signx else Arith.MOV, dst=dst, src=v.loc, width=64)
+        elif t.signed:
+            if t.bits == 32 or (s.bits <= t.bits and (s.signed or s.bits < t.bits)):
                 self.emit(Alu, op=Arith.MOV, dst=dst, src=v.loc, width=64)
-                self.emit(Alu, op=Arith.AND, dst=dst, src=(1 << t.bits) - 1, width=64)
-            if t.signed and t.bits < 64:
-                op = {8: Arith.MOVSX8, 16: Arith.MOVSX16, 32: Arith.MOVSX32}[t.bits]
-                self.emit(Alu, op=op, dst=dst, src=dst, width=64)
-        elif v.type.signed and t.bits == 64 and v.type.bits < 64:
-            self.emit(Alu, op=Arith.MOVSX32, dst=dst, src=v.loc, width=64)
-        else:
+            else:
+                op = Arith.MOVSX8 if t.bits == 8 else Arith.MOVSX16
+                self.emit(Alu, op=op, dst=dst, src=v.loc, width=64)
+        elif not s.signed and s.bits <= t.bits:
             self.emit(Alu, op=Arith.MOV, dst=dst, src=v.loc, width=64)
+        else:  # truncate (or drop the sign extension) to t.bits, zero-extending
+            self.emit(Alu, op=Arith.MOV, dst=dst, src=v.loc, width=32)
+            if t.bits < 32:
+                self.emit(Alu, op=Arith.AND, dst=dst, src=(1 << t.bits) - 1, width=32)
+        return Value(self, t, dst)
+
+    def copy(self, v: Value, t: Scalar | None = None) -> Value:
+        """A fresh register holding ``v`` (as type ``t``), for results that must not alias a Var."""
+        t = t or v.type
+        dst = self.new_vreg("copy")
+        self.emit(Alu, op=Arith.MOV, dst=dst, src=self.widen(v, t).loc, width=64)
         return Value(self, t, dst)
 
     def arith(self, op: str, a: Value, c: Value) -> Value:
+        """``a op c`` with C's promotions (see pybpf.dsl.values); constants fold."""
         if a.type.big_endian or c.type.big_endian:
             if op not in ("and", "or", "xor") or (not a.is_const and not c.is_const
                                                   and a.type != c.type):
@@ -186,33 +204,39 @@ class Builder:
             ta, tc = promote(a.type), promote(c.type)
             if op in ("lsh", "rsh"):
                 t = ta
-            elif a.is_const:
-                t = tc
-            elif c.is_const:
-                t = ta
             else:
                 if ta.signed != tc.signed:
                     raise self.error(f"`{op}` mixes signed {a.type} and unsigned {c.type}: "
                                      "cast one side with .cast()")
                 t = ta if ta.bits >= tc.bits else tc
+        shift = op in ("lsh", "rsh")
         if a.is_const and c.is_const:
-            return Value(self, t, _fold(op, a.loc, c.loc, t))
+            cv = c.loc if shift else _wrap(c.loc, t)
+            return Value(self, t, _fold(op, _wrap(a.loc, t), cv, t))
         from pybpf.dsl.values import _ARITH
-        code = _ARITH[op][1 if t.signed else 0]
         width = 64 if t.bits == 64 else 32
-        if width == 64:
-            a, c = self.widen(a, t), self.widen(c, t)
+        if c.is_const:
+            cv = c.loc & (t.bits - 1) if shift else _wrap(c.loc, t)
+            if op in ("div", "mod") and cv == 0:  # the ISA's x/0 = 0, x%0 = x, at build time
+                return Value(self, t, 0) if op == "div" else self.copy(a, t)
+            if cv == 0 and op in ("add", "sub", "or", "xor", "lsh", "rsh"):
+                return self.copy(a, t)
+            c = Value(self, t if not shift else c.type, cv)
+        elif a.is_const and op in ("add", "mul", "and", "or", "xor"):
+            a, c = c, a  # commutative: the constant becomes the immediate
+            c = Value(self, t, _wrap(c.loc, t))
+        code = _ARITH[op][1 if t.signed else 0]
         dst = self.new_vreg(op)
         if a.is_const:
-            self.load_const(dst, a.loc, t)
+            self.load_const(dst, _wrap(a.loc, t), t)
         else:
-            self.emit(Alu, op=Arith.MOV, dst=dst, src=a.loc, width=64)
-        if c.is_const and _S32[0] <= c.loc <= _S32[1]:
-            src = c.loc
-        elif c.is_const and width == 32:
-            src = c.loc - (1 << 32) if c.loc > _S32[1] else c.loc
+            self.emit(Alu, op=Arith.MOV, dst=dst, src=self.widen(a, t).loc, width=64)
+        if c.is_const:
+            src = imm64(c.loc) if width == 64 else imm32(c.loc)
+            if src is None:
+                src = self.reg(c)
         else:
-            src = self.reg(c)
+            src = (self.widen(c, t) if not shift else c).loc
         self.emit(Alu, op=code, dst=dst, src=src, width=width)
         return Value(self, t, dst)
 
@@ -220,7 +244,11 @@ class Builder:
 
     def var(self, t: Scalar, init=None) -> Var:
         """A mutable scalar variable (assignable in branches and loops)."""
-        v = Var(self, t, self.new_vreg("var"))
+        from pybpf.types import as_type
+        t = as_type(t)
+        if not isinstance(t, Scalar):
+            raise self.error(f"p.var needs a scalar type, not {t!r}")
+        v = Var(self, t, self.new_vreg(f"var_{t.name}_"))
         if init is not None:
             v.set(init)
         return v
@@ -250,15 +278,17 @@ class Builder:
             v = v.net(t.bits)
         size = Size.of(t.size)
         if not v.is_const:
+            if t.bits == 64:  # a narrower signed value is only valid in its low 32 bits
+                v = self.widen(v, t)
             self.emit(Store, dst=base, src=v.loc, off=off, size=size)
             return
         raw = v.loc & ((1 << t.bits) - 1)
         if t.bits < 64:  # the kernel stores the low bits of the imm
             imm = raw - (1 << 32) if raw > _S32[1] else raw
             self.emit(StoreImm, dst=base, imm=imm, off=off, size=size)
-        elif _S32[0] <= v.loc <= _S32[1] or raw <= _S32[1]:
-            self.emit(StoreImm, dst=base, imm=raw if raw <= _S32[1] else v.loc, off=off, size=size)
-        else:  # a u64 store sign-extends its s32 imm: large values go through a register
+        elif imm64(raw) is not None:  # a u64 store sign-extends its s32 imm
+            self.emit(StoreImm, dst=base, imm=imm64(raw), off=off, size=size)
+        else:  # large values go through a register
             self.emit(Store, dst=base, src=self.reg(Value(self, u64, raw)), off=off, size=size)
 
     # -- control flow ---------------------------------------------------------------
@@ -281,8 +311,7 @@ class Builder:
             return
         lhs, op, rhs, signed = cond.parts
         if lhs.is_const and rhs.is_const:
-            t = promote(lhs.type)
-            result = _evaluate(op, lhs.loc, rhs.loc, signed, t)
+            result = _evaluate(op, lhs.loc, rhs.loc, signed, _cmp_type(lhs, rhs))
             if result == when:
                 self.emit(Goto, target=target)
                 self.dead = False  # what follows is pruned as unreachable, not an error
@@ -293,8 +322,9 @@ class Builder:
             lhs, rhs = self.widen(lhs, t), self.widen(rhs, t)
         src = rhs.loc
         if rhs.is_const:
-            fits = _S32[0] <= src <= _S32[1] or (width == 32 and 0 <= src <= 0xFFFFFFFF)
-            src = src if fits else self.reg(rhs)
+            src = imm64(src) if width == 64 else imm32(src)
+            if src is None:
+                src = self.reg(rhs)
         probe = Cond(self, "cmp", (lhs, op, rhs, signed))
         if op == "&" and not when:
             skip = self.label("js")
@@ -319,7 +349,7 @@ class Builder:
                 yield
             finally:
                 self.discard -= 1
-            self._pending_else = (None, end, True)
+            self._pending_else = (None, end, True, ())
             return
         if folded is None:
             self.branch(cond, end, False)
@@ -327,7 +357,7 @@ class Builder:
         body_dead = self.dead
         index = len(self.ops)
         self.mark(end)
-        self._pending_else = (index, end, body_dead if folded is None else "always")
+        self._pending_else = (index, end, body_dead if folded is None else "always", ())
 
     @contextlib.contextmanager
     def else_(self) -> Iterator[None]:
@@ -335,25 +365,45 @@ class Builder:
         pending = self._pending_else
         if pending is None:
             raise self.error("else_ must follow an if_ block directly")
-        index, end, body_dead = pending
+        index, end, body_dead, carried = (*pending, ())[:4]
         if body_dead == "always":  # the if_ was constant-true: else never runs
             self.discard += 1
             try:
                 yield
             finally:
                 self.discard -= 1
+            self._pending_else = (None, end, "always", ())
             return
+        # Joins of enclosing elif_ branches sit at the end of the chain: move them past us.
+        for m in carried:
+            if m in self.ops:
+                self.ops.remove(m)
         join = self.label("join")
         if index is not None and not body_dead:
             self.ops.insert(index, Op(Goto, {"target": join}, self.ops[index - 1].source
                                       if index else None))
         yield
+        before = len(self.ops)
         self.mark(join)
+        for m in carried:
+            self.ops.append(m)
+            self.dead = False
+        self._last_joins = tuple(self.ops[before:])
 
     @contextlib.contextmanager
     def elif_(self, cond: Cond) -> Iterator[None]:
-        with self.else_(), self.if_(cond):
-            yield
+        """``else_()`` holding an ``if_(cond)``, chainable: if_/elif_/.../else_."""
+        inner = None
+        self._last_joins = ()
+        with self.else_():
+            with self.if_(cond):
+                yield
+            inner = self._pending_else
+        if inner is not None and inner[2] != "always":
+            index, end, body_dead, carried = (*inner, ())[:4]
+            self._pending_else = (index, end, body_dead, (*carried, *self._last_joins))
+        elif inner is not None:
+            self._pending_else = inner
 
     def range(self, start, stop=None, step: int = 1) -> Iterator[Var]:
         """``for i in p.range(n):`` a bounded loop the verifier accepts (kernel 5.3+)."""
@@ -398,7 +448,9 @@ class Builder:
         if v.is_const:
             self.load_const(Reg.R0, v.loc, v.type if v.type.bits == 64 else u64)
         else:
-            self.emit(Alu, op=Arith.MOV, dst=Reg.R0, src=v.loc, width=64)
+            signx = v.type.signed and v.type.bits < 64
+            self.emit(Alu, op=Arith.MOVSX32 if signx else Arith.MOV, dst=Reg.R0, src=v.loc,
+                      width=64)
         self.emit(Exit)
 
     # -- finishing ------------------------------------------------------------------
@@ -409,6 +461,7 @@ class Builder:
             where = f"{self.def_pos.file}:{self.def_pos.line}" if self.def_pos else None
             raise DSLError(f"function {self.name!r} can reach its end without return_", where)
         ops = _reachable(self.ops)
+        _check_defined(ops)
         colours = allocate(ops, lambda: self.alloc(8))
         out = []
         for op in ops:
@@ -423,21 +476,48 @@ class Builder:
 
 
 class Var(Value):
-    """A mutable variable: one virtual register assigned in many places."""
+    """A mutable variable: one virtual register assigned in many places.
 
-    __slots__ = ("assigned",)
+    Reading it before any ``set`` in the Python source is an error at that
+    line; reading it on a run-time path where no ``set`` ran (set in only one
+    branch) is reported by ``finish()``.
+    """
+
+    __slots__ = ("assigned", "_vreg", "declared")
 
     def __init__(self, b: Builder, t: Scalar, vreg: VReg):
-        super().__init__(b, t, vreg)
+        self._vreg = vreg
         self.assigned = False
+        super().__init__(b, t, vreg)
+        self.declared = b.where()
+
+    @property  # type: ignore[override]
+    def loc(self):
+        if not self.assigned:
+            where = f" (declared at {self.declared})" if self.declared else ""
+            raise self.b.error(f"variable {self._vreg!r}{where} is read before it is set: give "
+                               "p.var() an initial value or set() it first")
+        return self._vreg
+
+    @loc.setter
+    def loc(self, value) -> None:
+        self._vreg = value
 
     def set(self, value) -> None:
-        v = self.b.coerce(value, self.type)
-        if v.is_const:
-            self.b.load_const(self.loc, v.loc, self.type)
+        """Assign ``value``, converted to the variable's type as C's assignment does."""
+        b = self.b
+        if isinstance(value, int) and not isinstance(value, bool) and not self.type.big_endian:
+            v = Value(b, self.type, value)  # refuses ints that do not fit
         else:
-            v = self.b.widen(v, self.type) if self.type.bits == 64 else v
-            self.b.emit(Alu, op=Arith.MOV, dst=self.loc, src=v.loc, width=64)
+            v = b.coerce(value, self.type)
+        if v is self:
+            return
+        if v.type is not self.type and not v.type.big_endian and not self.type.big_endian:
+            v = v.cast(self.type)
+        if v.is_const:
+            b.load_const(self._vreg, v.loc, self.type)
+        else:
+            b.emit(Alu, op=Arith.MOV, dst=self._vreg, src=v.loc, width=64)
         self.assigned = True
 
     def _in_place(self, op: str, other) -> Var:
@@ -448,6 +528,8 @@ class Var(Value):
     def __iadd__(self, o): return self._in_place("add", o)
     def __isub__(self, o): return self._in_place("sub", o)
     def __imul__(self, o): return self._in_place("mul", o)
+    def __ifloordiv__(self, o): return self._in_place("div", o)
+    def __imod__(self, o): return self._in_place("mod", o)
     def __iand__(self, o): return self._in_place("and", o)
     def __ior__(self, o): return self._in_place("or", o)
     def __ixor__(self, o): return self._in_place("xor", o)
@@ -456,12 +538,34 @@ class Var(Value):
 
 
 def _evaluate(op: str, a: int, b: int, signed: bool, t: Scalar) -> bool:
+    """A comparison of two constants as the JMP/JMP32 instruction of width ``t.bits`` would."""
     if op == "&":
-        return (a & b) != 0
-    if not signed:
-        mask = (1 << t.bits) - 1
-        a, b = a & mask, b & mask
+        return (a & b) & ((1 << t.bits) - 1) != 0
+    a, b = _wrap(a, (s64 if signed else u64) if t.bits == 64 else (s32 if signed else u32)), \
+        _wrap(b, (s64 if signed else u64) if t.bits == 64 else (s32 if signed else u32))
     return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+def _cmp_type(lhs: Value, rhs: Value) -> Scalar:
+    return u64 if lhs.type.bits > 32 or rhs.type.bits > 32 else u32
+
+
+def imm64(value: int) -> int | None:
+    """``value`` (taken modulo 2**64) as the s32 immediate a 64-bit op sign-extends, or None."""
+    value &= (1 << 64) - 1
+    if value <= _S32[1]:
+        return value
+    if value >= (1 << 64) + _S32[0]:
+        return value - (1 << 64)
+    return None
+
+
+def imm32(value: int) -> int | None:
+    """``value`` (modulo 2**32) as the immediate of a 32-bit op, or None."""
+    if not -(1 << 63) <= value < (1 << 64):
+        return None
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value > _S32[1] else value
 
 
 def _folded(cond: Cond) -> bool | None:
@@ -476,10 +580,27 @@ def _folded(cond: Cond) -> bool | None:
         lhs, op, rhs, signed = cond.parts
         if not (lhs.is_const and rhs.is_const):
             return None
-        result = _evaluate(op, lhs.loc, rhs.loc, signed, promote(lhs.type))
+        result = _evaluate(op, lhs.loc, rhs.loc, signed, _cmp_type(lhs, rhs))
     if result is None:
         return None
     return (not result) if cond.negated else result
+
+
+def _check_defined(ops: list) -> None:
+    """Every virtual register must be set on every path before it is read."""
+    if not ops:
+        return
+    live_out = liveness(ops)
+    first = ops[0]
+    live_in = (live_out[0] - set(first.defs)) | set(first.uses)
+    undefined = sorted((v for v in live_in if isinstance(v, VReg)), key=lambda v: v.id)
+    if not undefined:
+        return
+    v = undefined[0]
+    use = next(op for op in ops if v in op.uses)
+    where = f"{use.source.file}:{use.source.line}" if use.source else None
+    raise DSLError(f"{v!r} is read here but not set on every path that reaches this line "
+                   "(set it before the if_, or in every branch)", where)
 
 
 def _reachable(ops: list) -> list:

@@ -125,9 +125,35 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
                 colour[v] = choice
         if not failed:
             return colour
-        _spill(ops, failed[0], spill_slot(), 1 + max(
+        victim = _spill_choice(failed[0], graph, live_out)
+        if victim is None:
+            break
+        _spill(ops, victim, spill_slot(), 1 + max(
             (v.id for op in ops for v in (*op.defs, *op.uses) if isinstance(v, VReg)), default=0))
     raise AsmError("register allocation did not converge (too many values live at once)")
+
+
+def _spill_choice(failed: VReg, graph: dict, live_out: list[set]) -> VReg | None:
+    """The value to move to the stack so that ``failed`` finds a register.
+
+    Among ``failed`` and the values it interferes with, the one live at the
+    most points (spilling it frees a register for longest), never a spill
+    temporary (spilling that again would only make another one).
+    """
+    span: dict = {}
+    for live in live_out:
+        for v in live:
+            if isinstance(v, VReg):
+                span[v] = span.get(v, 0) + 1
+    candidates = [v for v in (failed, *sorted(graph.get(failed, ()), key=_key))
+                  if isinstance(v, VReg) and not v.name.endswith(".spill")]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda v: (span.get(v, 0), -v.id))
+
+
+def _key(v) -> int:
+    return v.id if isinstance(v, VReg) else -1 - int(v)
 
 
 def _first_appearance(ops: list) -> list[VReg]:

@@ -91,7 +91,7 @@ class Value:
     def __init__(self, b: Builder, type: Scalar, loc: VReg | int):
         self.b = b
         self.type = type
-        self.loc = loc
+        self.loc = loc if not isinstance(loc, int) else _const_in(loc, type, b)
 
     @property
     def is_const(self) -> bool:
@@ -108,9 +108,10 @@ class Value:
 
     def cast(self, t: Scalar) -> Value:
         """Reinterpret as ``t``: truncating, zero- or sign-extending as C would."""
+        if t is self.type:
+            return self
         if self.is_const:
-            raw = self.loc & ((1 << self.type.bits) - 1) if not self.type.signed else self.loc
-            return Value(self.b, t, _wrap(raw, t))
+            return Value(self.b, t, _wrap(self.loc, t))
         return self.b.convert(self, t)
 
     def host(self) -> Value:
@@ -263,7 +264,7 @@ class Cond:
             raise DSLError("comparing a big-endian value with a host-order one: use .host() or "
                            ".net()", b.where())
         if signed is None:
-            if not rhs.is_const and lhs.type.signed != rhs.type.signed and op not in ("==", "!=", "&"):
+            if lhs.type.signed != rhs.type.signed and op not in ("==", "!=", "&"):
                 raise DSLError(f"`{op}` between signed {lhs.type} and unsigned {rhs.type} is "
                                "ambiguous: cast one side, or use .slt()/.ult() and friends", b.where())
             signed = lhs.type.signed
@@ -300,14 +301,29 @@ def _as_cond(c) -> Cond:
 
 
 def const_type(value: int, like: Scalar) -> Scalar:
-    """The type a Python int takes next to a value of type ``like``."""
+    """The type a Python int takes next to a value of type ``like``.
+
+    C's usual conversions, minus the surprises: the int takes ``like``'s
+    promoted type when it fits (a negative int next to an unsigned type wraps,
+    as ``x + -1`` does in C); an int too big for 32 bits makes the operation 64
+    bits wide; anything else is an error.
+    """
     if like.big_endian:
         return like
     t = promote(like)
-    if t.signed and not s64._min <= value <= s64._max:
-        raise DSLError(f"constant {value} does not fit {t}")
-    if not t.signed and value < 0:
-        return s64 if t.bits == 64 else s32
-    if value > (t._max if t.signed else u64._max):
-        raise DSLError(f"constant {value} does not fit 64 bits")
-    return t
+    for cand in (t, s64 if t.signed else u64):
+        lo = -(1 << (cand.bits - 1))
+        if lo <= value <= cand._max:
+            return cand
+    raise DSLError(f"constant {value} does not fit {t} (nor 64 bits)")
+
+
+def _const_in(value: int, t: Scalar, b) -> int:
+    """``value`` as a constant of type ``t``: in range, negative ints wrapping into unsigned types."""
+    if t.big_endian:
+        return value & ((1 << t.bits) - 1)
+    if t._min <= value <= t._max:
+        return value
+    if not t.signed and -(1 << (t.bits - 1)) <= value < 0:
+        return value + (1 << t.bits)
+    raise DSLError(f"constant {value} does not fit {t}", b.where() if b is not None else None)
