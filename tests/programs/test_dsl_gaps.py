@@ -1,6 +1,6 @@
-"""DSL core bugs found while writing programs/ (owned by the DSL-core helper), as xfail tests.
+"""DSL core bugs found while writing programs/ (owned by the DSL-core helper).
 
-Each test is the smallest program showing the bug; the programs work around it.
+Each test is the smallest program showing the bug (fixed ones stay as regression tests).
 """
 
 import pytest
@@ -25,9 +25,6 @@ def elif_chain(p):
     p.return_(r)
 
 
-@pytest.mark.xfail(strict=True, reason="builder: the second elif_ attaches to the first elif_'s "
-                   "inner if_, so the first branch's join is placed before the third condition "
-                   "and the first branch falls through into it (returns 40, not 10)")
 def test_elif_chain_of_three_runs_one_branch():
     with elif_chain.load() as prog:
         assert prog.test_run(b"\x01" + bytes(13)).retval == 10
@@ -45,9 +42,6 @@ def many_live(p):
     p.return_(total)
 
 
-@pytest.mark.xfail(strict=True, reason="regalloc: with more values live than registers it spills "
-                   "the short-lived temporary that failed (and then its reload temporary, "
-                   "again and again) instead of a long-lived value, until the stack overflows")
 def test_eleven_live_values_spill_and_build():
     with many_live.load() as prog:
         assert prog.test_run(bytes(range(1, 15))).retval == 2 * sum(range(1, 12))
