@@ -55,17 +55,29 @@ class Ctx:
         return Value(self._b, t, dst)
 
     def __setattr__(self, name: str, value) -> None:
-        rule = self._rule(name, write=True)
-        self._store(rule.offset, rule.type, value)
+        try:
+            rule, size = self._rule(name, write=True), None
+        except DSLError as e:
+            # A narrow field in a wider slot (bpf_sock_addr.user_port: a be16 in a __u32
+            # that takes only 4-byte stores): store the whole slot, zero-extended.
+            try:
+                rule = self._rules.field(name)
+            except ContextError:
+                raise e from None
+            if not (isinstance(rule.type, Scalar) and rule.type.size < rule.slot
+                    and rule.slot in rule.write_sizes):
+                raise
+            size = rule.slot
+        self._store(rule.offset, rule.type, value, size)
 
-    def _store(self, off: int, t: Scalar, value) -> None:
+    def _store(self, off: int, t: Scalar, value, size: int | None = None) -> None:
         b = self._b
         v = b.coerce(value, t)
         if t.big_endian and not v.type.big_endian:
             v = v.net(t.bits)
         # The verifier refuses BPF_ST into the context: always store from a register.
         src = b.reg(Value(b, t, v.loc & ((1 << t.bits) - 1)) if v.is_const else v)
-        b.emit(Store, dst=self._reg, src=src, off=off, size=Size.of(t.size))
+        b.emit(Store, dst=self._reg, src=src, off=off, size=Size.of(size or t.size))
 
 
 class CtxArray:
