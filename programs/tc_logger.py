@@ -4,8 +4,9 @@ Each event carries the time, interface, direction and length, the
 EtherType, IPv4/IPv6 addresses, the L4 protocol, TCP/UDP ports, TCP flags
 and ICMP type/code. Headers are found by the parser library (VLAN tags,
 IPv4 options, IPv6 extension headers); the event is built on the stack and
-copied into the ring with ``bpf_ringbuf_output``. The program never changes
-a verdict (TC_ACT_OK).
+copied into the ring with ``bpf_ringbuf_output``. The program never decides
+a packet's fate: it returns TC_ACT_UNSPEC (TCX_NEXT), so the programs and
+filters after it still run.
 
     pybpf run tc-logger --iface eth1 [--direction ingress|egress|both]
 """
@@ -22,7 +23,7 @@ from pybpf.dsl import (
     IPPROTO_ICMPV6,
     IPPROTO_TCP,
     IPPROTO_UDP,
-    TC_ACT_OK,
+    TC_ACT_UNSPEC,
     RingBuf,
     Struct,
     be32,
@@ -66,7 +67,7 @@ events = RingBuf(256 * 1024)
 
 def _log(p, direction: int) -> None:
     e = p.stack(Event, ifindex=p.ctx.ifindex, len=p.ctx.len, direction=direction)
-    src = parser.Direct(p)   # short or malformed headers: no event, TC_ACT_OK
+    src = parser.Direct(p, on_short=TC_ACT_UNSPEC)   # short or malformed headers: no event
     l2 = parser.ethernet(p, src)
     e.eth_proto = l2.proto.host()
     with p.if_(l2.proto == ETH_P_IP):
@@ -85,7 +86,7 @@ def _log(p, direction: int) -> None:
             _l4(p, src, e, v6, IPPROTO_ICMPV6)
     e.ts_ns = p.call("ktime_get_ns")
     events.output(e)
-    p.return_(TC_ACT_OK)
+    p.return_(TC_ACT_UNSPEC)
 
 
 def _l4(p, src, e, l3, icmp_proto: int) -> None:
