@@ -22,7 +22,9 @@ from pybpf.asm import (
     Endian,
     Exit,
     Goto,
+    GotoLong,
     Jump,
+    JumpOp,
     Load,
     LoadImm64,
     LoadSX,
@@ -58,10 +60,25 @@ def user_frame_pos() -> SourcePos | None:
     return SourcePos(filename, lineno, col, text)
 
 
+def function_pos(fn) -> SourcePos | None:
+    """The ``def`` line of a Python function (after its decorators)."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return None
+    line = code.co_firstlineno
+    while True:  # skip decorator lines to the def itself
+        text = linecache.getline(code.co_filename, line)
+        if not text or not text.lstrip().startswith("@"):
+            break
+        line += 1
+    text = text.rstrip("\n")
+    return SourcePos(code.co_filename, line, len(text) - len(text.lstrip()) + 1, text)
+
+
 class Builder:
     """Emits ops for one function; values, jumps and the stack frame live here."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, origin=None):
         self.name = name
         self.ops: list = []
         self._next_vreg = 0
@@ -71,7 +88,8 @@ class Builder:
         self.discard = 0  # > 0 while emitting into a branch folded away at build time
         self._pending_else: tuple | None = None
         self._last_joins: tuple = ()
-        self.def_pos = user_frame_pos()
+        self.def_pos = function_pos(origin) if origin is not None else user_frame_pos()
+        self.pinned: SourcePos | None = self.def_pos  # ops outside the user's code (prologue)
 
     # -- positions and errors ---------------------------------------------------------
 
@@ -98,7 +116,7 @@ class Builder:
             # Only side-effect-free ops (an elif_ condition being computed) may sit
             # between an if_ block and its else_: they end up on the else path.
             self._pending_else = None
-        op = Op(cls, fields, user_frame_pos(), nargs)
+        op = Op(cls, fields, self.pinned or user_frame_pos(), nargs)
         self.ops.append(op)
         if cls is Exit or cls is Goto:
             self.dead = True
@@ -112,7 +130,7 @@ class Builder:
         """Place label ``name`` here; code after it is reachable again."""
         if self.discard:
             return
-        self.ops.append(Mark(name, user_frame_pos()))
+        self.ops.append(Mark(name, self.pinned or user_frame_pos()))
         self.dead = False
 
     # -- values -----------------------------------------------------------------------
@@ -239,6 +257,47 @@ class Builder:
             src = (self.widen(c, t) if not shift else c).loc
         self.emit(Alu, op=code, dst=dst, src=src, width=width)
         return Value(self, t, dst)
+
+    # -- explicit registers (the low-level escape hatch) -----------------------------
+
+    def register(self, r: Reg, t: Scalar = u64) -> Value:
+        """The physical register ``r`` read as a value of type ``t``.
+
+        Virtual registers never get clobbered: the allocator keeps values that
+        live across a call in r6-r9 or on the stack. Physical registers named
+        here or in ``insn()`` are the user's to manage; ``finish()`` refuses a
+        read of r0-r5 after a call clobbered it, or of any register never set.
+        """
+        if not isinstance(r, Reg):
+            raise self.error(f"register() needs a pybpf.asm.Reg, got {r!r}")
+        return Value(self, t, r)
+
+    def set_register(self, r: Reg, value) -> None:
+        """``r = value`` for a physical register (e.g. an argument of ``insn(Call(...))``)."""
+        v = self.coerce(value, u64)
+        if v.is_const:
+            self.load_const(r, v.loc, v.type)
+        else:
+            self.emit(Alu, op=Arith.MOV, dst=r, src=self.widen(v, u64).loc, width=64)
+
+    def insn(self, instruction) -> None:
+        """Emit one ``pybpf.asm`` instruction as is (registers physical or virtual)."""
+        import dataclasses
+
+        from pybpf.asm import Call
+        from pybpf.asm.instruction import Instruction
+        if not isinstance(instruction, Instruction):
+            raise self.error(f"insn() needs a pybpf.asm instruction, got {instruction!r}")
+        fields = {f.name: getattr(instruction, f.name) for f in dataclasses.fields(instruction)}
+        nargs = 0
+        if isinstance(instruction, Call):
+            from pybpf.syscall._uapi import HELPER_PROTOS, HelperId
+            try:
+                name = HelperId(instruction.helper).name
+                nargs = len([a for a in HELPER_PROTOS[name][1] if a[0] != "..."])
+            except (ValueError, KeyError):
+                nargs = 5
+        self.emit(type(instruction), nargs=nargs, **fields)
 
     # -- variables and stack ------------------------------------------------------------
 
@@ -460,8 +519,8 @@ class Builder:
         if not self.dead:
             where = f"{self.def_pos.file}:{self.def_pos.line}" if self.def_pos else None
             raise DSLError(f"function {self.name!r} can reach its end without return_", where)
-        ops = _reachable(self.ops)
-        _check_defined(ops)
+        ops = _remove_dead(_reachable(self.ops))
+        _check_defined(ops, self.entry_regs())
         colours = allocate(ops, lambda: self.alloc(8))
         out = []
         for op in ops:
@@ -472,7 +531,11 @@ class Builder:
             if op.is_move and op.fields["dst"] == op.fields["src"]:
                 continue
             out.append(op)
-        return _drop_jumps_to_next(out)
+        return _relax(_drop_jumps_to_next(out))
+
+    def entry_regs(self) -> frozenset:
+        """Physical registers holding something at function entry (r1 = ctx, r10)."""
+        return frozenset({Reg.R1, Reg.R10})
 
 
 class Var(Value):
@@ -586,21 +649,100 @@ def _folded(cond: Cond) -> bool | None:
     return (not result) if cond.negated else result
 
 
-def _check_defined(ops: list) -> None:
-    """Every virtual register must be set on every path before it is read."""
+def _check_defined(ops: list, entry: frozenset) -> None:
+    """Every register must be set on every path before it is read, and survive calls."""
     if not ops:
         return
     live_out = liveness(ops)
+    for i, op in enumerate(ops):  # r0-r5 read after a call destroyed them
+        lost = [r for r in op.clobbers if r in live_out[i] and r not in op.defs]
+        if lost:
+            r = lost[0]
+            use = _next_use(ops, i, r)
+            call = f"{op.source.file}:{op.source.line}" if op.source else "a call"
+            raise DSLError(f"{r!r} is read here but the call at {call} clobbered it (r0-r5 do not "
+                           "survive calls: keep the value in a DSL value or r6-r9)", _where(use))
     first = ops[0]
     live_in = (live_out[0] - set(first.defs)) | set(first.uses)
-    undefined = sorted((v for v in live_in if isinstance(v, VReg)), key=lambda v: v.id)
+    undefined = sorted((v for v in live_in if v not in entry),
+                       key=lambda v: v.id if isinstance(v, VReg) else -1 - int(v))
     if not undefined:
         return
     v = undefined[0]
-    use = next(op for op in ops if v in op.uses)
-    where = f"{use.source.file}:{use.source.line}" if use.source else None
+    use = _next_use(ops, -1, v)
     raise DSLError(f"{v!r} is read here but not set on every path that reaches this line "
-                   "(set it before the if_, or in every branch)", where)
+                   "(set it before the if_, or in every branch)", _where(use))
+
+
+def _next_use(ops: list, after: int, v):
+    return next((op for op in ops[after + 1:] if v in op.uses), None)
+
+
+def _where(op) -> str | None:
+    return f"{op.source.file}:{op.source.line}" if op is not None and op.source else None
+
+
+_INVERSE = {JumpOp.JEQ: JumpOp.JNE, JumpOp.JNE: JumpOp.JEQ, JumpOp.JGT: JumpOp.JLE,
+            JumpOp.JLE: JumpOp.JGT, JumpOp.JGE: JumpOp.JLT, JumpOp.JLT: JumpOp.JGE,
+            JumpOp.JSGT: JumpOp.JSLE, JumpOp.JSLE: JumpOp.JSGT, JumpOp.JSGE: JumpOp.JSLT,
+            JumpOp.JSLT: JumpOp.JSGE}
+_S16 = (-(1 << 15), (1 << 15) - 1)
+
+
+def _relax(ops: list) -> list:
+    """Rewrite jumps whose target is beyond the s16 offset range through ``gotol``.
+
+    ``goto L`` becomes ``gotol L``; ``if c goto L`` becomes ``if !c goto +1;
+    gotol L`` (JSET, which has no inverse, jumps over a ``goto`` to the ``gotol``).
+    """
+    counter = 0
+    while True:
+        slots, labels, pos = [], {}, 0
+        for op in ops:
+            slots.append(pos)
+            if isinstance(op, Mark):
+                labels[op.name] = pos
+            else:
+                pos += op.cls.slots
+        far = None
+        for i, op in enumerate(ops):
+            if isinstance(op, Op) and op.cls in (Jump, Goto):
+                rel = labels[op.fields["target"]] - (slots[i] + 1)
+                if not _S16[0] <= rel <= _S16[1]:
+                    far = i
+                    break
+        if far is None:
+            return ops
+        op = ops[far]
+        target, src = op.fields["target"], op.source
+        if op.cls is Goto:
+            ops[far] = Op(GotoLong, {"target": target}, src)
+            continue
+        counter += 1
+        skip, long = f"{target}.relax{counter}", f"{target}.far{counter}"
+        f = dict(op.fields)
+        if f["op"] is JumpOp.JSET:
+            f["target"] = long
+            ops[far:far + 1] = [Op(Jump, f, src), Op(Goto, {"target": skip}, src),
+                                Mark(long, src), Op(GotoLong, {"target": target}, src),
+                                Mark(skip, src)]
+        else:
+            f["op"], f["target"] = _INVERSE[f["op"]], skip
+            ops[far:far + 1] = [Op(Jump, f, src), Op(GotoLong, {"target": target}, src),
+                                Mark(skip, src)]
+
+
+def _remove_dead(ops: list) -> list:
+    """Drop side-effect-free ops whose results nobody reads (loads of unused fields ...)."""
+    for _ in range(8):
+        live_out = liveness(ops)
+        keep = [not (isinstance(op, Op) and op.cls in _PURE and op.defs
+                     and all(isinstance(d, VReg) and d not in live for d in op.defs))
+                for op, live in zip(ops, live_out, strict=True)]
+        if all(keep):
+            break
+        ops = [op for op, k in zip(ops, keep, strict=True) if k]
+    return ops
 
 
 def _reachable(ops: list) -> list:

@@ -111,7 +111,7 @@ class Ptr:
         dst = self._b.new_vreg(t.name)
         cls = LoadSX if t.signed and t.bits < 64 else Load
         self._b.emit(cls, dst=dst, src=self._base, off=off, size=Size.of(t.size))
-        return Value(self._b, t, dst)
+        return FieldValue(self._b, t, dst, Ptr(self._b, t, self._base, off, self._region))
 
     def _store(self, t: Scalar, off: int, value) -> None:
         self._region.check(self._b, off, t.size)
@@ -160,6 +160,15 @@ class Ptr:
         b.emit(Atomic, op=kind, dst=self._base, src=src, off=self._off, size=Size.of(t.size))
         return Value(b, t, src) if kind.fetches else None
 
+    def view(self, t, offset: int = 0):
+        """The memory ``offset`` bytes into this pointee seen as type ``t`` (still bounds-checked)."""
+        from pybpf.types import as_type
+        t = as_type(t)
+        off = self._off + offset
+        if isinstance(t, (Array, Bytes)):
+            return ArrayPtr(self._b, t, self._base, off, self._region)
+        return Ptr(self._b, t, self._base, off, self._region)
+
     def address(self):
         """A register holding this pointer's address (for helper arguments)."""
         b = self._b
@@ -174,6 +183,33 @@ class Ptr:
     @property
     def size(self) -> int:
         return self._type.size
+
+
+class FieldValue(Value):
+    """A scalar just loaded from memory, which still knows where it came from.
+
+    It is an ordinary value, and ``ptr.count.atomic_add(1)`` works on the
+    field itself (the load, if unused, is removed when the program is finished).
+    """
+
+    __slots__ = ("ptr",)
+
+    def __init__(self, b, t, loc, ptr: Ptr):
+        super().__init__(b, t, loc)
+        self.ptr = ptr
+
+    def atomic_add(self, value, *, fetch: bool = False):
+        """``lock *field += value``; with fetch=True returns the old value."""
+        return self.ptr.atomic_add(value, fetch=fetch)
+
+    def atomic_or(self, value, *, fetch: bool = False):
+        return self.ptr.atomic_or(value, fetch=fetch)
+
+    def atomic_and(self, value, *, fetch: bool = False):
+        return self.ptr.atomic_and(value, fetch=fetch)
+
+    def atomic_xor(self, value, *, fetch: bool = False):
+        return self.ptr.atomic_xor(value, fetch=fetch)
 
 
 class ArrayPtr(Ptr):

@@ -59,8 +59,8 @@ class Kind:
 class ProgramBuilder(Builder):
     """The ``p`` of a program or subprogram: emits code, owns ctx, packet and stack."""
 
-    def __init__(self, name: str, kind: Kind | None, nargs: int = 0):
-        super().__init__(name)
+    def __init__(self, name: str, kind: Kind | None, nargs: int = 0, origin=None):
+        super().__init__(name, origin)
         self.kind = kind
         self.maps: dict[str, MapDef] = {}
         self.subprogs: dict[str, SubprogDef] = {}
@@ -83,6 +83,7 @@ class ProgramBuilder(Builder):
                 self.emit(Alu, op=Arith.MOV, dst=v, src=ARGS[i], width=64)
                 self.args.append(Value(self, u64, v))
         self.prologue_end = len(self.ops)
+        self.pinned = None
 
     # -- hooks used by calls, maps and packets ---------------------------------------
 
@@ -112,6 +113,12 @@ class ProgramBuilder(Builder):
         if label is None:
             label = self._exits[value] = self.label(f"ret{value}_")
         return label
+
+    def entry_regs(self) -> frozenset:
+        from pybpf.asm import Reg as R
+        if self.kind is not None:
+            return frozenset({R.R1, R.R10})
+        return frozenset({R.R10, *ARGS[:len(self.args)]})
 
     # -- user API -------------------------------------------------------------------
 
@@ -176,6 +183,7 @@ class ProgramBuilder(Builder):
     # -- finishing -----------------------------------------------------------------
 
     def finish(self) -> list:
+        self.pinned = self.def_pos
         for value, label in self._exits.items():
             self.ops.append(Mark(label, self.def_pos))
             self.dead = False
@@ -246,7 +254,7 @@ class ProgramDef:
     def build(self) -> Built:
         """Run the function to emit code; allocate registers; assemble subprograms."""
         self._name_maps()
-        p = ProgramBuilder(self.name, self.kind)
+        p = ProgramBuilder(self.name, self.kind, origin=self.fn)
         self.fn(p)
         funcs = [(self.name, p.finish())]
         maps = dict(p.maps)
@@ -256,8 +264,7 @@ class ProgramDef:
             if name in done:
                 continue
             done.add(name)
-            sp = ProgramBuilder(name, None, sub.nargs)
-            sp.def_pos = None
+            sp = ProgramBuilder(name, None, sub.nargs, origin=sub.fn)
             sub.fn(sp, *sp.args)
             funcs.append((name, sp.finish()))
             maps.update(sp.maps)
