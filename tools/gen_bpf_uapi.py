@@ -2,7 +2,7 @@
 """Generate pybpf/syscall/_uapi.py from the uapi header linux/bpf.h.
 
 Run at development time only; gcc and pycparser are needed here and never at
-run time:
+run time (afterwards, run tools/gen_ffi.py to refresh the cffi module built from CDEF):
 
     .venv/bin/python tools/gen_bpf_uapi.py [--header PATH] [--out PATH]
 
