@@ -1,7 +1,14 @@
-"""BTF: wire formats, type model, builder, program BTF and the kernel's types."""
+"""BTF: wire formats, type model, builder, program BTF and the kernel's types.
+
+``parse`` (the checked construct parser) is loaded on first use, so building
+and loading programs never imports construct; ``encode`` is the fast encoder
+(byte-identical to ``codec.encode``, the construct build).
+"""
+
+import importlib
 
 from pybpf.btf.builder import Builder
-from pybpf.btf.codec import encode, parse
+from pybpf.btf.emit import encode
 from pybpf.btf.kernel import FieldLayout, FuncInfo, KernelBTF, StructLayout, module, vmlinux
 from pybpf.btf.layout import MapBTF, add_type, map_btf
 from pybpf.btf.model import (
@@ -33,7 +40,7 @@ from pybpf.btf.model import (
 from pybpf.btf.program import ProgramBTF, SourcePos, program_btf, program_btf_for
 from pybpf.btf.reader import TypeIndex, read
 from pybpf.btf.spec import Spec
-from pybpf.btf.wire import FuncLinkage, IntEncoding, Kind, VarLinkage
+from pybpf.btf.uapi import FuncLinkage, IntEncoding, Kind, VarLinkage
 
 __all__ = [
     "Builder", "FieldLayout", "FuncInfo", "KernelBTF", "MapBTF", "ProgramBTF", "SourcePos",
@@ -45,3 +52,14 @@ __all__ = [
     "Restrict", "Spec", "Struct", "Type", "TypeTag", "Typedef", "Union", "Var", "VarLinkage",
     "VarSecinfo", "Volatile", "encode", "parse",
 ]
+
+# Names whose modules import construct: resolved on first access.
+_LAZY = {"parse": "pybpf.btf.codec"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,8 +15,8 @@ id first and fill it in once the members exist::
 from __future__ import annotations
 
 from pybpf.btf import model as m
-from pybpf.btf.codec import check_references, encode
-from pybpf.btf.spec import Spec
+from pybpf.btf.emit import encode
+from pybpf.btf.spec import Spec, check_references
 from pybpf.errors import BTFError
 
 _RESERVED = object()

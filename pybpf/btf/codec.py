@@ -6,6 +6,9 @@ encoding level: unknown kinds, vlen or kind_flag on kinds that have none,
 names on anonymous-only kinds, string offsets outside the section, and type
 ids that point past the last type.  Semantic checks (member offsets within
 the struct, DATASEC members being VARs) are left to the kernel.
+
+``encode`` here is the reference build through the declarations; the load
+path uses ``emit.encode``, which tests hold to the same bytes.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from collections.abc import Sequence
 from construct import ConstructError
 
 from pybpf.btf import model as m
-from pybpf.btf.spec import Spec
+from pybpf.btf.emit import enum32, member_offset
+from pybpf.btf.spec import Spec, check_references
 from pybpf.btf.strings import StringTable, string_at
 from pybpf.btf.wire import (
     MAX_VLEN,
@@ -184,10 +188,10 @@ def to_container(t: m.Type, strings: StringTable) -> dict:
     elif isinstance(t, (m.Struct, m.Union)):
         st, info["kind_flag"] = t.size, t.kflag
         data = [{"name_off": strings.add(x.name), "type": x.type,
-                 "offset": _member_offset(t, x)} for x in t.members]
+                 "offset": member_offset(t, x)} for x in t.members]
     elif isinstance(t, m.Enum):
         st, info["kind_flag"] = t.size, t.signed
-        data = [{"name_off": strings.add(x.name), "val": _enum32(t, x)} for x in t.values]
+        data = [{"name_off": strings.add(x.name), "val": enum32(t, x)} for x in t.values]
     elif isinstance(t, m.Enum64):
         st, info["kind_flag"] = t.size, t.signed
         data = [{"name_off": strings.add(x.name), "val_lo32": (x.value & (2**64 - 1)) & 0xFFFFFFFF,
@@ -214,25 +218,6 @@ def to_container(t: m.Type, strings: StringTable) -> dict:
     return {"name_off": name_off, "info": info, "size_or_type": st, "data": data}
 
 
-def _member_offset(t, x: m.Member) -> int:
-    if t.kflag:
-        if not (0 <= x.bit_offset < 1 << 24 and 0 <= x.bitfield_size < 256):
-            raise BTFError(f"member {x.name!r} of {t.name!r}: bit offset {x.bit_offset} or "
-                           f"bitfield size {x.bitfield_size} does not fit (24 and 8 bits)")
-        return x.bitfield_size << 24 | x.bit_offset
-    if x.bitfield_size:
-        raise BTFError(f"member {x.name!r} of {t.name!r} is a bitfield; set kflag=True")
-    return x.bit_offset
-
-
-def _enum32(t, x: m.EnumValue) -> int:
-    lo, hi = (-(1 << 31), (1 << 31) - 1) if t.signed else (0, (1 << 32) - 1)
-    if not lo <= x.value <= hi:
-        raise BTFError(f"enumerator {x.name}={x.value} does not fit a 32-bit "
-                       f"{'signed' if t.signed else 'unsigned'} ENUM; use Enum64")
-    return x.value - (1 << 32) if x.value >= 1 << 31 else x.value
-
-
 def encode(types: Sequence[m.Type], *, strings: bytes | None = None,
            base: Spec | None = None) -> bytes:
     """Encode ``types`` (ids first_id, first_id+1, ...) as a BTF blob.
@@ -252,13 +237,3 @@ def encode(types: Sequence[m.Type], *, strings: bytes | None = None,
         return BtfFile.build({"header": {}, "type_data": type_data, "str_data": table.data})
     except ConstructError as e:
         raise BTFError(f"cannot encode BTF: {e}") from e
-
-
-def check_references(spec: Spec) -> None:
-    """Raise BTFError naming the first type that refers to a type id that does not exist."""
-    last = spec.last_id
-    for tid, t in spec:
-        for ref in m.referenced_ids(t):
-            if not 0 <= ref <= last:
-                raise BTFError(f"type id {tid} ({type(t).__name__} {m.type_name(t)!r}) refers to "
-                               f"type id {ref}, past the last id {last}")

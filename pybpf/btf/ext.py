@@ -40,10 +40,13 @@ from construct import (
     this,
 )
 
-from pybpf.btf.wire import BTF_MAGIC
+from pybpf.btf.uapi import BTF_MAGIC, FUNC_INFO_SIZE, LINE_INFO_SIZE, MAX_COLUMN, MAX_LINE
 
-MAX_LINE = (1 << 22) - 1
-MAX_COLUMN = (1 << 10) - 1
+__all__ = [
+    "MAX_COLUMN", "MAX_LINE", "BpfCoreRelo", "BpfFuncInfo", "BpfLineInfo", "BtfExt",
+    "BtfExtHeader", "CoreReloKind", "CoreReloSection", "FuncInfoArray", "FuncInfoSection",
+    "InfoSection", "LineCol", "LineInfoArray", "LineInfoSection",
+]
 
 
 @enum.unique
@@ -67,7 +70,7 @@ class CoreReloKind(enum.IntEnum):
 
 # struct bpf_func_info
 BpfFuncInfo = Struct("insn_off" / Int32ul, "type_id" / Int32ul)
-assert BpfFuncInfo.sizeof() == 8
+assert BpfFuncInfo.sizeof() == FUNC_INFO_SIZE == 8
 
 # bpf_line_info.line_col
 LineCol = ByteSwapped(BitStruct("line" / BitsInteger(22), "col" / BitsInteger(10)))
@@ -80,7 +83,7 @@ BpfLineInfo = Struct(
     "line_off" / Int32ul,
     "line_col" / LineCol,
 )
-assert BpfLineInfo.sizeof() == 16
+assert BpfLineInfo.sizeof() == LINE_INFO_SIZE == 16
 
 # struct bpf_core_relo
 BpfCoreRelo = Struct(

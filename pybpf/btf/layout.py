@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pybpf import types as lt
 from pybpf.btf import model as m
 from pybpf.btf.builder import Builder
-from pybpf.btf.wire import IntEncoding
+from pybpf.btf.uapi import IntEncoding
 from pybpf.errors import BTFError
 
 # (typedef, base INT name, signed) per scalar, spelled as GCC's DWARF does.

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pybpf.btf.wire import FuncLinkage, IntEncoding, Kind, VarLinkage
+from pybpf.btf.uapi import FuncLinkage, IntEncoding, Kind, VarLinkage
 
 
 @dataclass(frozen=True, slots=True)

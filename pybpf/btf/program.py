@@ -23,17 +23,16 @@ from dataclasses import dataclass, field
 from pybpf.asm.program import SourcePos
 from pybpf.btf import model as m
 from pybpf.btf.builder import Builder
-from pybpf.btf.codec import encode
-from pybpf.btf.ext import (
+from pybpf.btf.emit import encode, func_info_array, line_info_array
+from pybpf.btf.strings import StringTable
+from pybpf.btf.uapi import (
+    FUNC_INFO_SIZE,
+    LINE_INFO_SIZE,
     MAX_COLUMN,
     MAX_LINE,
-    BpfFuncInfo,
-    BpfLineInfo,
-    FuncInfoArray,
-    LineInfoArray,
+    FuncLinkage,
+    IntEncoding,
 )
-from pybpf.btf.strings import StringTable
-from pybpf.btf.wire import FuncLinkage, IntEncoding
 from pybpf.errors import BTFError
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -46,8 +45,8 @@ class ProgramBTF:
     btf: bytes
     func_info: bytes
     line_info: bytes
-    func_info_rec_size: int = BpfFuncInfo.sizeof()
-    line_info_rec_size: int = BpfLineInfo.sizeof()
+    func_info_rec_size: int = FUNC_INFO_SIZE
+    line_info_rec_size: int = LINE_INFO_SIZE
     func_type_ids: Mapping[str, int] = field(default_factory=dict)
 
     @property
@@ -98,13 +97,13 @@ def program_btf(functions: Sequence[tuple[str, int]],
                                               for k in range(1, nargs + 1)))
             linkage = FuncLinkage.STATIC
         func_ids[name] = b.add(m.Func(name, b.add(proto), linkage))
-        func_recs.append({"insn_off": insn, "type_id": func_ids[name]})
+        func_recs.append((insn, func_ids[name]))
 
     strings = StringTable(base_len=len(b.base.strings) if b.base else 0)
     line_recs = [_line_record(insn, pos, strings) for insn, pos in _line_points(funcs, lines)]
     spec = b.spec()
     btf = encode(spec.types, strings=strings.data, base=b.base)
-    return ProgramBTF(btf, FuncInfoArray.build(func_recs), LineInfoArray.build(line_recs),
+    return ProgramBTF(btf, func_info_array(func_recs), line_info_array(line_recs),
                       func_type_ids=func_ids)
 
 
@@ -162,10 +161,9 @@ def _line_points(funcs, lines) -> list[tuple[int, SourcePos]]:
     return sorted(points, key=lambda x: x[0])
 
 
-def _line_record(insn: int, pos: SourcePos, strings: StringTable) -> dict:
+def _line_record(insn: int, pos: SourcePos, strings: StringTable) -> tuple[int, ...]:
+    """(insn_off, file_name_off, line_off, line, column) for one bpf_line_info."""
     if not 0 < pos.line <= MAX_LINE:
         raise BTFError(f"{pos.file}: line {pos.line} does not fit bpf_line_info (1..{MAX_LINE})")
     column = pos.column if 0 <= pos.column <= MAX_COLUMN else 0  # 0 = column unknown
-    return {"insn_off": insn, "file_name_off": strings.add(pos.file),
-            "line_off": strings.add(pos.text.rstrip("\r\n")),
-            "line_col": {"line": pos.line, "col": column}}
+    return (insn, strings.add(pos.file), strings.add(pos.text.rstrip("\r\n")), pos.line, column)

@@ -14,10 +14,9 @@ import struct
 from array import array
 
 from pybpf.btf import model as m
-from pybpf.btf.codec import check_references
-from pybpf.btf.spec import Spec
+from pybpf.btf.spec import Spec, check_references
 from pybpf.btf.strings import string_at
-from pybpf.btf.wire import FIXED_EXTRA, PER_VLEN, FuncLinkage, IntEncoding, Kind, VarLinkage
+from pybpf.btf.uapi import FIXED_EXTRA, PER_VLEN, FuncLinkage, IntEncoding, Kind, VarLinkage
 from pybpf.errors import BTFError
 
 _HEADER = struct.Struct("<HBBIIIII")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pybpf.btf.model import Type, type_name
+from pybpf.btf.model import Type, referenced_ids, type_name
 from pybpf.errors import BTFError
 
 
@@ -64,3 +64,13 @@ class Spec:
         found += [i for i in self._by_name.get(name, ()) if kind is None
                   or isinstance(self.type(i), kind)]
         return found
+
+
+def check_references(spec: Spec) -> None:
+    """Raise BTFError naming the first type that refers to a type id that does not exist."""
+    last = spec.last_id
+    for tid, t in spec:
+        for ref in referenced_ids(t):
+            if not 0 <= ref <= last:
+                raise BTFError(f"type id {tid} ({type(t).__name__} {type_name(t)!r}) refers to "
+                               f"type id {ref}, past the last id {last}")

@@ -7,9 +7,6 @@ strings, larger ones index this section at ``offset - base_len``.
 
 from __future__ import annotations
 
-from construct import ConstructError
-
-from pybpf.btf.wire import BtfStringSection
 from pybpf.errors import BTFError
 
 
@@ -45,8 +42,8 @@ class StringTable:
         if "\0" in text:
             raise BTFError(f"BTF string {text!r} contains a NUL byte")
         try:
-            raw = BtfStringSection.build([text])
-        except ConstructError as e:
+            raw = text.encode("utf-8") + b"\0"  # one wire.BtfStringSection entry
+        except UnicodeEncodeError as e:
             raise BTFError(f"BTF string {text!r} is not valid UTF-8 text: {e}") from e
         off = self.base_len + self._size
         self._chunks.append(raw)

@@ -23,8 +23,6 @@ BTF (magic 0xeB9F read as little endian) is supported.
 
 from __future__ import annotations
 
-import enum
-
 from construct import (
     Array,
     BitsInteger,
@@ -49,64 +47,26 @@ from construct import (
     this,
 )
 
-BTF_MAGIC = 0xEB9F
-BTF_VERSION = 1
-MAX_VLEN = 0xFFFF
+from pybpf.btf.uapi import (
+    BTF_MAGIC,
+    BTF_VERSION,
+    FIXED_EXTRA,
+    HEADER_SIZE,
+    MAX_VLEN,
+    PER_VLEN,
+    TYPE_SIZE,
+    FuncLinkage,
+    IntEncoding,
+    Kind,
+    VarLinkage,
+)
 
-
-@enum.unique
-class Kind(enum.IntEnum):
-    """BTF_KIND_*: the kind field of btf_type.info (uapi linux/btf.h)."""
-
-    UNKN = 0
-    INT = 1
-    PTR = 2
-    ARRAY = 3
-    STRUCT = 4
-    UNION = 5
-    ENUM = 6
-    FWD = 7
-    TYPEDEF = 8
-    VOLATILE = 9
-    CONST = 10
-    RESTRICT = 11
-    FUNC = 12
-    FUNC_PROTO = 13
-    VAR = 14
-    DATASEC = 15
-    FLOAT = 16
-    DECL_TAG = 17
-    TYPE_TAG = 18
-    ENUM64 = 19
-
-
-@enum.unique
-class IntEncoding(enum.IntFlag):
-    """BTF_INT_SIGNED / BTF_INT_CHAR / BTF_INT_BOOL: the encoding bits of a BTF_KIND_INT."""
-
-    NONE = 0
-    SIGNED = 1 << 0
-    CHAR = 1 << 1
-    BOOL = 1 << 2
-
-
-@enum.unique
-class FuncLinkage(enum.IntEnum):
-    """BTF_FUNC_STATIC / GLOBAL / EXTERN: a BTF_KIND_FUNC's linkage, kept in its vlen."""
-
-    STATIC = 0
-    GLOBAL = 1
-    EXTERN = 2
-
-
-@enum.unique
-class VarLinkage(enum.IntEnum):
-    """BTF_VAR_STATIC / GLOBAL_ALLOCATED / GLOBAL_EXTERN: btf_var.linkage."""
-
-    STATIC = 0
-    GLOBAL_ALLOCATED = 1
-    GLOBAL_EXTERN = 2
-
+__all__ = [
+    "BTF_MAGIC", "BTF_VERSION", "FIXED_EXTRA", "MAX_VLEN", "PER_VLEN", "BtfArray", "BtfDeclTag",
+    "BtfEnum", "BtfEnum64", "BtfFile", "BtfHeader", "BtfInfo", "BtfIntData", "BtfMember",
+    "BtfParam", "BtfStringSection", "BtfType", "BtfTypeSection", "BtfVar", "BtfVarSecinfo",
+    "FuncLinkage", "IntEncoding", "Kind", "VLEN_KINDS", "VarLinkage",
+]
 
 # struct btf_header
 BtfHeader = Struct(
@@ -224,10 +184,10 @@ BtfTypeSection = GreedyRange(BtfType)
 # builds a section from strings and checks a whole section decodes.
 BtfStringSection = GreedyRange(CString("utf8"))
 
-# Bytes after btf_type: a fixed part per kind plus vlen records of a fixed size.
-# Fast readers use these to step over records without construct.
-FIXED_EXTRA = {Kind.INT: BtfIntData.sizeof(), Kind.ARRAY: BtfArray.sizeof(),
-               Kind.VAR: BtfVar.sizeof(), Kind.DECL_TAG: BtfDeclTag.sizeof()}
-PER_VLEN = {Kind.STRUCT: BtfMember.sizeof(), Kind.UNION: BtfMember.sizeof(),
-            Kind.ENUM: BtfEnum.sizeof(), Kind.FUNC_PROTO: BtfParam.sizeof(),
-            Kind.DATASEC: BtfVarSecinfo.sizeof(), Kind.ENUM64: BtfEnum64.sizeof()}
+# The record sizes pybpf.btf.uapi gives the fast reader and encoder are these declarations'.
+assert FIXED_EXTRA == {Kind.INT: BtfIntData.sizeof(), Kind.ARRAY: BtfArray.sizeof(),
+                       Kind.VAR: BtfVar.sizeof(), Kind.DECL_TAG: BtfDeclTag.sizeof()}
+assert PER_VLEN == {Kind.STRUCT: BtfMember.sizeof(), Kind.UNION: BtfMember.sizeof(),
+                    Kind.ENUM: BtfEnum.sizeof(), Kind.FUNC_PROTO: BtfParam.sizeof(),
+                    Kind.DATASEC: BtfVarSecinfo.sizeof(), Kind.ENUM64: BtfEnum64.sizeof()}
+assert TYPE_SIZE == 12 and HEADER_SIZE == BtfHeader.sizeof()
