@@ -514,11 +514,15 @@ class Builder:
 
     # -- finishing ------------------------------------------------------------------
 
-    def finish(self) -> list:
-        """Instructions and labels after dead-code removal and register allocation."""
+    def check_end(self) -> None:
+        """The end of the function's body must be unreachable (every path returned)."""
         if not self.dead:
             where = f"{self.def_pos.file}:{self.def_pos.line}" if self.def_pos else None
             raise DSLError(f"function {self.name!r} can reach its end without return_", where)
+
+    def finish(self) -> list:
+        """Instructions and labels after dead-code removal and register allocation."""
+        self.check_end()
         ops = _remove_dead(_reachable(self.ops))
         _check_defined(ops, self.entry_regs())
         colours = allocate(ops, lambda: self.alloc(8))

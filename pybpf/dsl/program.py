@@ -183,6 +183,7 @@ class ProgramBuilder(Builder):
     # -- finishing -----------------------------------------------------------------
 
     def finish(self) -> list:
+        self.check_end()
         self.pinned = self.def_pos
         for value, label in self._exits.items():
             self.ops.append(Mark(label, self.def_pos))

@@ -102,7 +102,8 @@ def _interference(ops: list, live_out: list[set]):
 
 def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
     """Map every VReg in ``ops`` to a Reg, spilling (and rewriting ``ops``) as needed."""
-    for _ in range(64):
+    slots: dict[int, set] = {}  # stack offset -> ops at which a value spilled there is live
+    for _ in range(200):
         live_out = liveness(ops)
         graph, hints = _interference(ops, live_out)
         order = _first_appearance(ops)
@@ -125,15 +126,28 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
                 colour[v] = choice
         if not failed:
             return colour
-        victim = _spill_choice(failed[0], graph, live_out)
-        if victim is None:
+        victims: dict = {}
+        for v in failed:  # one spill per failed value, all in this round
+            victim = _spill_choice(v, graph, live_out, victims)
+            if victim is not None:
+                victims[victim] = None
+        if not victims:
             break
-        _spill(ops, victim, spill_slot(), 1 + max(
-            (v.id for op in ops for v in (*op.defs, *op.uses) if isinstance(v, VReg)), default=0))
+        next_id = 1 + max((v.id for op in ops for v in (*op.defs, *op.uses)
+                           if isinstance(v, VReg)), default=0)
+        where = {victim: {id(op) for op, live in zip(ops, live_out, strict=True)
+                          if victim in live or victim in op.defs} for victim in victims}
+        for victim, points in where.items():
+            slot = next((s for s in slots if not slots[s] & points), None)
+            if slot is None:
+                slot = spill_slot()
+                slots[slot] = set()
+            slots[slot] |= points  # values never live together share a slot
+            next_id = _spill(ops, victim, slot, next_id)
     raise AsmError("register allocation did not converge (too many values live at once)")
 
 
-def _spill_choice(failed: VReg, graph: dict, live_out: list[set]) -> VReg | None:
+def _spill_choice(failed: VReg, graph: dict, live_out: list[set], chosen) -> VReg | None:
     """The value to move to the stack so that ``failed`` finds a register.
 
     Among ``failed`` and the values it interferes with, the one live at the
@@ -147,6 +161,8 @@ def _spill_choice(failed: VReg, graph: dict, live_out: list[set]) -> VReg | None
                 span[v] = span.get(v, 0) + 1
     candidates = [v for v in (failed, *sorted(graph.get(failed, ()), key=_key))
                   if isinstance(v, VReg) and not v.name.endswith(".spill")]
+    if any(v in chosen for v in candidates):
+        return None  # a spill this round already makes room here
     if not candidates:
         return None
     return max(candidates, key=lambda v: (span.get(v, 0), -v.id))
@@ -165,7 +181,7 @@ def _first_appearance(ops: list) -> list[VReg]:
     return list(seen)
 
 
-def _spill(ops: list, v: VReg, offset: int, next_id: int) -> None:
+def _spill(ops: list, v: VReg, offset: int, next_id: int) -> int:
     """Rewrite ``ops`` so that ``v`` lives in the stack slot at r10 + offset."""
     i = 0
     while i < len(ops):
@@ -185,3 +201,4 @@ def _spill(ops: list, v: VReg, offset: int, next_id: int) -> None:
         op.replace({v: t})
         ops[i:i + 1] = [*before, op, *after]
         i += len(before) + 1 + len(after)
+    return next_id

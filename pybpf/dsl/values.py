@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pybpf.asm import Alu, Arith, ByteOrder, Endian, JumpOp, Neg
+from pybpf.asm import Alu, Arith, ByteOrder, Endian, JumpOp, Neg, Reg
 from pybpf.dsl.ir import VReg
 from pybpf.errors import PyBPFError
 from pybpf.types import Scalar, s32, s64, u32, u64
@@ -91,11 +91,11 @@ class Value:
     def __init__(self, b: Builder, type: Scalar, loc: VReg | int):
         self.b = b
         self.type = type
-        self.loc = loc if not isinstance(loc, int) else _const_in(loc, type, b)
+        self.loc = _const_in(loc, type, b) if _is_const(loc) else loc
 
     @property
     def is_const(self) -> bool:
-        return isinstance(self.loc, int)
+        return _is_const(self.loc)
 
     def __bool__(self):
         raise DSLError("a DSL value has no truth value at build time; compare it "
@@ -316,6 +316,10 @@ def const_type(value: int, like: Scalar) -> Scalar:
         if lo <= value <= cand._max:
             return cand
     raise DSLError(f"constant {value} does not fit {t} (nor 64 bits)")
+
+
+def _is_const(loc) -> bool:
+    return isinstance(loc, int) and not isinstance(loc, Reg)  # Reg is an IntEnum
 
 
 def _const_in(value: int, t: Scalar, b) -> int:

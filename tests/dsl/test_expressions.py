@@ -247,12 +247,13 @@ def expr_st(leaves, depth: int):
         return ("bin", op, a, b)
 
     @st.composite
-    def cond_st(draw, build, depth):
-        kind = draw(st.sampled_from(("cmp", "cmp", "cmp", "and", "or", "not")))
+    def cond_st(draw, build, depth, nest=2):
+        kind = draw(st.sampled_from(("cmp", "cmp", "cmp", "and", "or", "not") if nest else ("cmp",)))
         if kind == "not":
-            return ("not", draw(cond_st(build, depth)))
+            return ("not", draw(cond_st(build, depth, nest - 1)))
         if kind in ("and", "or"):
-            return (kind, draw(cond_st(build, depth)), draw(cond_st(build, depth)))
+            return (kind, draw(cond_st(build, depth, nest - 1)),
+                    draw(cond_st(build, depth, nest - 1)))
         op = draw(st.sampled_from(CMPOPS))
         a, b = draw(build(depth=depth)), draw(build(depth=depth))
         side = draw(st.sampled_from(("none", "none", "left", "right")))
