@@ -28,6 +28,7 @@ from pybpf.asm import (
     Load,
     LoadImm64,
     LoadSX,
+    MayGoto,
     Neg,
     Reg,
     Size,
@@ -224,7 +225,8 @@ class Builder:
                 t = ta
             else:
                 if ta.signed != tc.signed:
-                    raise self.error(f"`{op}` mixes signed {a.type} and unsigned {c.type}: "
+                    sgn, uns = (a.type, c.type) if ta.signed else (c.type, a.type)
+                    raise self.error(f"`{op}` mixes signed {sgn} and unsigned {uns}: "
                                      "cast one side with .cast()")
                 t = ta if ta.bits >= tc.bits else tc
         shift = op in ("lsh", "rsh")
@@ -464,8 +466,12 @@ class Builder:
         elif inner is not None:
             self._pending_else = inner
 
-    def range(self, start, stop=None, step: int = 1) -> Iterator[Var]:
-        """``for i in p.range(n):`` a bounded loop the verifier accepts (kernel 5.3+)."""
+    def range(self, start, stop=None, step: int = 1, *, may_goto: bool = False) -> Iterator[Var]:
+        """``for i in p.range(n):`` a bounded loop the verifier accepts (kernel 5.3+).
+
+        With ``may_goto=True`` each iteration starts with ``may_goto`` (kernel
+        6.9+), so the verifier accepts bounds it cannot prove (large or unknown ``n``).
+        """
         if stop is None:
             start, stop = 0, start
         if not isinstance(step, int) or step == 0:
@@ -477,6 +483,8 @@ class Builder:
         i = self.var(t, start)
         head, end = self.label("loop"), self.label("endloop")
         self.mark(head)
+        if may_goto:
+            self.emit(MayGoto, target=end)
         cond = (i < stop) if step > 0 else (i > stop)
         self.branch(cond, end, False)
         self._loops.append((head, end))
@@ -488,6 +496,59 @@ class Builder:
             i += step
             self.emit(Goto, target=head)
         self.mark(end)
+
+    @contextlib.contextmanager
+    def while_(self, cond) -> Iterator[None]:
+        """``with p.while_(lambda: i < n):`` a loop bounded by the kernel's ``may_goto`` budget.
+
+        Each iteration starts with ``may_goto`` (kernel 6.9+), which leaves the
+        loop once the verifier's iteration budget is spent, so the verifier
+        need not prove the condition ever fails. ``cond`` is a function
+        returning the Cond, evaluated at the top of every iteration (a Cond
+        built beforehand is fine when its operands are Vars or constants), or
+        None for a loop left only by ``break_``/``return_``.
+        """
+        head, end = self.label("while"), self.label("endwhile")
+        self.mark(head)
+        self.emit(MayGoto, target=end)
+        c = cond() if callable(cond) else cond
+        if c is not None:
+            if not isinstance(c, Cond):
+                raise self.error(f"while_ needs a condition (or a function returning one), got {c!r}")
+            self.branch(c, end, False)
+        self._loops.append((head, end))
+        try:
+            yield
+        finally:
+            self._loops.pop()
+        if not self.dead:
+            self.emit(Goto, target=head)
+        self.mark(end)
+
+    def use_function(self, fn) -> None:
+        """Record a subprogram referenced by address (a callback); built with the program."""
+        subprogs = getattr(self, "subprogs", None)
+        if subprogs is None:
+            raise self.error(f"{fn.name} cannot be referenced here")
+        subprogs[fn.name] = fn
+
+    def loop(self, count, callback, ctx=None, flags: int = 0) -> Value:
+        """``bpf_loop``: call ``@subprog callback(p, index, ctx)`` ``count`` times (kernel 5.17+).
+
+        The callback returns 0 to go on, 1 to stop; ``ctx`` (a pointer, e.g.
+        ``p.stack(T)``) reaches it as its second argument: ``p.deref(ctx, T)``.
+        Returns the number of iterations run.
+        """
+        from pybpf.dsl.calls import call
+        return call(self, "loop", count, callback, 0 if ctx is None else ctx, flags)
+
+    def deref(self, pointer: Value, t):
+        """``pointer`` (an argument holding a stack address, e.g. a callback's ctx) as a T *."""
+        from pybpf.dsl.pointers import Ptr, StackRegion
+        from pybpf.types import as_type
+        if not isinstance(pointer, Value) or pointer.is_const:
+            raise self.error(f"deref needs a pointer argument, got {pointer!r}")
+        return Ptr(self, as_type(t), pointer.loc, 0, StackRegion())
 
     @property
     def _loops(self) -> list:

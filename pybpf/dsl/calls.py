@@ -10,7 +10,7 @@ before the call, so the register allocator can place them there directly.
 
 from __future__ import annotations
 
-from pybpf.asm import Alu, Arith, Call, LoadMap, Reg
+from pybpf.asm import Alu, Arith, Call, LoadFunc, LoadMap, Reg
 from pybpf.dsl.ir import ARGS
 from pybpf.dsl.values import Value
 from pybpf.syscall._uapi import HELPER_PROTOS, HelperId
@@ -39,6 +39,12 @@ def prototype(b, name: str):
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise b.error(f"unknown helper bpf_{name}{hint}")
     return proto
+
+
+def is_function(arg) -> bool:
+    """A ``@subprog`` (passed where a helper wants a callback, e.g. bpf_loop)."""
+    return (type(arg).__name__ == "SubprogDef" and callable(getattr(arg, "fn", None))
+            and isinstance(getattr(arg, "nargs", None), int))
 
 
 def _kind(ctype: str, argname: str) -> str:
@@ -78,6 +84,11 @@ def call(b, name: str, *args) -> Value:
             staged.append(("map", arg.name))
         elif kind == "ctx":
             staged.append(("reg", b.ctx_reg(where, arg)))
+        elif is_function(arg):
+            if kind != "pointer":
+                raise b.error(f"{where} is not a function argument")
+            b.use_function(arg)
+            staged.append(("func", arg.name))
         elif isinstance(arg, Ptr):
             staged.append(("reg", arg.address()))
         elif isinstance(arg, MapDef):
@@ -94,6 +105,8 @@ def call(b, name: str, *args) -> Value:
         reg = ARGS[i]
         if item[0] == "map":
             b.emit(LoadMap, dst=reg, map=item[1])
+        elif item[0] == "func":
+            b.emit(LoadFunc, dst=reg, target=item[1])
         elif item[0] == "const":
             b.load_const(reg, item[1], u64)
         else:
