@@ -1,15 +1,15 @@
 """BTF: wire formats, type model, builder, program BTF and the kernel's types.
 
-``parse`` (the checked construct parser) is loaded on first use, so building
-and loading programs never imports construct; ``encode`` is the fast encoder
-(byte-identical to ``codec.encode``, the construct build).
+``parse`` (the checked construct parser) and the kernel BTF readers are
+loaded on first use, so building and loading programs never imports
+construct; ``encode`` is the fast encoder (byte-identical to
+``codec.encode``, the construct build).
 """
 
 import importlib
 
 from pybpf.btf.builder import Builder
 from pybpf.btf.emit import encode
-from pybpf.btf.kernel import FieldLayout, FuncInfo, KernelBTF, StructLayout, module, vmlinux
 from pybpf.btf.layout import MapBTF, add_type, map_btf
 from pybpf.btf.model import (
     Array,
@@ -38,7 +38,6 @@ from pybpf.btf.model import (
     Volatile,
 )
 from pybpf.btf.program import ProgramBTF, SourcePos, program_btf, program_btf_for
-from pybpf.btf.reader import TypeIndex, read
 from pybpf.btf.spec import Spec
 from pybpf.btf.uapi import FuncLinkage, IntEncoding, Kind, VarLinkage
 
@@ -53,8 +52,15 @@ __all__ = [
     "VarSecinfo", "Volatile", "encode", "parse",
 ]
 
-# Names whose modules import construct: resolved on first access.
-_LAZY = {"parse": "pybpf.btf.codec"}
+# Names from modules the load path does not need (construct, the vmlinux
+# reader): resolved on first access.
+_LAZY = {
+    "parse": "pybpf.btf.codec",
+    "FieldLayout": "pybpf.btf.kernel", "FuncInfo": "pybpf.btf.kernel",
+    "KernelBTF": "pybpf.btf.kernel", "StructLayout": "pybpf.btf.kernel",
+    "module": "pybpf.btf.kernel", "vmlinux": "pybpf.btf.kernel",
+    "TypeIndex": "pybpf.btf.reader", "read": "pybpf.btf.reader",
+}
 
 
 def __getattr__(name: str):
