@@ -173,8 +173,10 @@ def enum_class(cls: str, c_name: str, members, prefix: str, flag: bool) -> str:
             first[value] = short
             body.append(f"    {short} = {value}")
     unique = not flag and not any(line.endswith("# alias") for line in body)
-    base = "enum.IntFlag" if flag else "enum.IntEnum"
-    head = ["", ""] + (["@enum.unique"] if unique else []) + [f"class {cls}({base}):"]
+    if flag:
+        head = ["", "", f"class {cls}(enum.IntFlag):"]
+    else:
+        head = ["", ""] + (["@enum.unique"] if unique else []) + ["@_int_enum", f"class {cls}:"]
     head += [f'    """{c_name} (linux/bpf.h)."""', ""]
     return "\n".join(head + body)
 
@@ -278,6 +280,12 @@ def generate(header: str, label: str) -> str:
         '"""',
         "",
         "import enum",
+        "",
+        "# The IntEnums are built with enum._simple_enum, as the standard library builds its",
+        "# own large enums (http.HTTPStatus, re.RegexFlag): the same classes in half the",
+        "# import time (hundreds of members).  tests/syscall/test_uapi_enums.py compares",
+        "# each with an ordinary enum.IntEnum of the same members.",
+        "_int_enum = enum._simple_enum(enum.IntEnum)",
     ]
     for c_name, cls, prefix, flag in NAMED_ENUMS:
         out.append(enum_class(cls, f"enum {c_name}", parsed.enums[c_name], prefix, flag))

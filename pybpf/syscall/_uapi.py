@@ -7,8 +7,15 @@ Header sha256: 7074f8a1af29261d
 
 import enum
 
+# The IntEnums are built with enum._simple_enum, as the standard library builds its
+# own large enums (http.HTTPStatus, re.RegexFlag): the same classes in half the
+# import time (hundreds of members).  tests/syscall/test_uapi_enums.py compares
+# each with an ordinary enum.IntEnum of the same members.
+_int_enum = enum._simple_enum(enum.IntEnum)
 
-class Cmd(enum.IntEnum):
+
+@_int_enum
+class Cmd:
     """enum bpf_cmd (linux/bpf.h)."""
 
     MAP_CREATE = 0
@@ -54,7 +61,8 @@ class Cmd(enum.IntEnum):
     COMMON_ATTRS = 65536
 
 
-class MapType(enum.IntEnum):
+@_int_enum
+class MapType:
     """enum bpf_map_type (linux/bpf.h)."""
 
     UNSPEC = 0
@@ -98,7 +106,8 @@ class MapType(enum.IntEnum):
 
 
 @enum.unique
-class ProgType(enum.IntEnum):
+@_int_enum
+class ProgType:
     """enum bpf_prog_type (linux/bpf.h)."""
 
     UNSPEC = 0
@@ -137,7 +146,8 @@ class ProgType(enum.IntEnum):
 
 
 @enum.unique
-class AttachType(enum.IntEnum):
+@_int_enum
+class AttachType:
     """enum bpf_attach_type (linux/bpf.h)."""
 
     CGROUP_INET_INGRESS = 0
@@ -205,7 +215,8 @@ class AttachType(enum.IntEnum):
 
 
 @enum.unique
-class LinkType(enum.IntEnum):
+@_int_enum
+class LinkType:
     """enum bpf_link_type (linux/bpf.h)."""
 
     UNSPEC = 0
@@ -227,7 +238,8 @@ class LinkType(enum.IntEnum):
 
 
 @enum.unique
-class HelperId(enum.IntEnum):
+@_int_enum
+class HelperId:
     """enum bpf_func_id (linux/bpf.h)."""
 
     unspec = 0
@@ -445,7 +457,8 @@ class HelperId(enum.IntEnum):
 
 
 @enum.unique
-class StatsType(enum.IntEnum):
+@_int_enum
+class StatsType:
     """enum bpf_stats_type (linux/bpf.h)."""
 
     RUN_TIME = 0
@@ -477,7 +490,8 @@ class MapFlags(enum.IntFlag):
 
 
 @enum.unique
-class UpdateFlags(enum.IntEnum):
+@_int_enum
+class UpdateFlags:
     """anonymous enum with BPF_NOEXIST (linux/bpf.h)."""
 
     ANY = 0
