@@ -195,7 +195,7 @@ class Packet:
                 raise b.error("give either after= or at=, not both")
             length = getattr(after, "header_length", None) if _has_length(after) else None
             if length is None or (isinstance(length, Value) and length.is_const):
-                size = after.type.size if length is None else length.loc
+                size = after._type.size if length is None else length.loc
                 return self._fixed(t, after._base, after._off + size, after._region, on_short)
             return self._variable(t, after._base, after._off, length, on_short)
         if at is None:
@@ -236,7 +236,7 @@ class Packet:
 
 def _has_length(ptr: Ptr) -> bool:
     from pybpf.dsl.pointers import computed
-    return isinstance(getattr(ptr.type, "header_length", None), computed)
+    return isinstance(getattr(ptr._type, "header_length", None), computed)
 
 
 __all__ = ["Ctx", "CtxArray", "DSLError", "Packet", "PacketRegion"]

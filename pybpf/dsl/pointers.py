@@ -66,6 +66,9 @@ class Ptr:
 
     @property
     def type(self):
+        """The pointee's type (or the field ``type``, when the pointee struct has one: ICMP)."""
+        if "type" in _field_names(self._type):
+            return self._at_field("type")
         return self._type
 
     def __bool__(self):
@@ -121,7 +124,9 @@ class Ptr:
 
     @property
     def value(self) -> Value:
-        """Load the pointee (a scalar)."""
+        """Load the pointee (a scalar), or the field ``value`` of a struct that has one."""
+        if "value" in _field_names(self._type):
+            return self._at_field("value")
         if not isinstance(self._type, Scalar):
             raise self._b.error(f"{self._type.name} is not a scalar; read its fields")
         return self._load(self._type, self._off)
@@ -182,7 +187,14 @@ class Ptr:
 
     @property
     def size(self) -> int:
+        """The pointee's size in bytes (or the field ``size`` of a struct that has one)."""
+        if "size" in _field_names(self._type):
+            return self._at_field("size")
         return self._type.size
+
+    def _at_field(self, name: str):
+        f = self._field(name)
+        return self._at(f.type, self._off + f.offset)
 
 
 class FieldValue(Value):
@@ -210,6 +222,10 @@ class FieldValue(Value):
 
     def atomic_xor(self, value, *, fetch: bool = False):
         return self.ptr.atomic_xor(value, fetch=fetch)
+
+
+def _field_names(t) -> frozenset:
+    return frozenset(f.name for f in t.fields) if isinstance(t, StructMeta) else frozenset()
 
 
 class ArrayPtr(Ptr):

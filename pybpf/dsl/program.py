@@ -164,8 +164,9 @@ class ProgramBuilder(Builder):
     def pointer_to(self, t, value, what: str):
         """A pointer to ``value`` as type ``t``: pointers pass, scalars go to the stack."""
         if isinstance(value, Ptr):
-            if value.type is not t and value.size != getattr(t, "size", value.size):
-                raise self.error(f"{what} is a {value.type.name} ({value.size} bytes); the map "
+            vt = value._type
+            if vt is not t and vt.size != getattr(t, "size", vt.size):
+                raise self.error(f"{what} is a {vt.name} ({vt.size} bytes); the map "
                                  f"wants {t.name} ({t.size} bytes)")
             return value
         if isinstance(t, Scalar):
