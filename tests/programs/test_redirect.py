@@ -1,5 +1,7 @@
 """redirect: real packets between namespaces cross only because a program moves them."""
 
+import time
+
 import pytest
 
 from programs import redirect
@@ -45,6 +47,10 @@ def test_cpumap_steers_frames_to_the_chosen_cpu(sandbox, cpu):
     with Redirector(hosts, "cpumap", cpu=cpu) as r:
         seen = exchange(hosts)
         assert seen["tcp_ok"] and seen["udp"] == b"datagram"
+        # the target CPU's kthread runs on_cpu a moment after the frame was queued
+        deadline = time.monotonic() + 2
+        while sum(r.cpus().values()) != r.count() and time.monotonic() < deadline:
+            time.sleep(0.01)
         steered = r.count()
         assert steered >= 10
         assert r.cpus() == {cpu: steered}   # every frame ran on the target CPU
