@@ -1151,217 +1151,231 @@ SIZES = {
     'struct bpf_link_info': 64,
 }
 
-# Helper prototypes from the doc comments: name -> (return type, ((type, arg), ...)).
-HELPER_PROTOS = {
-    'map_lookup_elem': ('void *', (('struct bpf_map *', 'map'), ('const void *', 'key'))),
-    'map_update_elem': ('long', (('struct bpf_map *', 'map'), ('const void *', 'key'), ('const void *', 'value'), ('u64', 'flags'))),
-    'map_delete_elem': ('long', (('struct bpf_map *', 'map'), ('const void *', 'key'))),
-    'probe_read': ('long', (('void *', 'dst'), ('u32', 'size'), ('const void *', 'unsafe_ptr'))),
-    'ktime_get_ns': ('u64', ()),
-    'trace_printk': ('long', (('const char *', 'fmt'), ('u32', 'fmt_size'), ('...', '...'))),
-    'get_prandom_u32': ('u32', ()),
-    'get_smp_processor_id': ('u32', ()),
-    'skb_store_bytes': ('long', (('struct sk_buff *', 'skb'), ('u32', 'offset'), ('const void *', 'from'), ('u32', 'len'), ('u64', 'flags'))),
-    'l3_csum_replace': ('long', (('struct sk_buff *', 'skb'), ('u32', 'offset'), ('u64', 'from'), ('u64', 'to'), ('u64', 'size'))),
-    'l4_csum_replace': ('long', (('struct sk_buff *', 'skb'), ('u32', 'offset'), ('u64', 'from'), ('u64', 'to'), ('u64', 'flags'))),
-    'tail_call': ('long', (('void *', 'ctx'), ('struct bpf_map *', 'prog_array_map'), ('u32', 'index'))),
-    'clone_redirect': ('long', (('struct sk_buff *', 'skb'), ('u32', 'ifindex'), ('u64', 'flags'))),
-    'get_current_pid_tgid': ('u64', ()),
-    'get_current_uid_gid': ('u64', ()),
-    'get_current_comm': ('long', (('void *', 'buf'), ('u32', 'size_of_buf'))),
-    'get_cgroup_classid': ('u32', (('struct sk_buff *', 'skb'),)),
-    'skb_vlan_push': ('long', (('struct sk_buff *', 'skb'), ('__be16', 'vlan_proto'), ('u16', 'vlan_tci'))),
-    'skb_vlan_pop': ('long', (('struct sk_buff *', 'skb'),)),
-    'skb_get_tunnel_key': ('long', (('struct sk_buff *', 'skb'), ('struct bpf_tunnel_key *', 'key'), ('u32', 'size'), ('u64', 'flags'))),
-    'skb_set_tunnel_key': ('long', (('struct sk_buff *', 'skb'), ('struct bpf_tunnel_key *', 'key'), ('u32', 'size'), ('u64', 'flags'))),
-    'perf_event_read': ('u64', (('struct bpf_map *', 'map'), ('u64', 'flags'))),
-    'redirect': ('long', (('u32', 'ifindex'), ('u64', 'flags'))),
-    'get_route_realm': ('u32', (('struct sk_buff *', 'skb'),)),
-    'perf_event_output': ('long', (('void *', 'ctx'), ('struct bpf_map *', 'map'), ('u64', 'flags'), ('void *', 'data'), ('u64', 'size'))),
-    'skb_load_bytes': ('long', (('const void *', 'skb'), ('u32', 'offset'), ('void *', 'to'), ('u32', 'len'))),
-    'get_stackid': ('long', (('void *', 'ctx'), ('struct bpf_map *', 'map'), ('u64', 'flags'))),
-    'csum_diff': ('s64', (('__be32 *', 'from'), ('u32', 'from_size'), ('__be32 *', 'to'), ('u32', 'to_size'), ('__wsum', 'seed'))),
-    'skb_get_tunnel_opt': ('long', (('struct sk_buff *', 'skb'), ('void *', 'opt'), ('u32', 'size'))),
-    'skb_set_tunnel_opt': ('long', (('struct sk_buff *', 'skb'), ('void *', 'opt'), ('u32', 'size'))),
-    'skb_change_proto': ('long', (('struct sk_buff *', 'skb'), ('__be16', 'proto'), ('u64', 'flags'))),
-    'skb_change_type': ('long', (('struct sk_buff *', 'skb'), ('u32', 'type'))),
-    'skb_under_cgroup': ('long', (('struct sk_buff *', 'skb'), ('struct bpf_map *', 'map'), ('u32', 'index'))),
-    'get_hash_recalc': ('u32', (('struct sk_buff *', 'skb'),)),
-    'get_current_task': ('u64', ()),
-    'probe_write_user': ('long', (('void *', 'dst'), ('const void *', 'src'), ('u32', 'len'))),
-    'current_task_under_cgroup': ('long', (('struct bpf_map *', 'map'), ('u32', 'index'))),
-    'skb_change_tail': ('long', (('struct sk_buff *', 'skb'), ('u32', 'len'), ('u64', 'flags'))),
-    'skb_pull_data': ('long', (('struct sk_buff *', 'skb'), ('u32', 'len'))),
-    'csum_update': ('s64', (('struct sk_buff *', 'skb'), ('__wsum', 'csum'))),
-    'set_hash_invalid': ('void', (('struct sk_buff *', 'skb'),)),
-    'get_numa_node_id': ('long', ()),
-    'skb_change_head': ('long', (('struct sk_buff *', 'skb'), ('u32', 'len'), ('u64', 'flags'))),
-    'xdp_adjust_head': ('long', (('struct xdp_buff *', 'xdp_md'), ('int', 'delta'))),
-    'probe_read_str': ('long', (('void *', 'dst'), ('u32', 'size'), ('const void *', 'unsafe_ptr'))),
-    'get_socket_cookie': ('u64', (('struct sk_buff *', 'skb'),)),
-    'get_socket_uid': ('u32', (('struct sk_buff *', 'skb'),)),
-    'set_hash': ('long', (('struct sk_buff *', 'skb'), ('u32', 'hash'))),
-    'setsockopt': ('long', (('void *', 'bpf_socket'), ('int', 'level'), ('int', 'optname'), ('void *', 'optval'), ('int', 'optlen'))),
-    'skb_adjust_room': ('long', (('struct sk_buff *', 'skb'), ('s32', 'len_diff'), ('u32', 'mode'), ('u64', 'flags'))),
-    'redirect_map': ('long', (('struct bpf_map *', 'map'), ('u64', 'key'), ('u64', 'flags'))),
-    'sk_redirect_map': ('long', (('struct sk_buff *', 'skb'), ('struct bpf_map *', 'map'), ('u32', 'key'), ('u64', 'flags'))),
-    'sock_map_update': ('long', (('struct bpf_sock_ops *', 'skops'), ('struct bpf_map *', 'map'), ('void *', 'key'), ('u64', 'flags'))),
-    'xdp_adjust_meta': ('long', (('struct xdp_buff *', 'xdp_md'), ('int', 'delta'))),
-    'perf_event_read_value': ('long', (('struct bpf_map *', 'map'), ('u64', 'flags'), ('struct bpf_perf_event_value *', 'buf'), ('u32', 'buf_size'))),
-    'perf_prog_read_value': ('long', (('struct bpf_perf_event_data *', 'ctx'), ('struct bpf_perf_event_value *', 'buf'), ('u32', 'buf_size'))),
-    'getsockopt': ('long', (('void *', 'bpf_socket'), ('int', 'level'), ('int', 'optname'), ('void *', 'optval'), ('int', 'optlen'))),
-    'override_return': ('long', (('struct pt_regs *', 'regs'), ('u64', 'rc'))),
-    'sock_ops_cb_flags_set': ('long', (('struct bpf_sock_ops *', 'bpf_sock'), ('int', 'argval'))),
-    'msg_redirect_map': ('long', (('struct sk_msg_buff *', 'msg'), ('struct bpf_map *', 'map'), ('u32', 'key'), ('u64', 'flags'))),
-    'msg_apply_bytes': ('long', (('struct sk_msg_buff *', 'msg'), ('u32', 'bytes'))),
-    'msg_cork_bytes': ('long', (('struct sk_msg_buff *', 'msg'), ('u32', 'bytes'))),
-    'msg_pull_data': ('long', (('struct sk_msg_buff *', 'msg'), ('u32', 'start'), ('u32', 'end'), ('u64', 'flags'))),
-    'bind': ('long', (('struct bpf_sock_addr *', 'ctx'), ('struct sockaddr *', 'addr'), ('int', 'addr_len'))),
-    'xdp_adjust_tail': ('long', (('struct xdp_buff *', 'xdp_md'), ('int', 'delta'))),
-    'skb_get_xfrm_state': ('long', (('struct sk_buff *', 'skb'), ('u32', 'index'), ('struct bpf_xfrm_state *', 'xfrm_state'), ('u32', 'size'), ('u64', 'flags'))),
-    'get_stack': ('long', (('void *', 'ctx'), ('void *', 'buf'), ('u32', 'size'), ('u64', 'flags'))),
-    'skb_load_bytes_relative': ('long', (('const void *', 'skb'), ('u32', 'offset'), ('void *', 'to'), ('u32', 'len'), ('u32', 'start_header'))),
-    'fib_lookup': ('long', (('void *', 'ctx'), ('struct bpf_fib_lookup *', 'params'), ('int', 'plen'), ('u32', 'flags'))),
-    'sock_hash_update': ('long', (('struct bpf_sock_ops *', 'skops'), ('struct bpf_map *', 'map'), ('void *', 'key'), ('u64', 'flags'))),
-    'msg_redirect_hash': ('long', (('struct sk_msg_buff *', 'msg'), ('struct bpf_map *', 'map'), ('void *', 'key'), ('u64', 'flags'))),
-    'sk_redirect_hash': ('long', (('struct sk_buff *', 'skb'), ('struct bpf_map *', 'map'), ('void *', 'key'), ('u64', 'flags'))),
-    'lwt_push_encap': ('long', (('struct sk_buff *', 'skb'), ('u32', 'type'), ('void *', 'hdr'), ('u32', 'len'))),
-    'lwt_seg6_store_bytes': ('long', (('struct sk_buff *', 'skb'), ('u32', 'offset'), ('const void *', 'from'), ('u32', 'len'))),
-    'lwt_seg6_adjust_srh': ('long', (('struct sk_buff *', 'skb'), ('u32', 'offset'), ('s32', 'delta'))),
-    'lwt_seg6_action': ('long', (('struct sk_buff *', 'skb'), ('u32', 'action'), ('void *', 'param'), ('u32', 'param_len'))),
-    'rc_repeat': ('long', (('void *', 'ctx'),)),
-    'rc_keydown': ('long', (('void *', 'ctx'), ('u32', 'protocol'), ('u64', 'scancode'), ('u32', 'toggle'))),
-    'skb_cgroup_id': ('u64', (('struct sk_buff *', 'skb'),)),
-    'get_current_cgroup_id': ('u64', ()),
-    'get_local_storage': ('void *', (('void *', 'map'), ('u64', 'flags'))),
-    'sk_select_reuseport': ('long', (('struct sk_reuseport_md *', 'reuse'), ('struct bpf_map *', 'map'), ('void *', 'key'), ('u64', 'flags'))),
-    'skb_ancestor_cgroup_id': ('u64', (('struct sk_buff *', 'skb'), ('int', 'ancestor_level'))),
-    'sk_lookup_tcp': ('struct bpf_sock *', (('void *', 'ctx'), ('struct bpf_sock_tuple *', 'tuple'), ('u32', 'tuple_size'), ('u64', 'netns'), ('u64', 'flags'))),
-    'sk_lookup_udp': ('struct bpf_sock *', (('void *', 'ctx'), ('struct bpf_sock_tuple *', 'tuple'), ('u32', 'tuple_size'), ('u64', 'netns'), ('u64', 'flags'))),
-    'sk_release': ('long', (('void *', 'sock'),)),
-    'map_push_elem': ('long', (('struct bpf_map *', 'map'), ('const void *', 'value'), ('u64', 'flags'))),
-    'map_pop_elem': ('long', (('struct bpf_map *', 'map'), ('void *', 'value'))),
-    'map_peek_elem': ('long', (('struct bpf_map *', 'map'), ('void *', 'value'))),
-    'msg_push_data': ('long', (('struct sk_msg_buff *', 'msg'), ('u32', 'start'), ('u32', 'len'), ('u64', 'flags'))),
-    'msg_pop_data': ('long', (('struct sk_msg_buff *', 'msg'), ('u32', 'start'), ('u32', 'len'), ('u64', 'flags'))),
-    'rc_pointer_rel': ('long', (('void *', 'ctx'), ('s32', 'rel_x'), ('s32', 'rel_y'))),
-    'spin_lock': ('long', (('struct bpf_spin_lock *', 'lock'),)),
-    'spin_unlock': ('long', (('struct bpf_spin_lock *', 'lock'),)),
-    'sk_fullsock': ('struct bpf_sock *', (('struct bpf_sock *', 'sk'),)),
-    'tcp_sock': ('struct bpf_tcp_sock *', (('struct bpf_sock *', 'sk'),)),
-    'skb_ecn_set_ce': ('long', (('struct sk_buff *', 'skb'),)),
-    'get_listener_sock': ('struct bpf_sock *', (('struct bpf_sock *', 'sk'),)),
-    'skc_lookup_tcp': ('struct bpf_sock *', (('void *', 'ctx'), ('struct bpf_sock_tuple *', 'tuple'), ('u32', 'tuple_size'), ('u64', 'netns'), ('u64', 'flags'))),
-    'tcp_check_syncookie': ('long', (('void *', 'sk'), ('void *', 'iph'), ('u32', 'iph_len'), ('struct tcphdr *', 'th'), ('u32', 'th_len'))),
-    'sysctl_get_name': ('long', (('struct bpf_sysctl *', 'ctx'), ('char *', 'buf'), ('size_t', 'buf_len'), ('u64', 'flags'))),
-    'sysctl_get_current_value': ('long', (('struct bpf_sysctl *', 'ctx'), ('char *', 'buf'), ('size_t', 'buf_len'))),
-    'sysctl_get_new_value': ('long', (('struct bpf_sysctl *', 'ctx'), ('char *', 'buf'), ('size_t', 'buf_len'))),
-    'sysctl_set_new_value': ('long', (('struct bpf_sysctl *', 'ctx'), ('const char *', 'buf'), ('size_t', 'buf_len'))),
-    'strtol': ('long', (('const char *', 'buf'), ('size_t', 'buf_len'), ('u64', 'flags'), ('long *', 'res'))),
-    'strtoul': ('long', (('const char *', 'buf'), ('size_t', 'buf_len'), ('u64', 'flags'), ('unsigned long *', 'res'))),
-    'sk_storage_get': ('void *', (('struct bpf_map *', 'map'), ('void *', 'sk'), ('void *', 'value'), ('u64', 'flags'))),
-    'sk_storage_delete': ('long', (('struct bpf_map *', 'map'), ('void *', 'sk'))),
-    'send_signal': ('long', (('u32', 'sig'),)),
-    'tcp_gen_syncookie': ('s64', (('void *', 'sk'), ('void *', 'iph'), ('u32', 'iph_len'), ('struct tcphdr *', 'th'), ('u32', 'th_len'))),
-    'skb_output': ('long', (('void *', 'ctx'), ('struct bpf_map *', 'map'), ('u64', 'flags'), ('void *', 'data'), ('u64', 'size'))),
-    'probe_read_user': ('long', (('void *', 'dst'), ('u32', 'size'), ('const void *', 'unsafe_ptr'))),
-    'probe_read_kernel': ('long', (('void *', 'dst'), ('u32', 'size'), ('const void *', 'unsafe_ptr'))),
-    'probe_read_user_str': ('long', (('void *', 'dst'), ('u32', 'size'), ('const void *', 'unsafe_ptr'))),
-    'probe_read_kernel_str': ('long', (('void *', 'dst'), ('u32', 'size'), ('const void *', 'unsafe_ptr'))),
-    'tcp_send_ack': ('long', (('void *', 'tp'), ('u32', 'rcv_nxt'))),
-    'send_signal_thread': ('long', (('u32', 'sig'),)),
-    'jiffies64': ('u64', ()),
-    'read_branch_records': ('long', (('struct bpf_perf_event_data *', 'ctx'), ('void *', 'buf'), ('u32', 'size'), ('u64', 'flags'))),
-    'get_ns_current_pid_tgid': ('long', (('u64', 'dev'), ('u64', 'ino'), ('struct bpf_pidns_info *', 'nsdata'), ('u32', 'size'))),
-    'xdp_output': ('long', (('void *', 'ctx'), ('struct bpf_map *', 'map'), ('u64', 'flags'), ('void *', 'data'), ('u64', 'size'))),
-    'get_netns_cookie': ('u64', (('void *', 'ctx'),)),
-    'get_current_ancestor_cgroup_id': ('u64', (('int', 'ancestor_level'),)),
-    'sk_assign': ('long', (('struct sk_buff *', 'skb'), ('void *', 'sk'), ('u64', 'flags'))),
-    'ktime_get_boot_ns': ('u64', ()),
-    'seq_printf': ('long', (('struct seq_file *', 'm'), ('const char *', 'fmt'), ('u32', 'fmt_size'), ('const void *', 'data'), ('u32', 'data_len'))),
-    'seq_write': ('long', (('struct seq_file *', 'm'), ('const void *', 'data'), ('u32', 'len'))),
-    'sk_cgroup_id': ('u64', (('void *', 'sk'),)),
-    'sk_ancestor_cgroup_id': ('u64', (('void *', 'sk'), ('int', 'ancestor_level'))),
-    'ringbuf_output': ('long', (('void *', 'ringbuf'), ('void *', 'data'), ('u64', 'size'), ('u64', 'flags'))),
-    'ringbuf_reserve': ('void *', (('void *', 'ringbuf'), ('u64', 'size'), ('u64', 'flags'))),
-    'ringbuf_submit': ('void', (('void *', 'data'), ('u64', 'flags'))),
-    'ringbuf_discard': ('void', (('void *', 'data'), ('u64', 'flags'))),
-    'ringbuf_query': ('u64', (('void *', 'ringbuf'), ('u64', 'flags'))),
-    'csum_level': ('long', (('struct sk_buff *', 'skb'), ('u64', 'level'))),
-    'skc_to_tcp6_sock': ('struct tcp6_sock *', (('void *', 'sk'),)),
-    'skc_to_tcp_sock': ('struct tcp_sock *', (('void *', 'sk'),)),
-    'skc_to_tcp_timewait_sock': ('struct tcp_timewait_sock *', (('void *', 'sk'),)),
-    'skc_to_tcp_request_sock': ('struct tcp_request_sock *', (('void *', 'sk'),)),
-    'skc_to_udp6_sock': ('struct udp6_sock *', (('void *', 'sk'),)),
-    'get_task_stack': ('long', (('struct task_struct *', 'task'), ('void *', 'buf'), ('u32', 'size'), ('u64', 'flags'))),
-    'load_hdr_opt': ('long', (('struct bpf_sock_ops *', 'skops'), ('void *', 'searchby_res'), ('u32', 'len'), ('u64', 'flags'))),
-    'store_hdr_opt': ('long', (('struct bpf_sock_ops *', 'skops'), ('const void *', 'from'), ('u32', 'len'), ('u64', 'flags'))),
-    'reserve_hdr_opt': ('long', (('struct bpf_sock_ops *', 'skops'), ('u32', 'len'), ('u64', 'flags'))),
-    'inode_storage_get': ('void *', (('struct bpf_map *', 'map'), ('void *', 'inode'), ('void *', 'value'), ('u64', 'flags'))),
-    'inode_storage_delete': ('int', (('struct bpf_map *', 'map'), ('void *', 'inode'))),
-    'd_path': ('long', (('const struct path *', 'path'), ('char *', 'buf'), ('u32', 'sz'))),
-    'copy_from_user': ('long', (('void *', 'dst'), ('u32', 'size'), ('const void *', 'user_ptr'))),
-    'snprintf_btf': ('long', (('char *', 'str'), ('u32', 'str_size'), ('struct btf_ptr *', 'ptr'), ('u32', 'btf_ptr_size'), ('u64', 'flags'))),
-    'seq_printf_btf': ('long', (('struct seq_file *', 'm'), ('struct btf_ptr *', 'ptr'), ('u32', 'ptr_size'), ('u64', 'flags'))),
-    'skb_cgroup_classid': ('u64', (('struct sk_buff *', 'skb'),)),
-    'redirect_neigh': ('long', (('u32', 'ifindex'), ('struct bpf_redir_neigh *', 'params'), ('int', 'plen'), ('u64', 'flags'))),
-    'per_cpu_ptr': ('void *', (('const void *', 'percpu_ptr'), ('u32', 'cpu'))),
-    'this_cpu_ptr': ('void *', (('const void *', 'percpu_ptr'),)),
-    'redirect_peer': ('long', (('u32', 'ifindex'), ('u64', 'flags'))),
-    'task_storage_get': ('void *', (('struct bpf_map *', 'map'), ('struct task_struct *', 'task'), ('void *', 'value'), ('u64', 'flags'))),
-    'task_storage_delete': ('long', (('struct bpf_map *', 'map'), ('struct task_struct *', 'task'))),
-    'get_current_task_btf': ('struct task_struct *', ()),
-    'bprm_opts_set': ('long', (('struct linux_binprm *', 'bprm'), ('u64', 'flags'))),
-    'ktime_get_coarse_ns': ('u64', ()),
-    'ima_inode_hash': ('long', (('struct inode *', 'inode'), ('void *', 'dst'), ('u32', 'size'))),
-    'sock_from_file': ('struct socket *', (('struct file *', 'file'),)),
-    'check_mtu': ('long', (('void *', 'ctx'), ('u32', 'ifindex'), ('u32 *', 'mtu_len'), ('s32', 'len_diff'), ('u64', 'flags'))),
-    'for_each_map_elem': ('long', (('struct bpf_map *', 'map'), ('void *', 'callback_fn'), ('void *', 'callback_ctx'), ('u64', 'flags'))),
-    'snprintf': ('long', (('char *', 'str'), ('u32', 'str_size'), ('const char *', 'fmt'), ('u64 *', 'data'), ('u32', 'data_len'))),
-    'sys_bpf': ('long', (('u32', 'cmd'), ('void *', 'attr'), ('u32', 'attr_size'))),
-    'btf_find_by_name_kind': ('long', (('char *', 'name'), ('int', 'name_sz'), ('u32', 'kind'), ('int', 'flags'))),
-    'sys_close': ('long', (('u32', 'fd'),)),
-    'timer_init': ('long', (('struct bpf_timer *', 'timer'), ('struct bpf_map *', 'map'), ('u64', 'flags'))),
-    'timer_set_callback': ('long', (('struct bpf_timer *', 'timer'), ('void *', 'callback_fn'))),
-    'timer_start': ('long', (('struct bpf_timer *', 'timer'), ('u64', 'nsecs'), ('u64', 'flags'))),
-    'timer_cancel': ('long', (('struct bpf_timer *', 'timer'),)),
-    'get_func_ip': ('u64', (('void *', 'ctx'),)),
-    'get_attach_cookie': ('u64', (('void *', 'ctx'),)),
-    'task_pt_regs': ('long', (('struct task_struct *', 'task'),)),
-    'get_branch_snapshot': ('long', (('void *', 'entries'), ('u32', 'size'), ('u64', 'flags'))),
-    'trace_vprintk': ('long', (('const char *', 'fmt'), ('u32', 'fmt_size'), ('const void *', 'data'), ('u32', 'data_len'))),
-    'skc_to_unix_sock': ('struct unix_sock *', (('void *', 'sk'),)),
-    'kallsyms_lookup_name': ('long', (('const char *', 'name'), ('int', 'name_sz'), ('int', 'flags'), ('u64 *', 'res'))),
-    'find_vma': ('long', (('struct task_struct *', 'task'), ('u64', 'addr'), ('void *', 'callback_fn'), ('void *', 'callback_ctx'), ('u64', 'flags'))),
-    'loop': ('long', (('u32', 'nr_loops'), ('void *', 'callback_fn'), ('void *', 'callback_ctx'), ('u64', 'flags'))),
-    'strncmp': ('long', (('const char *', 's1'), ('u32', 's1_sz'), ('const char *', 's2'))),
-    'get_func_arg': ('long', (('void *', 'ctx'), ('u32', 'n'), ('u64 *', 'value'))),
-    'get_func_ret': ('long', (('void *', 'ctx'), ('u64 *', 'value'))),
-    'get_func_arg_cnt': ('long', (('void *', 'ctx'),)),
-    'get_retval': ('int', ()),
-    'set_retval': ('int', (('int', 'retval'),)),
-    'xdp_get_buff_len': ('u64', (('struct xdp_buff *', 'xdp_md'),)),
-    'xdp_load_bytes': ('long', (('struct xdp_buff *', 'xdp_md'), ('u32', 'offset'), ('void *', 'buf'), ('u32', 'len'))),
-    'xdp_store_bytes': ('long', (('struct xdp_buff *', 'xdp_md'), ('u32', 'offset'), ('void *', 'buf'), ('u32', 'len'))),
-    'copy_from_user_task': ('long', (('void *', 'dst'), ('u32', 'size'), ('const void *', 'user_ptr'), ('struct task_struct *', 'tsk'), ('u64', 'flags'))),
-    'skb_set_tstamp': ('long', (('struct sk_buff *', 'skb'), ('u64', 'tstamp'), ('u32', 'tstamp_type'))),
-    'ima_file_hash': ('long', (('struct file *', 'file'), ('void *', 'dst'), ('u32', 'size'))),
-    'kptr_xchg': ('void *', (('void *', 'dst'), ('void *', 'ptr'))),
-    'map_lookup_percpu_elem': ('void *', (('struct bpf_map *', 'map'), ('const void *', 'key'), ('u32', 'cpu'))),
-    'skc_to_mptcp_sock': ('struct mptcp_sock *', (('void *', 'sk'),)),
-    'dynptr_from_mem': ('long', (('void *', 'data'), ('u64', 'size'), ('u64', 'flags'), ('struct bpf_dynptr *', 'ptr'))),
-    'ringbuf_reserve_dynptr': ('long', (('void *', 'ringbuf'), ('u32', 'size'), ('u64', 'flags'), ('struct bpf_dynptr *', 'ptr'))),
-    'ringbuf_submit_dynptr': ('void', (('struct bpf_dynptr *', 'ptr'), ('u64', 'flags'))),
-    'ringbuf_discard_dynptr': ('void', (('struct bpf_dynptr *', 'ptr'), ('u64', 'flags'))),
-    'dynptr_read': ('long', (('void *', 'dst'), ('u64', 'len'), ('const struct bpf_dynptr *', 'src'), ('u64', 'offset'), ('u64', 'flags'))),
-    'dynptr_write': ('long', (('const struct bpf_dynptr *', 'dst'), ('u64', 'offset'), ('void *', 'src'), ('u64', 'len'), ('u64', 'flags'))),
-    'dynptr_data': ('void *', (('const struct bpf_dynptr *', 'ptr'), ('u64', 'offset'), ('u64', 'len'))),
-    'tcp_raw_gen_syncookie_ipv4': ('s64', (('struct iphdr *', 'iph'), ('struct tcphdr *', 'th'), ('u32', 'th_len'))),
-    'tcp_raw_gen_syncookie_ipv6': ('s64', (('struct ipv6hdr *', 'iph'), ('struct tcphdr *', 'th'), ('u32', 'th_len'))),
-    'tcp_raw_check_syncookie_ipv4': ('long', (('struct iphdr *', 'iph'), ('struct tcphdr *', 'th'))),
-    'tcp_raw_check_syncookie_ipv6': ('long', (('struct ipv6hdr *', 'iph'), ('struct tcphdr *', 'th'))),
-    'ktime_get_tai_ns': ('u64', ()),
-    'user_ringbuf_drain': ('long', (('struct bpf_map *', 'map'), ('void *', 'callback_fn'), ('void *', 'ctx'), ('u64', 'flags'))),
-    'cgrp_storage_get': ('void *', (('struct bpf_map *', 'map'), ('struct cgroup *', 'cgroup'), ('void *', 'value'), ('u64', 'flags'))),
-    'cgrp_storage_delete': ('long', (('struct bpf_map *', 'map'), ('struct cgroup *', 'cgroup'))),
-}
+# Helper prototypes from the doc comments, one per line: name|return type|type:arg|...
+_HELPER_PROTO_TABLE = """
+map_lookup_elem|void *|struct bpf_map *:map|const void *:key
+map_update_elem|long|struct bpf_map *:map|const void *:key|const void *:value|u64:flags
+map_delete_elem|long|struct bpf_map *:map|const void *:key
+probe_read|long|void *:dst|u32:size|const void *:unsafe_ptr
+ktime_get_ns|u64
+trace_printk|long|const char *:fmt|u32:fmt_size|...:...
+get_prandom_u32|u32
+get_smp_processor_id|u32
+skb_store_bytes|long|struct sk_buff *:skb|u32:offset|const void *:from|u32:len|u64:flags
+l3_csum_replace|long|struct sk_buff *:skb|u32:offset|u64:from|u64:to|u64:size
+l4_csum_replace|long|struct sk_buff *:skb|u32:offset|u64:from|u64:to|u64:flags
+tail_call|long|void *:ctx|struct bpf_map *:prog_array_map|u32:index
+clone_redirect|long|struct sk_buff *:skb|u32:ifindex|u64:flags
+get_current_pid_tgid|u64
+get_current_uid_gid|u64
+get_current_comm|long|void *:buf|u32:size_of_buf
+get_cgroup_classid|u32|struct sk_buff *:skb
+skb_vlan_push|long|struct sk_buff *:skb|__be16:vlan_proto|u16:vlan_tci
+skb_vlan_pop|long|struct sk_buff *:skb
+skb_get_tunnel_key|long|struct sk_buff *:skb|struct bpf_tunnel_key *:key|u32:size|u64:flags
+skb_set_tunnel_key|long|struct sk_buff *:skb|struct bpf_tunnel_key *:key|u32:size|u64:flags
+perf_event_read|u64|struct bpf_map *:map|u64:flags
+redirect|long|u32:ifindex|u64:flags
+get_route_realm|u32|struct sk_buff *:skb
+perf_event_output|long|void *:ctx|struct bpf_map *:map|u64:flags|void *:data|u64:size
+skb_load_bytes|long|const void *:skb|u32:offset|void *:to|u32:len
+get_stackid|long|void *:ctx|struct bpf_map *:map|u64:flags
+csum_diff|s64|__be32 *:from|u32:from_size|__be32 *:to|u32:to_size|__wsum:seed
+skb_get_tunnel_opt|long|struct sk_buff *:skb|void *:opt|u32:size
+skb_set_tunnel_opt|long|struct sk_buff *:skb|void *:opt|u32:size
+skb_change_proto|long|struct sk_buff *:skb|__be16:proto|u64:flags
+skb_change_type|long|struct sk_buff *:skb|u32:type
+skb_under_cgroup|long|struct sk_buff *:skb|struct bpf_map *:map|u32:index
+get_hash_recalc|u32|struct sk_buff *:skb
+get_current_task|u64
+probe_write_user|long|void *:dst|const void *:src|u32:len
+current_task_under_cgroup|long|struct bpf_map *:map|u32:index
+skb_change_tail|long|struct sk_buff *:skb|u32:len|u64:flags
+skb_pull_data|long|struct sk_buff *:skb|u32:len
+csum_update|s64|struct sk_buff *:skb|__wsum:csum
+set_hash_invalid|void|struct sk_buff *:skb
+get_numa_node_id|long
+skb_change_head|long|struct sk_buff *:skb|u32:len|u64:flags
+xdp_adjust_head|long|struct xdp_buff *:xdp_md|int:delta
+probe_read_str|long|void *:dst|u32:size|const void *:unsafe_ptr
+get_socket_cookie|u64|struct sk_buff *:skb
+get_socket_uid|u32|struct sk_buff *:skb
+set_hash|long|struct sk_buff *:skb|u32:hash
+setsockopt|long|void *:bpf_socket|int:level|int:optname|void *:optval|int:optlen
+skb_adjust_room|long|struct sk_buff *:skb|s32:len_diff|u32:mode|u64:flags
+redirect_map|long|struct bpf_map *:map|u64:key|u64:flags
+sk_redirect_map|long|struct sk_buff *:skb|struct bpf_map *:map|u32:key|u64:flags
+sock_map_update|long|struct bpf_sock_ops *:skops|struct bpf_map *:map|void *:key|u64:flags
+xdp_adjust_meta|long|struct xdp_buff *:xdp_md|int:delta
+perf_event_read_value|long|struct bpf_map *:map|u64:flags|struct bpf_perf_event_value *:buf|u32:buf_size
+perf_prog_read_value|long|struct bpf_perf_event_data *:ctx|struct bpf_perf_event_value *:buf|u32:buf_size
+getsockopt|long|void *:bpf_socket|int:level|int:optname|void *:optval|int:optlen
+override_return|long|struct pt_regs *:regs|u64:rc
+sock_ops_cb_flags_set|long|struct bpf_sock_ops *:bpf_sock|int:argval
+msg_redirect_map|long|struct sk_msg_buff *:msg|struct bpf_map *:map|u32:key|u64:flags
+msg_apply_bytes|long|struct sk_msg_buff *:msg|u32:bytes
+msg_cork_bytes|long|struct sk_msg_buff *:msg|u32:bytes
+msg_pull_data|long|struct sk_msg_buff *:msg|u32:start|u32:end|u64:flags
+bind|long|struct bpf_sock_addr *:ctx|struct sockaddr *:addr|int:addr_len
+xdp_adjust_tail|long|struct xdp_buff *:xdp_md|int:delta
+skb_get_xfrm_state|long|struct sk_buff *:skb|u32:index|struct bpf_xfrm_state *:xfrm_state|u32:size|u64:flags
+get_stack|long|void *:ctx|void *:buf|u32:size|u64:flags
+skb_load_bytes_relative|long|const void *:skb|u32:offset|void *:to|u32:len|u32:start_header
+fib_lookup|long|void *:ctx|struct bpf_fib_lookup *:params|int:plen|u32:flags
+sock_hash_update|long|struct bpf_sock_ops *:skops|struct bpf_map *:map|void *:key|u64:flags
+msg_redirect_hash|long|struct sk_msg_buff *:msg|struct bpf_map *:map|void *:key|u64:flags
+sk_redirect_hash|long|struct sk_buff *:skb|struct bpf_map *:map|void *:key|u64:flags
+lwt_push_encap|long|struct sk_buff *:skb|u32:type|void *:hdr|u32:len
+lwt_seg6_store_bytes|long|struct sk_buff *:skb|u32:offset|const void *:from|u32:len
+lwt_seg6_adjust_srh|long|struct sk_buff *:skb|u32:offset|s32:delta
+lwt_seg6_action|long|struct sk_buff *:skb|u32:action|void *:param|u32:param_len
+rc_repeat|long|void *:ctx
+rc_keydown|long|void *:ctx|u32:protocol|u64:scancode|u32:toggle
+skb_cgroup_id|u64|struct sk_buff *:skb
+get_current_cgroup_id|u64
+get_local_storage|void *|void *:map|u64:flags
+sk_select_reuseport|long|struct sk_reuseport_md *:reuse|struct bpf_map *:map|void *:key|u64:flags
+skb_ancestor_cgroup_id|u64|struct sk_buff *:skb|int:ancestor_level
+sk_lookup_tcp|struct bpf_sock *|void *:ctx|struct bpf_sock_tuple *:tuple|u32:tuple_size|u64:netns|u64:flags
+sk_lookup_udp|struct bpf_sock *|void *:ctx|struct bpf_sock_tuple *:tuple|u32:tuple_size|u64:netns|u64:flags
+sk_release|long|void *:sock
+map_push_elem|long|struct bpf_map *:map|const void *:value|u64:flags
+map_pop_elem|long|struct bpf_map *:map|void *:value
+map_peek_elem|long|struct bpf_map *:map|void *:value
+msg_push_data|long|struct sk_msg_buff *:msg|u32:start|u32:len|u64:flags
+msg_pop_data|long|struct sk_msg_buff *:msg|u32:start|u32:len|u64:flags
+rc_pointer_rel|long|void *:ctx|s32:rel_x|s32:rel_y
+spin_lock|long|struct bpf_spin_lock *:lock
+spin_unlock|long|struct bpf_spin_lock *:lock
+sk_fullsock|struct bpf_sock *|struct bpf_sock *:sk
+tcp_sock|struct bpf_tcp_sock *|struct bpf_sock *:sk
+skb_ecn_set_ce|long|struct sk_buff *:skb
+get_listener_sock|struct bpf_sock *|struct bpf_sock *:sk
+skc_lookup_tcp|struct bpf_sock *|void *:ctx|struct bpf_sock_tuple *:tuple|u32:tuple_size|u64:netns|u64:flags
+tcp_check_syncookie|long|void *:sk|void *:iph|u32:iph_len|struct tcphdr *:th|u32:th_len
+sysctl_get_name|long|struct bpf_sysctl *:ctx|char *:buf|size_t:buf_len|u64:flags
+sysctl_get_current_value|long|struct bpf_sysctl *:ctx|char *:buf|size_t:buf_len
+sysctl_get_new_value|long|struct bpf_sysctl *:ctx|char *:buf|size_t:buf_len
+sysctl_set_new_value|long|struct bpf_sysctl *:ctx|const char *:buf|size_t:buf_len
+strtol|long|const char *:buf|size_t:buf_len|u64:flags|long *:res
+strtoul|long|const char *:buf|size_t:buf_len|u64:flags|unsigned long *:res
+sk_storage_get|void *|struct bpf_map *:map|void *:sk|void *:value|u64:flags
+sk_storage_delete|long|struct bpf_map *:map|void *:sk
+send_signal|long|u32:sig
+tcp_gen_syncookie|s64|void *:sk|void *:iph|u32:iph_len|struct tcphdr *:th|u32:th_len
+skb_output|long|void *:ctx|struct bpf_map *:map|u64:flags|void *:data|u64:size
+probe_read_user|long|void *:dst|u32:size|const void *:unsafe_ptr
+probe_read_kernel|long|void *:dst|u32:size|const void *:unsafe_ptr
+probe_read_user_str|long|void *:dst|u32:size|const void *:unsafe_ptr
+probe_read_kernel_str|long|void *:dst|u32:size|const void *:unsafe_ptr
+tcp_send_ack|long|void *:tp|u32:rcv_nxt
+send_signal_thread|long|u32:sig
+jiffies64|u64
+read_branch_records|long|struct bpf_perf_event_data *:ctx|void *:buf|u32:size|u64:flags
+get_ns_current_pid_tgid|long|u64:dev|u64:ino|struct bpf_pidns_info *:nsdata|u32:size
+xdp_output|long|void *:ctx|struct bpf_map *:map|u64:flags|void *:data|u64:size
+get_netns_cookie|u64|void *:ctx
+get_current_ancestor_cgroup_id|u64|int:ancestor_level
+sk_assign|long|struct sk_buff *:skb|void *:sk|u64:flags
+ktime_get_boot_ns|u64
+seq_printf|long|struct seq_file *:m|const char *:fmt|u32:fmt_size|const void *:data|u32:data_len
+seq_write|long|struct seq_file *:m|const void *:data|u32:len
+sk_cgroup_id|u64|void *:sk
+sk_ancestor_cgroup_id|u64|void *:sk|int:ancestor_level
+ringbuf_output|long|void *:ringbuf|void *:data|u64:size|u64:flags
+ringbuf_reserve|void *|void *:ringbuf|u64:size|u64:flags
+ringbuf_submit|void|void *:data|u64:flags
+ringbuf_discard|void|void *:data|u64:flags
+ringbuf_query|u64|void *:ringbuf|u64:flags
+csum_level|long|struct sk_buff *:skb|u64:level
+skc_to_tcp6_sock|struct tcp6_sock *|void *:sk
+skc_to_tcp_sock|struct tcp_sock *|void *:sk
+skc_to_tcp_timewait_sock|struct tcp_timewait_sock *|void *:sk
+skc_to_tcp_request_sock|struct tcp_request_sock *|void *:sk
+skc_to_udp6_sock|struct udp6_sock *|void *:sk
+get_task_stack|long|struct task_struct *:task|void *:buf|u32:size|u64:flags
+load_hdr_opt|long|struct bpf_sock_ops *:skops|void *:searchby_res|u32:len|u64:flags
+store_hdr_opt|long|struct bpf_sock_ops *:skops|const void *:from|u32:len|u64:flags
+reserve_hdr_opt|long|struct bpf_sock_ops *:skops|u32:len|u64:flags
+inode_storage_get|void *|struct bpf_map *:map|void *:inode|void *:value|u64:flags
+inode_storage_delete|int|struct bpf_map *:map|void *:inode
+d_path|long|const struct path *:path|char *:buf|u32:sz
+copy_from_user|long|void *:dst|u32:size|const void *:user_ptr
+snprintf_btf|long|char *:str|u32:str_size|struct btf_ptr *:ptr|u32:btf_ptr_size|u64:flags
+seq_printf_btf|long|struct seq_file *:m|struct btf_ptr *:ptr|u32:ptr_size|u64:flags
+skb_cgroup_classid|u64|struct sk_buff *:skb
+redirect_neigh|long|u32:ifindex|struct bpf_redir_neigh *:params|int:plen|u64:flags
+per_cpu_ptr|void *|const void *:percpu_ptr|u32:cpu
+this_cpu_ptr|void *|const void *:percpu_ptr
+redirect_peer|long|u32:ifindex|u64:flags
+task_storage_get|void *|struct bpf_map *:map|struct task_struct *:task|void *:value|u64:flags
+task_storage_delete|long|struct bpf_map *:map|struct task_struct *:task
+get_current_task_btf|struct task_struct *
+bprm_opts_set|long|struct linux_binprm *:bprm|u64:flags
+ktime_get_coarse_ns|u64
+ima_inode_hash|long|struct inode *:inode|void *:dst|u32:size
+sock_from_file|struct socket *|struct file *:file
+check_mtu|long|void *:ctx|u32:ifindex|u32 *:mtu_len|s32:len_diff|u64:flags
+for_each_map_elem|long|struct bpf_map *:map|void *:callback_fn|void *:callback_ctx|u64:flags
+snprintf|long|char *:str|u32:str_size|const char *:fmt|u64 *:data|u32:data_len
+sys_bpf|long|u32:cmd|void *:attr|u32:attr_size
+btf_find_by_name_kind|long|char *:name|int:name_sz|u32:kind|int:flags
+sys_close|long|u32:fd
+timer_init|long|struct bpf_timer *:timer|struct bpf_map *:map|u64:flags
+timer_set_callback|long|struct bpf_timer *:timer|void *:callback_fn
+timer_start|long|struct bpf_timer *:timer|u64:nsecs|u64:flags
+timer_cancel|long|struct bpf_timer *:timer
+get_func_ip|u64|void *:ctx
+get_attach_cookie|u64|void *:ctx
+task_pt_regs|long|struct task_struct *:task
+get_branch_snapshot|long|void *:entries|u32:size|u64:flags
+trace_vprintk|long|const char *:fmt|u32:fmt_size|const void *:data|u32:data_len
+skc_to_unix_sock|struct unix_sock *|void *:sk
+kallsyms_lookup_name|long|const char *:name|int:name_sz|int:flags|u64 *:res
+find_vma|long|struct task_struct *:task|u64:addr|void *:callback_fn|void *:callback_ctx|u64:flags
+loop|long|u32:nr_loops|void *:callback_fn|void *:callback_ctx|u64:flags
+strncmp|long|const char *:s1|u32:s1_sz|const char *:s2
+get_func_arg|long|void *:ctx|u32:n|u64 *:value
+get_func_ret|long|void *:ctx|u64 *:value
+get_func_arg_cnt|long|void *:ctx
+get_retval|int
+set_retval|int|int:retval
+xdp_get_buff_len|u64|struct xdp_buff *:xdp_md
+xdp_load_bytes|long|struct xdp_buff *:xdp_md|u32:offset|void *:buf|u32:len
+xdp_store_bytes|long|struct xdp_buff *:xdp_md|u32:offset|void *:buf|u32:len
+copy_from_user_task|long|void *:dst|u32:size|const void *:user_ptr|struct task_struct *:tsk|u64:flags
+skb_set_tstamp|long|struct sk_buff *:skb|u64:tstamp|u32:tstamp_type
+ima_file_hash|long|struct file *:file|void *:dst|u32:size
+kptr_xchg|void *|void *:dst|void *:ptr
+map_lookup_percpu_elem|void *|struct bpf_map *:map|const void *:key|u32:cpu
+skc_to_mptcp_sock|struct mptcp_sock *|void *:sk
+dynptr_from_mem|long|void *:data|u64:size|u64:flags|struct bpf_dynptr *:ptr
+ringbuf_reserve_dynptr|long|void *:ringbuf|u32:size|u64:flags|struct bpf_dynptr *:ptr
+ringbuf_submit_dynptr|void|struct bpf_dynptr *:ptr|u64:flags
+ringbuf_discard_dynptr|void|struct bpf_dynptr *:ptr|u64:flags
+dynptr_read|long|void *:dst|u64:len|const struct bpf_dynptr *:src|u64:offset|u64:flags
+dynptr_write|long|const struct bpf_dynptr *:dst|u64:offset|void *:src|u64:len|u64:flags
+dynptr_data|void *|const struct bpf_dynptr *:ptr|u64:offset|u64:len
+tcp_raw_gen_syncookie_ipv4|s64|struct iphdr *:iph|struct tcphdr *:th|u32:th_len
+tcp_raw_gen_syncookie_ipv6|s64|struct ipv6hdr *:iph|struct tcphdr *:th|u32:th_len
+tcp_raw_check_syncookie_ipv4|long|struct iphdr *:iph|struct tcphdr *:th
+tcp_raw_check_syncookie_ipv6|long|struct ipv6hdr *:iph|struct tcphdr *:th
+ktime_get_tai_ns|u64
+user_ringbuf_drain|long|struct bpf_map *:map|void *:callback_fn|void *:ctx|u64:flags
+cgrp_storage_get|void *|struct bpf_map *:map|struct cgroup *:cgroup|void *:value|u64:flags
+cgrp_storage_delete|long|struct bpf_map *:map|struct cgroup *:cgroup
+"""
+
+
+def _helper_protos(table: str) -> dict[str, tuple[str, tuple[tuple[str, ...], ...]]]:
+    """name -> (return type, ((type, arg), ...)); varargs are ("...", "...")."""
+    protos = {}
+    for line in table.splitlines():
+        if line:
+            name, ret, *args = line.split("|")
+            protos[name] = (ret, tuple(tuple(a.rsplit(":", 1)) for a in args))
+    return protos
+
+
+#: Helper prototypes: name -> (return type, ((type, arg), ...)).
+HELPER_PROTOS = _helper_protos(_HELPER_PROTO_TABLE)
