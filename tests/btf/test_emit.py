@@ -1,9 +1,13 @@
 """The fast encoder (emit.py) against the construct declarations (codec.encode, ext.py)."""
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pybpf.btf
 from pybpf.btf import codec, emit
 from pybpf.btf import model as m
 from pybpf.btf.ext import FuncInfoArray, LineInfoArray
@@ -107,3 +111,23 @@ def test_line_info_limits():
 def test_string_table_rejects_non_utf8():
     with pytest.raises(BTFError, match="not valid UTF-8"):
         StringTable().add("\udcff")
+
+
+def test_load_path_does_not_import_construct():
+    code = ("import sys\n"
+            "from pybpf import types as t\n"
+            "from pybpf.btf import map_btf, program_btf\n"
+            "from pybpf.asm.program import SourcePos\n"
+            "map_btf(t.u32, t.u64)\n"
+            "program_btf([('main', 0)], [(0, SourcePos('p.py', 1, 0, 'x'))])\n"
+            "print(sorted(m for m in ('construct', 'pycparser') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_exported_name_resolves():
+    for name in pybpf.btf.__all__:
+        assert getattr(pybpf.btf, name) is not None, name
+    assert pybpf.btf.parse is codec.parse
+    with pytest.raises(AttributeError):
+        pybpf.btf.no_such_name  # noqa: B018
