@@ -22,9 +22,7 @@ from pybpf.asm import (
     Endian,
     Exit,
     Goto,
-    GotoLong,
     Jump,
-    JumpOp,
     Load,
     LoadImm64,
     LoadSX,
@@ -37,6 +35,7 @@ from pybpf.asm import (
 )
 from pybpf.asm.program import SourcePos
 from pybpf.dsl.ir import Mark, Op, VReg
+from pybpf.dsl.optimize import optimize, remove_dead
 from pybpf.dsl.regalloc import allocate, liveness, successors
 from pybpf.dsl.values import Cond, DSLError, Value, _fold, _wrap, const_type, promote
 from pybpf.types import Scalar, s32, s64, u32, u64
@@ -258,7 +257,7 @@ class Builder:
         else:
             src = (self.widen(c, t) if not shift else c).loc
         self.emit(Alu, op=code, dst=dst, src=src, width=width)
-        return Value(self, t, dst)
+        return Value(self, t, dst, _bound(op, a, c, t))
 
     # -- explicit registers (the low-level escape hatch) -----------------------------
 
@@ -584,7 +583,7 @@ class Builder:
     def finish(self) -> list:
         """Instructions and labels after dead-code removal and register allocation."""
         self.check_end()
-        ops = _remove_dead(_reachable(self.ops))
+        ops = remove_dead(_reachable(self.ops), _PURE)
         _check_defined(ops, self.entry_regs())
         colours = allocate(ops, lambda: self.alloc(8))
         out = []
@@ -596,7 +595,7 @@ class Builder:
             if op.is_move and op.fields["dst"] == op.fields["src"]:
                 continue
             out.append(op)
-        return _relax(_drop_jumps_to_next(out))
+        return optimize(out, self.label)
 
     def entry_regs(self) -> frozenset:
         """Physical registers holding something at function entry (r1 = ctx, r10)."""
@@ -674,6 +673,34 @@ def _evaluate(op: str, a: int, b: int, signed: bool, t: Scalar) -> bool:
     return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
 
 
+def _bound(op: str, a: Value, c: Value, t: Scalar) -> int | None:
+    """An upper bound of ``a op c`` for unsigned ``t`` when it cannot wrap (range tracking)."""
+    if t.signed:
+        return None
+    ha, hc = a.max, c.max
+    if ha is None or hc is None:
+        return None
+    if op == "add":
+        hi = ha + hc
+    elif op == "mul":
+        hi = ha * hc
+    elif op == "and":
+        hi = min(ha, hc)
+    elif op in ("or", "xor"):
+        hi = (1 << max(ha, hc).bit_length()) - 1
+    elif op == "lsh" and c.is_const:
+        hi = ha << (c.loc & (t.bits - 1))
+    elif op == "rsh":
+        hi = ha >> (c.loc & (t.bits - 1)) if c.is_const else ha
+    elif op == "div":
+        hi = ha
+    elif op == "mod":
+        hi = min(ha, hc - 1) if c.is_const and hc > 0 else ha
+    else:
+        return None
+    return hi if hi <= t._max else None
+
+
 def _cmp_type(lhs: Value, rhs: Value) -> Scalar:
     return u64 if lhs.type.bits > 32 or rhs.type.bits > 32 else u32
 
@@ -747,69 +774,6 @@ def _where(op) -> str | None:
     return f"{op.source.file}:{op.source.line}" if op is not None and op.source else None
 
 
-_INVERSE = {JumpOp.JEQ: JumpOp.JNE, JumpOp.JNE: JumpOp.JEQ, JumpOp.JGT: JumpOp.JLE,
-            JumpOp.JLE: JumpOp.JGT, JumpOp.JGE: JumpOp.JLT, JumpOp.JLT: JumpOp.JGE,
-            JumpOp.JSGT: JumpOp.JSLE, JumpOp.JSLE: JumpOp.JSGT, JumpOp.JSGE: JumpOp.JSLT,
-            JumpOp.JSLT: JumpOp.JSGE}
-_S16 = (-(1 << 15), (1 << 15) - 1)
-
-
-def _relax(ops: list) -> list:
-    """Rewrite jumps whose target is beyond the s16 offset range through ``gotol``.
-
-    ``goto L`` becomes ``gotol L``; ``if c goto L`` becomes ``if !c goto +1;
-    gotol L`` (JSET, which has no inverse, jumps over a ``goto`` to the ``gotol``).
-    """
-    counter = 0
-    while True:
-        slots, labels, pos = [], {}, 0
-        for op in ops:
-            slots.append(pos)
-            if isinstance(op, Mark):
-                labels[op.name] = pos
-            else:
-                pos += op.cls.slots
-        far = None
-        for i, op in enumerate(ops):
-            if isinstance(op, Op) and op.cls in (Jump, Goto):
-                rel = labels[op.fields["target"]] - (slots[i] + 1)
-                if not _S16[0] <= rel <= _S16[1]:
-                    far = i
-                    break
-        if far is None:
-            return ops
-        op = ops[far]
-        target, src = op.fields["target"], op.source
-        if op.cls is Goto:
-            ops[far] = Op(GotoLong, {"target": target}, src)
-            continue
-        counter += 1
-        skip, long = f"{target}.relax{counter}", f"{target}.far{counter}"
-        f = dict(op.fields)
-        if f["op"] is JumpOp.JSET:
-            f["target"] = long
-            ops[far:far + 1] = [Op(Jump, f, src), Op(Goto, {"target": skip}, src),
-                                Mark(long, src), Op(GotoLong, {"target": target}, src),
-                                Mark(skip, src)]
-        else:
-            f["op"], f["target"] = _INVERSE[f["op"]], skip
-            ops[far:far + 1] = [Op(Jump, f, src), Op(GotoLong, {"target": target}, src),
-                                Mark(skip, src)]
-
-
-def _remove_dead(ops: list) -> list:
-    """Drop side-effect-free ops whose results nobody reads (loads of unused fields ...)."""
-    for _ in range(8):
-        live_out = liveness(ops)
-        keep = [not (isinstance(op, Op) and op.cls in _PURE and op.defs
-                     and all(isinstance(d, VReg) and d not in live for d in op.defs))
-                for op, live in zip(ops, live_out, strict=True)]
-        if all(keep):
-            break
-        ops = [op for op, k in zip(ops, keep, strict=True) if k]
-    return ops
-
-
 def _reachable(ops: list) -> list:
     succ = successors(ops)
     seen = [False] * len(ops)
@@ -821,20 +785,3 @@ def _reachable(ops: list) -> list:
         seen[i] = True
         stack.extend(succ[i])
     return [op for op, keep in zip(ops, seen, strict=True) if keep]
-
-
-def _drop_jumps_to_next(ops: list) -> list:
-    """Remove ``goto L`` when L is the next label(s) (left by if/else joins)."""
-    out = []
-    for i, op in enumerate(ops):
-        if isinstance(op, Op) and op.cls is Goto:
-            j, target, skip = i + 1, op.fields["target"], False
-            while j < len(ops) and isinstance(ops[j], Mark):
-                if ops[j].name == target:
-                    skip = True
-                    break
-                j += 1
-            if skip:
-                continue
-        out.append(op)
-    return out

@@ -213,9 +213,11 @@ class Packet:
         b = self.b
         if length.is_const:
             return self._fixed(t, base, off + length.loc, None, on_short)
-        # Bound the offset so the verifier can add it to a packet pointer.
-        b.emit(Jump, op=JumpOp.JGT, dst=length.loc, src=MAX_PACKET_OFFSET,
-               target=b.exit_with(on_short), width=64)
+        # Bound the offset so the verifier can add it to a packet pointer
+        # (unless the value is provably small already, like (x & 0xf) << 2).
+        if length.max is None or length.max > MAX_PACKET_OFFSET:
+            b.emit(Jump, op=JumpOp.JGT, dst=length.loc, src=MAX_PACKET_OFFSET,
+                   target=b.exit_with(on_short), width=64)
         start = b.new_vreg("hdr")
         b.emit(Alu, op=Arith.MOV, dst=start, src=base, width=64)
         if off:

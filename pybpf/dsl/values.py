@@ -86,12 +86,22 @@ def _fold(op: str, a: int, b: int, t: Scalar) -> int:
 class Value:
     """A scalar rvalue of a pybpf type: a build-time constant or a virtual register."""
 
-    __slots__ = ("b", "type", "loc")
+    __slots__ = ("b", "type", "loc", "hi")
 
-    def __init__(self, b: Builder, type: Scalar, loc: VReg | int):
+    def __init__(self, b: Builder, type: Scalar, loc: VReg | int, hi: int | None = None):
         self.b = b
         self.type = type
         self.loc = _const_in(loc, type, b) if _is_const(loc) else loc
+        self.hi = hi  # a proven upper bound of an unsigned register value, when known
+
+    @property
+    def max(self) -> int | None:
+        """The largest value this can hold at run time, if known (unsigned values only)."""
+        if self.is_const:
+            return self.loc if self.loc >= 0 else None
+        if self.type.signed or self.type.big_endian:
+            return None
+        return self.type._max if self.hi is None else min(self.hi, self.type._max)
 
     @property
     def is_const(self) -> bool:
