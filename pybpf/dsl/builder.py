@@ -35,7 +35,7 @@ from pybpf.asm import (
 )
 from pybpf.asm.program import SourcePos
 from pybpf.dsl.ir import Mark, Op, VReg
-from pybpf.dsl.optimize import optimize, remove_dead
+from pybpf.dsl.optimize import cse_loads, optimize, remove_dead
 from pybpf.dsl.regalloc import allocate, liveness, successors
 from pybpf.dsl.values import Cond, DSLError, Value, _fold, _wrap, const_type, promote
 from pybpf.types import Scalar, s32, s64, u32, u64
@@ -88,6 +88,7 @@ class Builder:
         self.discard = 0  # > 0 while emitting into a branch folded away at build time
         self._pending_else: tuple | None = None
         self._last_joins: tuple = ()
+        self._branch_states: dict = {}  # if_ end label -> packet states (before, after, dead)
         self.def_pos = function_pos(origin) if origin is not None else user_frame_pos()
         self.pinned: SourcePos | None = self.def_pos  # ops outside the user's code (prologue)
 
@@ -259,6 +260,17 @@ class Builder:
         self.emit(Alu, op=code, dst=dst, src=src, width=width)
         return Value(self, t, dst, _bound(op, a, c, t))
 
+    # -- packet validity along control flow -------------------------------------------
+
+    def _packet_state(self):
+        pkt = getattr(self, "packet", None)
+        return (pkt.generation, pkt.changed_by) if pkt is not None else (0, "")
+
+    def _set_packet_state(self, state) -> None:
+        pkt = getattr(self, "packet", None)
+        if pkt is not None:
+            pkt.generation, pkt.changed_by = state
+
     # -- explicit registers (the low-level escape hatch) -----------------------------
 
     def register(self, r: Reg, t: Scalar = u64) -> Value:
@@ -413,8 +425,13 @@ class Builder:
             return
         if folded is None:
             self.branch(cond, end, False)
+        g0 = self._packet_state()
         yield
         body_dead = self.dead
+        g_body = self._packet_state()
+        if body_dead:  # a packet change in a branch that returned does not reach what follows
+            self._set_packet_state(g0)
+        self._branch_states[end] = (g0, g_body, body_dead)
         index = len(self.ops)
         self.mark(end)
         self._pending_else = (index, end, body_dead if folded is None else "always", ())
@@ -442,7 +459,17 @@ class Builder:
         if index is not None and not body_dead:
             self.ops.insert(index, Op(Goto, {"target": join}, self.ops[index - 1].source
                                       if index else None))
+        states = self._branch_states.get(end)
+        if states is not None:  # the else path starts from the packet as it was before the if
+            self._set_packet_state(states[0])
         yield
+        if states is not None:
+            g0, g_body, if_dead = states
+            g_else = self._packet_state()
+            if if_dead or self.dead:
+                self._set_packet_state(g_else if if_dead else g_body)
+            else:
+                self._set_packet_state(max(g_body, g_else, key=lambda g: g[0]))
         before = len(self.ops)
         self.mark(join)
         for m in carried:
@@ -583,7 +610,7 @@ class Builder:
     def finish(self) -> list:
         """Instructions and labels after dead-code removal and register allocation."""
         self.check_end()
-        ops = remove_dead(_reachable(self.ops), _PURE)
+        ops = remove_dead(cse_loads(_reachable(self.ops)), _PURE)
         _check_defined(ops, self.entry_regs())
         colours = allocate(ops, lambda: self.alloc(8))
         out = []

@@ -298,3 +298,88 @@ def _invert_over_goto(ops: list) -> list:
         out.append(op)
         i += 1
     return out
+
+
+def cse_loads(ops: list) -> list:
+    """A load repeated with the same base, offset and size, and no store in between, goes.
+
+    Forward "available loads" over the control-flow graph (intersection at
+    joins); a repeated load's result register is replaced by the earlier one's.
+    Only loads whose result is written once qualify, so the rename is safe.
+    Stores through r10 forget only stack loads; any other store, atomic or
+    call forgets every load (it may write any memory).
+    """
+    defs: dict = {}
+    for op in ops:
+        for d in op.defs:
+            defs[d] = defs.get(d, 0) + 1
+    succ = successors(ops)
+    preds: list[list[int]] = [[] for _ in ops]
+    for i, ss in enumerate(succ):
+        for j in ss:
+            preds[j].append(i)
+    n = len(ops)
+    out: list = [None] * n  # None: not computed yet (top)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n):
+            ins = [out[p] for p in preds[i] if out[p] is not None]
+            if i == 0 or not preds[i]:
+                avail: dict = {}
+            elif ins:
+                avail = dict(ins[0])
+                for other in ins[1:]:
+                    avail = {k: v for k, v in avail.items() if other.get(k) is v}
+            else:
+                continue
+            new = _transfer(ops[i], avail, defs)
+            if out[i] is None or new != out[i]:
+                out[i] = new
+                changed = True
+    rename: dict = {}
+    keep = []
+    for i, op in enumerate(ops):
+        key = _load_key(op, defs)
+        if key is not None and i > 0:
+            ins = [out[p] for p in preds[i] if out[p] is not None]
+            if ins and len(ins) == len(preds[i]):
+                first = ins[0].get(key)
+                if first is not None and all(o.get(key) is first for o in ins[1:]):
+                    rename[op.fields["dst"]] = first
+                    continue
+        keep.append(op)
+    if rename:
+        for op in keep:
+            if isinstance(op, Op):
+                op.replace({k: v for k, v in rename.items()})
+    return keep
+
+
+def _load_key(op, defs: dict):
+    if not isinstance(op, Op) or op.cls.__name__ not in ("Load", "LoadSX"):
+        return None
+    f = op.fields
+    if not isinstance(f["dst"], VReg) or defs.get(f["dst"]) != 1 or f["src"] == f["dst"]:
+        return None
+    return (op.cls, f["src"], f["off"], f["size"])
+
+
+def _transfer(op, avail: dict, defs: dict) -> dict:
+    if isinstance(op, Mark):
+        return avail
+    name = op.cls.__name__
+    if name in ("Store", "StoreImm", "Atomic", "StoreRelease"):
+        if op.fields["dst"] == Reg.R10:
+            avail = {k: v for k, v in avail.items() if k[1] != Reg.R10}
+        else:
+            avail = {}
+    elif op.clobbers or name in ("Call", "CallKfunc", "CallLocal", "CallX"):
+        avail = {}
+    if op.defs:
+        killed = set(op.defs)
+        avail = {k: v for k, v in avail.items() if k[1] not in killed and v not in killed}
+    key = _load_key(op, defs)
+    if key is not None and key not in avail:
+        avail = {**avail, key: op.fields["dst"]}
+    return avail

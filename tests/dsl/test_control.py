@@ -351,3 +351,36 @@ def narrow_var(p):
 
 def test_narrow_var_wraps():
     run(narrow_var, {(v,): (v + 300) & 0xFF for v in (0, 1, 100, 255)})
+
+
+# -- packet pointers follow control flow ---------------------------------------------------------
+
+def test_packet_pointer_valid_after_a_branch_that_returned():
+    """A packet-changing helper in a branch that returns does not invalidate pointers after it."""
+    from pybpf.dsl import IPPROTO_TCP, TC_ACT_OK, TC_ACT_SHOT, DSLError, IPv4, tc
+
+    @tc
+    def prog(p):
+        _, ip = p.packet.headers(Ethernet, IPv4)
+        with p.if_(ip.protocol == IPPROTO_TCP):
+            p.call("l3_csum_replace", p.ctx, 24, 0, 0, 4)
+            p.return_(TC_ACT_OK)
+        with p.if_(ip.ttl == 1):        # no path to here passes the helper
+            p.return_(TC_ACT_SHOT)
+        p.return_(ip.ttl)
+
+    with prog.load() as loaded:
+        ipv4 = bytes(12) + b"\x08\x00" + bytes([0x45, 0, 0, 20, 0, 0, 0, 0, 9, 17]) + bytes(10)
+        assert loaded.test_run(ipv4).retval == 9
+
+    @tc
+    def changed(p):
+        _, ip = p.packet.headers(Ethernet, IPv4)
+        with p.if_(ip.protocol == IPPROTO_TCP):
+            p.call("l3_csum_replace", p.ctx, 24, 0, 0, 4)
+        with p.else_():
+            pass
+        p.return_(ip.ttl)              # one path to here did change the packet
+
+    with pytest.raises(DSLError, match="after bpf_l3_csum_replace changed the packet"):
+        changed.build()
