@@ -124,9 +124,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     import time
     with BindGuard(args.cgroup, args.port) as guard:
-        print(f"refusing binds to ports {sorted(args.port)} in {args.cgroup}; Ctrl-C to stop")
         last = guard.refusals()
         with contextlib.suppress(KeyboardInterrupt):
+            # ready (and Ctrl-C safe): tests and scripts wait for this line
+            print(f"refusing binds to ports {sorted(args.port)} in {args.cgroup}; Ctrl-C to stop", flush=True)
             while True:
                 time.sleep(1)
                 now = guard.refusals()

@@ -190,8 +190,9 @@ def run(args: argparse.Namespace) -> None:
     except OSError as e:
         raise ToolError(f"{args.cgroup}: {e.strerror}") from None
     with logger:
-        print(f"logging connect() in {args.cgroup}; Ctrl-C to stop")
         with contextlib.suppress(KeyboardInterrupt):
+            # ready (and Ctrl-C safe): tests and scripts wait for this line
+            print(f"logging connect() in {args.cgroup}; Ctrl-C to stop", flush=True)
             while True:
                 for conn in logger.poll(None):
                     print(conn, flush=True)

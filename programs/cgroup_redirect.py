@@ -70,8 +70,7 @@ def _rewrite(p) -> None:
                         backend_addr=backend.addr, backend_port=backend.port)
         ctx.user_ip4 = saved.backend_addr
         ctx.user_port = saved.backend_port
-        # not atomic: the DSL has no pointer to a struct member for atomic_add yet
-        backend.hits = backend.hits + 1
+        backend.hits.atomic_add(1)
         originals.update(p.call("get_socket_cookie", ctx), saved)
     p.return_(1)
 
@@ -268,9 +267,10 @@ def run(args: argparse.Namespace) -> None:
             raise ToolError(f"rule {rule!r} is not SERVICE=BACKEND")
         pairs[_addr(service)] = _addr(backend)
     with Redirector(args.cgroup, pairs) as redir:
-        print(f"redirecting in {args.cgroup}; Ctrl-C to stop")
         last: dict = {}
         with contextlib.suppress(KeyboardInterrupt):
+            # ready (and Ctrl-C safe): tests and scripts wait for this line
+            print(f"redirecting in {args.cgroup}; Ctrl-C to stop", flush=True)
             while True:
                 now = redir.hits()
                 for (a, p), n in now.items():

@@ -380,9 +380,10 @@ def run(args: argparse.Namespace) -> None:
     with Nat("tc", (None, args.iface)) as nat:
         for rule in rules:
             nat.add(*rule)
-        print(f"DNAT on {args.iface} (TC ingress and egress); Ctrl-C to stop")
         last = None
         with contextlib.suppress(KeyboardInterrupt):
+            # ready (and Ctrl-C safe): tests and scripts wait for this line
+            print(f"DNAT on {args.iface} (TC ingress and egress); Ctrl-C to stop", flush=True)
             while True:
                 now = nat.counts()
                 if now != last:

@@ -337,9 +337,11 @@ def run(args: argparse.Namespace) -> None:
         for name in args.iface:
             stack.enter_context(attach_xdp(prog, name) if args.mode == "devmap"
                                 else attach_tc(prog, name, "ingress"))
-        print(f"joining {args.iface[0]} and {args.iface[1]} ({MODES[args.mode]}); Ctrl-C to stop")
         last = None
         with contextlib.suppress(KeyboardInterrupt):
+            # ready (and Ctrl-C safe): tests and scripts wait for this line
+            print(f"joining {args.iface[0]} and {args.iface[1]} ({MODES[args.mode]}); "
+                  "Ctrl-C to stop", flush=True)
             while True:
                 n = sum(prog["redirected"][0])
                 if n != last:

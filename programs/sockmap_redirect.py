@@ -185,9 +185,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     with SocketRedirector(args.cgroup) as redir:
-        print(f"short-cutting local TCP in {args.cgroup}; Ctrl-C to stop")
         last = None
         with contextlib.suppress(KeyboardInterrupt):
+            # ready (and Ctrl-C safe): tests and scripts wait for this line
+            print(f"short-cutting local TCP in {args.cgroup}; Ctrl-C to stop", flush=True)
             while True:
                 now = redir.counts()
                 if now != last:

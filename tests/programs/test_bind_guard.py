@@ -3,6 +3,7 @@
 import errno
 import socket
 
+import cli_kit
 import pytest
 
 from programs import bind_guard
@@ -50,3 +51,14 @@ def test_demo_runs(capsys):
     bind_guard.demo()
     out = capsys.readouterr().out
     assert "refused (EPERM)" in out and "refusals per port: 2222: 1, 8080: 2" in out
+
+
+def test_cli_run_refuses_and_reports(place):
+    ns, cg = place
+    proc = cli_kit.start(["bind_guard", "--cgroup", cg.path, "--port", "7300"])
+    try:
+        assert cg.run(try_binds, ns, [(socket.AF_INET, "127.0.0.1", 7300)]) == [errno.EPERM]
+        assert "port 7300: 1 bind(s) refused" in cli_kit.line(proc)
+    finally:
+        cli_kit.interrupt(proc)
+    assert query_cgroup(cg, "bind4")["prog_ids"] == []

@@ -3,6 +3,7 @@
 import os
 import socket
 
+import cli_kit
 import pytest
 
 from programs import cgroup_logger
@@ -107,3 +108,17 @@ def test_tool_programs_build():
     assert [p.name for p in cgroup_logger.TOOL.programs()] == ["log_connect4", "log_connect6"]
     for prog in cgroup_logger.TOOL.programs():
         assert "get_current_comm" in prog.listing() or "call 16" in prog.listing()
+
+
+def test_cli_run_logs_until_interrupted(place):
+    ns, cg = place
+    proc = cli_kit.start(["cgroup_logger", "--cgroup", cg.path])
+    try:
+        pid, _ = cg.run(_as_nobody_connect, ns,
+                        [(socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", 9))])
+        line = cli_kit.line(proc)
+        assert f"pid {pid}" in line and "tcp -> 127.0.0.1:9" in line
+    finally:
+        cli_kit.interrupt(proc)
+    from pybpf.syscall.attach import query_cgroup
+    assert query_cgroup(cg, "connect4")["prog_ids"] == []

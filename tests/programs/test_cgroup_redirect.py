@@ -2,6 +2,7 @@
 
 import socket
 
+import cli_kit
 import pytest
 
 from programs import cgroup_redirect
@@ -85,3 +86,17 @@ def test_atomic_add_on_a_struct_member():
         p.return_(1)
 
     count.build()
+
+
+def test_cli_run_redirects(place):
+    ns, cg, servers = place
+    host, port = servers.tcp_addr
+    proc = cli_kit.start(["cgroup_redirect", "--cgroup", cg.path,
+                          "--rule", f"10.96.0.10:80={host}:{port}"])
+    try:
+        assert "10.96.0.10:80: 0 redirected" in cli_kit.line(proc)
+        assert cg.run(_plain_connect, ns, TCP_SERVICE) == (b"tcp echo: direct", TCP_SERVICE)
+        assert "10.96.0.10:80: 1 redirected" in cli_kit.line(proc)
+    finally:
+        cli_kit.interrupt(proc)
+    assert query_cgroup(cg, "connect4")["prog_ids"] == []

@@ -2,11 +2,11 @@
 
 import socket
 
+import cli_kit
 import pytest
 
 from programs import dnat
 from programs.dnat import IPPROTO_TCP, IPPROTO_UDP, Echo, Lab, Nat, checksum_errors, talk
-from pybpf.dsl import DSLError
 from pybpf.sandbox import Sandbox
 
 pytestmark = pytest.mark.kernel
@@ -105,12 +105,8 @@ def test_demo_runs(capsys):
     assert out.count("echoed intact") == 2 and out.count("checksum errors: 0") == 2
 
 
-@pytest.mark.xfail(raises=DSLError, strict=True,
-                   reason="DSL gap: packet pointers are invalidated by build order, not by "
-                          "control flow: a helper that changes the packet in a branch that "
-                          "returns still invalidates pointers used after the branch (dnat "
-                          "re-reads the IPv4 header per protocol branch to work around it)")
 def test_packet_pointer_valid_after_a_branch_that_returned():
+    """A helper that changes the packet in a branch that returns leaves later pointers valid."""
     from pybpf.dsl import IPPROTO_TCP, TC_ACT_OK, TC_ACT_SHOT, Ethernet, IPv4, tc
 
     @tc
@@ -125,3 +121,21 @@ def test_packet_pointer_valid_after_a_branch_that_returned():
 
     with prog.load():
         pass
+
+
+def test_cli_run_on_the_backend_interface(lab):
+    rule = f"tcp:{lab.SERVICE}:80={lab.backend.ipv4}:{lab.echo.tcp_port}"
+    proc = cli_kit.start(["dnat", "--iface", lab.backend.ifname, "--rule", rule],
+                         ns=lab.backend.ns)
+    try:
+        assert "0 packets to backends" in cli_kit.line(proc)
+        with lab.client.ns.entered():
+            s = socket.create_connection((lab.SERVICE, 80), timeout=2)
+        with s:
+            assert s.getpeername() == (lab.SERVICE, 80)
+            s.sendall(b"via the cli")
+            s.shutdown(socket.SHUT_WR)
+            assert s.recv(100) == b"VIA THE CLI"
+    finally:
+        cli_kit.interrupt(proc)
+    assert checksum_errors(lab.backend.ns)["tcp"] == 0

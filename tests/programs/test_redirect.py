@@ -1,12 +1,15 @@
 """redirect: real packets between namespaces cross only because a program moves them."""
 
+import contextlib
 import time
 
+import cli_kit
 import pytest
 
 from programs import redirect
 from programs.redirect import MODES, Hosts, Redirector, exchange, reachable
 from pybpf.sandbox import Sandbox
+from pybpf.syscall.attach import attach_xdp
 
 pytestmark = pytest.mark.kernel
 
@@ -69,3 +72,22 @@ def test_demo_runs(capsys):
     out = capsys.readouterr().out
     assert out.count("tcp ok, udp ok") == len(MODES)
     assert "FAILED" not in out
+
+
+@pytest.mark.parametrize("mode", ["redirect", "devmap"])
+def test_cli_run_joins_two_interfaces(sandbox, mode):
+    hosts = Hosts(sandbox, mode)
+    stack = contextlib.ExitStack()
+    if mode == "devmap":  # the hosts' veth ends take redirected frames only with XDP on them
+        for end in (hosts.a, hosts.b):
+            prog = stack.enter_context(redirect.xdp_pass.load())
+            with end.ns.entered():
+                stack.enter_context(attach_xdp(prog, end.ifname))
+    proc = cli_kit.start(["redirect", "--mode", mode, "--iface", hosts.ma.ifname,
+                          hosts.mb.ifname], ns=hosts.ns_m)
+    try:
+        assert exchange(hosts)["tcp_ok"]
+    finally:
+        cli_kit.interrupt(proc)
+        stack.close()
+    assert not reachable(hosts)

@@ -2,6 +2,7 @@
 
 import socket
 
+import cli_kit
 import pytest
 
 from programs import sockmap_redirect
@@ -74,3 +75,17 @@ def test_demo_runs(capsys):
     out = capsys.readouterr().out
     assert "data intact" in out and "messages redirected  100" in out
     assert "TCP stack carried 0 of 100000" in out
+
+
+def test_cli_run_short_cuts(place):
+    ns, cg = place
+    proc = cli_kit.start(["sockmap_redirect", "--cgroup", cg.path])
+    try:
+        assert "sockets added 0" in cli_kit.line(proc)
+        listener, client, server = connected_pair(ns, cg)
+        with listener, client, server:
+            assert exchange(client, server, rounds=4, size=10)
+        assert "sockets added 2, messages redirected 8, bytes redirected 80" in cli_kit.line(proc)
+    finally:
+        cli_kit.interrupt(proc)
+    assert query_cgroup(cg, "sock_ops")["prog_ids"] == []
