@@ -118,6 +118,14 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
                 if isinstance(h, Reg) and h not in taken and h != Reg.R10:
                     choice = h
                     break
+            if choice is None:  # a register the move partner can take too, so the move goes
+                for h in hints.get(v, ()):
+                    if isinstance(h, VReg) and h not in colour and h not in graph.get(v, ()):
+                        theirs = {colour.get(u, u) for u in graph.get(h, ())}
+                        choice = next((r for r in ORDER if r not in taken and r not in theirs),
+                                      None)
+                        if choice is not None:
+                            break
             if choice is None:
                 choice = next((r for r in ORDER if r not in taken), None)
             if choice is None:
@@ -126,9 +134,13 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
                 colour[v] = choice
         if not failed:
             return colour
+        accesses: dict = {}
+        for op in ops:
+            for r in (*op.uses, *op.defs):
+                accesses[r] = accesses.get(r, 0) + 1
         victims: dict = {}
         for v in failed:  # one spill per failed value, all in this round
-            victim = _spill_choice(v, graph, live_out, victims)
+            victim = _spill_choice(v, graph, live_out, victims, accesses)
             if victim is not None:
                 victims[victim] = None
         if not victims:
@@ -147,12 +159,15 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
     raise AsmError("register allocation did not converge (too many values live at once)")
 
 
-def _spill_choice(failed: VReg, graph: dict, live_out: list[set], chosen) -> VReg | None:
+def _spill_choice(failed: VReg, graph: dict, live_out: list[set], chosen,
+                  accesses: dict) -> VReg | None:
     """The value to move to the stack so that ``failed`` finds a register.
 
-    Among ``failed`` and the values it interferes with, the one live at the
-    most points (spilling it frees a register for longest), never a spill
-    temporary (spilling that again would only make another one).
+    Among ``failed`` and the values it interferes with, the one with the
+    most points live per access (Chaitin's cost: each use or definition of a
+    spilled value costs a load or a store, each point it is live through
+    frees a register), never a spill temporary (spilling that again would
+    only make another one).
     """
     span: dict = {}
     for live in live_out:
@@ -165,7 +180,7 @@ def _spill_choice(failed: VReg, graph: dict, live_out: list[set], chosen) -> VRe
         return None  # a spill this round already makes room here
     if not candidates:
         return None
-    return max(candidates, key=lambda v: (span.get(v, 0), -v.id))
+    return max(candidates, key=lambda v: (span.get(v, 0) / (1 + accesses.get(v, 0)), -v.id))
 
 
 def _key(v) -> int:
