@@ -306,6 +306,12 @@ def _kind_decorator(kind: Kind):
 xdp = _kind_decorator(Kind("xdp", None, nc.XDP_PASS, True))
 """An XDP program (``struct xdp_md *`` context; short packets pass)."""
 
+xdp_devmap = _kind_decorator(Kind("xdp", "xdp_devmap", nc.XDP_PASS, True))
+"""An XDP program a DEVMAP entry runs on its device before transmit (libbpf's xdp/devmap)."""
+
+xdp_cpumap = _kind_decorator(Kind("xdp", "xdp_cpumap", nc.XDP_PASS, True))
+"""An XDP program a CPUMAP entry runs on its target CPU (libbpf's xdp/cpumap)."""
+
 tc = _kind_decorator(Kind("sched_cls", None, nc.TC_ACT_OK, True))
 """A TC classifier in direct-action mode (``struct __sk_buff *``; short packets pass)."""
 
