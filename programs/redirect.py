@@ -13,12 +13,12 @@ to the one it leaves by (both directions are entries).
 * ``tc_redirect_neigh`` (TC ingress, ``bpf_redirect_neigh``): A and B are on
   different subnets with M as their gateway; the kernel's FIB and neighbour
   tables fill in the MAC addresses, so M routes without ip_forward.
-* ``xdp_devmap`` (XDP, ``bpf_redirect_map`` on a DEVMAP_HASH): the same wire,
+* ``xdp_to_device`` (XDP, ``bpf_redirect_map`` on a DEVMAP_HASH): the same wire,
   before any skb exists.  (A veth only takes redirected frames when its
   peer runs XDP, so A and B run ``xdp_pass``; and a redirected frame is a new
   packet to the receiver, so A and B send complete checksums: veth transmit
   checksum offload off, as on a real NIC's wire.)
-* ``xdp_cpumap`` (XDP, ``bpf_redirect_map`` on a CPUMAP): on B's interface,
+* ``xdp_to_cpu`` (XDP, ``bpf_redirect_map`` on a CPUMAP): on B's interface,
   each frame is queued to the CPU named in ``steer_to``; the kernel thread of
   that CPU builds the skb, and ``on_cpu`` (an XDP program run by the cpumap
   on the target CPU) counts which CPU it runs on.
@@ -44,15 +44,14 @@ from pybpf.dsl import (
     DevMapHash,
     Ethernet,
     Hash,
-    Kind,
     PerCpuArray,
-    ProgramDef,
     Struct,
     tc,
     u32,
     u64,
     xdp,
 )
+from pybpf.dsl.program import xdp_cpumap
 from pybpf.sandbox import Sandbox
 from pybpf.syscall.attach import attach_tc, attach_xdp
 from pybpf.types import s32
@@ -101,14 +100,14 @@ tc_redirect_neigh = tc(name="tc_redirect_neigh")(_tc_program("redirect_neigh"))
 
 
 @xdp
-def xdp_devmap(p):
+def xdp_to_device(p):
     """Send each frame out of the interface paired with the one it came in on."""
     _count(p)
     p.return_(devices.redirect(p.ctx.ingress_ifindex, XDP_PASS))
 
 
 @xdp
-def xdp_cpumap(p):
+def xdp_to_cpu(p):
     """Queue each frame to the CPU in steer_to[0]; its stack processing happens there."""
     with steer_to.lookup(p.const(0, u32)) as cpu:
         _count(p)
@@ -116,14 +115,12 @@ def xdp_cpumap(p):
     p.return_(XDP_PASS)
 
 
-def _on_cpu(p):
+@xdp_cpumap
+def on_cpu(p):
+    """Run by the cpumap on the target CPU: count frames per CPU, then pass."""
     with seen_on.lookup(p.call("get_smp_processor_id")) as n:
         n.atomic_add(1)
     p.return_(XDP_PASS)
-
-
-on_cpu = ProgramDef(_on_cpu, Kind("xdp", "xdp_cpumap", XDP_PASS, True), name="on_cpu")
-on_cpu.__doc__ = "Run by the cpumap on the target CPU: count frames per CPU, then pass."
 
 
 @xdp
@@ -208,7 +205,7 @@ class Redirector:
     def _setup(self, hosts: Hosts, mode: str, cpu: int) -> None:
         if mode == "cpumap":
             target = self._load(on_cpu)
-            prog = self._load(xdp_cpumap)
+            prog = self._load(xdp_to_cpu)
             self.counter, self.seen_on = prog["redirected"], target["seen_on"]
             prog["steer_to"][0] = cpu
             prog["cpus"][cpu] = CpuMapValue(qsize=256, prog_fd=target.fd)
@@ -216,7 +213,7 @@ class Redirector:
             return
         ma, mb = hosts.middle
         if mode == "devmap":
-            prog = self._load(xdp_devmap)
+            prog = self._load(xdp_to_device)
             table = prog["devices"]
             for end in (hosts.a, hosts.b):   # receivers of redirected frames need XDP
                 self._attach(end, lambda i: attach_xdp(self._load(xdp_pass), i))
@@ -332,7 +329,7 @@ def run(args: argparse.Namespace) -> None:
     idx = [socket.if_nametoindex(name) for name in args.iface]
     with contextlib.ExitStack() as stack:
         if args.mode == "devmap":
-            prog = stack.enter_context(xdp_devmap.load())
+            prog = stack.enter_context(xdp_to_device.load())
             table = prog["devices"]
         else:
             prog = stack.enter_context({"redirect": tc_redirect, "redirect_peer": tc_redirect_peer,
@@ -359,7 +356,7 @@ TOOL = Tool(
     name="redirect",
     summary="move frames between interfaces (TC redirect/peer/neigh, XDP devmap) "
             "or to other CPUs (XDP cpumap)",
-    programs=lambda: [tc_redirect, tc_redirect_peer, tc_redirect_neigh, xdp_devmap, xdp_cpumap,
+    programs=lambda: [tc_redirect, tc_redirect_peer, tc_redirect_neigh, xdp_to_device, xdp_to_cpu,
                       on_cpu, xdp_pass],
     demo=demo,
     add_arguments=add_arguments,

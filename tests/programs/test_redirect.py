@@ -91,3 +91,23 @@ def test_cli_run_joins_two_interfaces(sandbox, mode):
         cli_kit.interrupt(proc)
         stack.close()
     assert not reachable(hosts)
+
+
+def test_xdp_devmap_and_cpumap_decorators_load_with_their_attach_types():
+    from pybpf.dsl import XDP_PASS
+    from pybpf.dsl.program import xdp_cpumap, xdp_devmap
+
+    @xdp_devmap
+    def on_egress(p):
+        with p.if_(p.ctx.egress_ifindex == 0):   # only DEVMAP programs may read it
+            p.return_(XDP_PASS)
+        p.return_(XDP_PASS)
+
+    @xdp_cpumap
+    def on_target(p):
+        p.return_(XDP_PASS)
+
+    assert (on_egress.kind.attach_type, on_target.kind.attach_type) == ("xdp_devmap",
+                                                                       "xdp_cpumap")
+    with on_egress.load(), on_target.load():
+        pass
