@@ -159,23 +159,32 @@ def _recv_exact(s: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
+def talk_in_cgroup(ns, rounds: int, size: int) -> tuple[bool, int]:
+    """Run by a child in the cgroup: a pair in ``ns`` ping-pongs; (data intact?, TCP bytes)."""
+    with ns.entered():
+        listener = socket.create_server(("127.0.0.1", 0))
+        client = socket.create_connection(listener.getsockname(), timeout=2)
+        server, _ = listener.accept()
+    server.settimeout(2)
+    with listener, client, server:
+        before = tcp_bytes(client)[1] + tcp_bytes(server)[1]
+        ok = exchange(client, server, rounds, size)
+        return ok, tcp_bytes(client)[1] + tcp_bytes(server)[1] - before
+
+
 def demo() -> None:
     with Sandbox() as sb:
         ns, cg = sb.netns(), sb.cgroup()
         with SocketRedirector(cg) as redir:
-            listener, client, server = connected_pair(ns, cg)
-            with listener, client, server:
-                before = tcp_bytes(client), tcp_bytes(server)
-                ok = exchange(client, server, rounds=50, size=1000)
-                after = tcp_bytes(client), tcp_bytes(server)
+            # a child process in the cgroup owns the sockets (this process never joins it)
+            ok, carried = cg.run(talk_in_cgroup, ns, 50, 1000)
             counts = redir.counts()
         print(f"client and server on 127.0.0.1 in cgroup {cg.name}: 50 round trips of "
               f"1000 bytes each way, data {'intact' if ok else 'CORRUPTED'}")
         for name, n in counts.items():
             print(f"  {name:<20} {n}")
-        sent = 100 * 1000
-        carried = sum(a[1] - b[1] for a, b in zip(after, before, strict=True))
-        print(f"  TCP stack carried {carried} of {sent} payload bytes (TCP_INFO bytes_received)")
+        print(f"  TCP stack carried {carried} of {100 * 1000} payload bytes "
+              "(TCP_INFO bytes_received)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -89,3 +89,11 @@ def test_cli_run_short_cuts(place):
     finally:
         cli_kit.interrupt(proc)
     assert query_cgroup(cg, "sock_ops")["prog_ids"] == []
+
+
+def test_pair_owned_by_a_child_in_the_cgroup(place):
+    ns, cg = place
+    with SocketRedirector(cg) as redir:
+        ok, carried = cg.run(sockmap_redirect.talk_in_cgroup, ns, 10, 500)
+        assert ok and carried == 0
+        assert redir.counts()["messages redirected"] == 20
