@@ -35,7 +35,7 @@ from pybpf.asm import (
 )
 from pybpf.asm.program import SourcePos
 from pybpf.dsl.ir import Mark, Op, VReg
-from pybpf.dsl.optimize import cse_loads, optimize, remove_dead
+from pybpf.dsl.optimize import cse_loads, drop_implied_checks, optimize, remove_dead
 from pybpf.dsl.regalloc import allocate, liveness, successors
 from pybpf.dsl.values import Cond, DSLError, Value, _fold, _wrap, const_type, promote
 from pybpf.types import Scalar, s32, s64, u32, u64
@@ -610,7 +610,7 @@ class Builder:
     def finish(self) -> list:
         """Instructions and labels after dead-code removal and register allocation."""
         self.check_end()
-        ops = remove_dead(cse_loads(_reachable(self.ops)), _PURE)
+        ops = remove_dead(drop_implied_checks(cse_loads(_reachable(self.ops))), _PURE)
         _check_defined(ops, self.entry_regs())
         colours = allocate(ops, lambda: self.alloc(8))
         out = []

@@ -48,8 +48,8 @@ def is_function(arg) -> bool:
 
 
 def _kind(ctype: str, argname: str) -> str:
-    if ctype == "struct bpf_map *":
-        return "map"
+    if ctype == "struct bpf_map *" or (argname == "ringbuf" and "*" in ctype):
+        return "map"  # linux/bpf.h types the ring buffer helpers' map `void *ringbuf`
     if "*" in ctype:
         if argname in _CTX_NAMES or ctype in ("struct sk_buff *", "struct xdp_buff *",
                                               "struct sk_msg_buff *", "struct bpf_sock_ops *"):

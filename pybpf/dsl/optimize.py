@@ -383,3 +383,97 @@ def _transfer(op, avail: dict, defs: dict) -> dict:
     if key is not None and key not in avail:
         avail = {**avail, key: op.fields["dst"]}
     return avail
+
+
+def drop_implied_checks(ops: list) -> list:
+    """A packet bounds check implied by an earlier one on every path goes.
+
+    The DSL's check is ``t = base; t += K; if t > end goto short``. Past it
+    (on the fall-through edge), ``base + K <= end`` holds until ``base`` or
+    ``end`` is written again; a later check of ``base + K2`` with ``K2 <= K``
+    cannot fail, so it is removed (its ``t`` then dies and goes too).
+    """
+    checks = {}
+    for i in range(2, len(ops)):
+        key = _check_key(ops, i)
+        if key is not None:
+            checks[i] = key
+    if not checks:
+        return ops
+    succ = successors(ops)
+    preds: list[list[tuple[int, bool]]] = [[] for _ in ops]
+    for i, ss in enumerate(succ):
+        for j in ss:
+            taken = (isinstance(ops[i], Op) and ops[i].cls is Jump and j != i + 1)
+            preds[j].append((i, taken))
+    n = len(ops)
+    out: list = [None] * n  # facts after op i on its fall-through edge: {(base, end): K}
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n):
+            facts = _facts_in(i, preds, out, ops)
+            if facts is None:
+                continue
+            op = ops[i]
+            if isinstance(op, Op) and op.defs:
+                facts = {k: v for k, v in facts.items() if k[0] not in op.defs and k[1] not in op.defs}
+            if i in checks:
+                base, end, k = checks[i]
+                facts = {**facts, (base, end): max(k, facts.get((base, end), k))}
+            if out[i] != facts:
+                out[i] = facts
+                changed = True
+    drop = set()
+    for i, (base, end, k) in checks.items():
+        facts = _facts_in(i, preds, out, ops, strict=True)
+        if facts and facts.get((base, end), -1) >= k:
+            drop.add(i)
+    return [op for i, op in enumerate(ops) if i not in drop]
+
+
+def _facts_in(i: int, preds, out, ops, strict: bool = False):
+    if i == 0 or not preds[i]:
+        return {}
+    ins = []
+    for p, taken in preds[i]:
+        if out[p] is None:
+            if strict:
+                return None
+            continue
+        facts = out[p]
+        if taken and isinstance(ops[p], Op) and ops[p].cls is Jump:
+            facts = _without_own_check(facts, ops, p)
+        ins.append(facts)
+    if not ins:
+        return None
+    facts = dict(ins[0])
+    for other in ins[1:]:
+        facts = {k: min(v, other[k]) for k, v in facts.items() if k in other}
+    return facts
+
+
+def _without_own_check(facts: dict, ops: list, p: int) -> dict:
+    """On the taken edge of a check, the check's own fact does not hold."""
+    key = _check_key(ops, p)
+    if key is None:
+        return facts
+    base, end, k = key
+    return {kk: v for kk, v in facts.items() if kk != (base, end)} if facts.get((base, end)) == k \
+        else facts
+
+
+def _check_key(ops: list, i: int):
+    """(base, end, K) if ops[i-2:i+1] is ``t = base; t += K; if t > end goto ...``."""
+    j, a, m = ops[i], ops[i - 1], ops[i - 2]
+    if not (isinstance(j, Op) and j.cls is Jump and j.fields["op"] is JumpOp.JGT
+            and j.fields["width"] == 64 and isinstance(j.fields["src"], VReg)):
+        return None
+    t = j.fields["dst"]
+    if not (isinstance(a, Op) and a.cls is Alu and a.fields["op"] is Arith.ADD
+            and a.fields["dst"] is t and a.fields["width"] == 64 and _imm(a.fields["src"])):
+        return None
+    if not (isinstance(m, Op) and m.is_move and m.fields["dst"] is t
+            and isinstance(m.fields["src"], VReg)):
+        return None
+    return (m.fields["src"], j.fields["src"], a.fields["src"])

@@ -434,3 +434,17 @@ def test_ipv4_after_ethernet_is_fine():
         p.return_(ip.ttl)
 
     assert len(prog.build().program) > 0
+
+
+def test_ringbuf_helpers_take_the_map_although_bpf_h_says_void_pointer():
+    """A control: `void *ringbuf` in linux/bpf.h is a map argument (ARG_CONST_MAP_PTR)."""
+    from pybpf.dsl import RingBuf
+
+    ring = RingBuf(4096, name="ring")
+
+    @xdp
+    def prog(p):
+        p.call("ringbuf_output", ring, p.stack(u64, 1), 8, 0)
+        p.return_(XDP_PASS)
+
+    assert "ring" in prog.build().maps
