@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from pybpf.dsl import Ethernet, Struct, subprog, u8, u32, u64, xdp
+from pybpf.dsl import Ethernet, IPv4, Struct, subprog, u8, u32, u64, xdp
 from pybpf.errors import VerifierError
+from pybpf.types import Bytes
 
 pytestmark = pytest.mark.kernel
 
@@ -357,7 +358,7 @@ def test_narrow_var_wraps():
 
 def test_packet_pointer_valid_after_a_branch_that_returned():
     """A packet-changing helper in a branch that returns does not invalidate pointers after it."""
-    from pybpf.dsl import IPPROTO_TCP, TC_ACT_OK, TC_ACT_SHOT, DSLError, IPv4, tc
+    from pybpf.dsl import IPPROTO_TCP, TC_ACT_OK, TC_ACT_SHOT, DSLError, tc
 
     @tc
     def prog(p):
@@ -384,3 +385,36 @@ def test_packet_pointer_valid_after_a_branch_that_returned():
 
     with pytest.raises(DSLError, match="after bpf_l3_csum_replace changed the packet"):
         changed.build()
+
+
+# -- bounds checks the builder can prove redundant ----------------------------------------------
+
+class Frame40(Struct):
+    head: Bytes(39)
+    tail: Bytes(1)
+
+
+@xdp
+def reread(p):
+    eth, ip = p.packet.headers(Ethernet, IPv4)            # checks 34 bytes
+    r = p.var(u32, 0)
+    with p.if_(ip.ttl == 1):
+        _, ip2 = p.packet.headers(Ethernet, IPv4)         # implied: dropped
+        r.set(ip2.protocol)
+    with p.else_():
+        eth3 = p.packet.header(Ethernet)                  # implied: dropped
+        r.set(eth3.dst[0] + 100)
+    (big,) = p.packet.headers(Frame40)                    # wider: kept
+    p.return_(r + big.tail[0] * 1000)
+
+
+def test_implied_bounds_checks_are_dropped_and_wider_ones_kept():
+    listing = reread.listing()
+    checks = [line for line in listing.splitlines() if "> r" in line and "goto" in line]
+    assert len(checks) == 2, listing              # 34 bytes, then 40 bytes
+    ipv4 = bytes([9]) + bytes(11) + b"\x08\x00" + bytes([0x45, 0, 0, 20, 0, 0, 0, 0, 1, 17])
+    with reread.load() as loaded:
+        assert loaded.test_run(ipv4.ljust(40, b"\0")).retval == 17
+        assert loaded.test_run((ipv4[:22] + b"\x05" + ipv4[23:]).ljust(40, b"\0")).retval == 109
+        assert loaded.test_run(ipv4.ljust(39, b"\0") + b"\x02").retval == 17 + 2000
+        assert loaded.test_run(ipv4.ljust(39, b"\0")).retval == 2   # short: XDP_PASS
