@@ -17,13 +17,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from pybpf.asm import Alu, Arith, Call, Jump, JumpOp, LoadMap, Reg
-from pybpf.dsl.calls import call, prototype
-from pybpf.dsl.ir import ARGS
-from pybpf.syscall._uapi import HelperId
+from pybpf.asm import Jump, JumpOp
+from pybpf.dsl.calls import call
 from pybpf.dsl.pointers import MapValueRegion, Ptr, Region
 from pybpf.dsl.values import DSLError, Value
-from pybpf.types import Scalar, as_type, u32, u64
+from pybpf.types import Scalar, as_type, u32
 
 NO_PREALLOC = 1  # BPF_F_NO_PREALLOC
 _BPF_RB_NO_WAKEUP, _BPF_F_CURRENT_CPU = 1, 0xFFFFFFFF
@@ -118,29 +116,6 @@ class LpmTrie(MapDef):
     default_flags = NO_PREALLOC
 
 
-def _ring_call(b, name: str, ring: MapDef, *rest) -> Value:
-    """A ringbuf helper call: linux/bpf.h types their map argument ``void *ringbuf``.
-
-    calls.call() only accepts a map where the prototype says ``struct bpf_map *``,
-    so the map goes into r1 here; the other arguments are pointers or constants.
-    """
-    prototype(b, name)
-    b.use_map(ring)
-    staged = [b.coerce(a, u64) if not isinstance(a, Ptr) else a for a in rest]
-    regs = [a.address() if isinstance(a, Ptr) else a for a in staged]
-    b.emit(LoadMap, dst=ARGS[0], map=ring.name)
-    for i, r in enumerate(regs, start=1):
-        if isinstance(r, Value) and r.is_const:
-            b.load_const(ARGS[i], r.loc, u64)
-        else:
-            b.emit(Alu, op=Arith.MOV, dst=ARGS[i], src=r.loc if isinstance(r, Value) else r,
-                   width=64)
-    b.emit(Call, helper=int(HelperId[name]), nargs=1 + len(rest))
-    result = b.new_vreg(name)
-    b.emit(Alu, op=Arith.MOV, dst=result, src=Reg.R0, width=64)
-    return Value(b, u64, result)
-
-
 class RingBuf(MapDef):
     """A ring buffer of ``size`` bytes (a power of two, multiple of the page size)."""
 
@@ -152,7 +127,7 @@ class RingBuf(MapDef):
     def output(self, data: Ptr, flags: int = 0) -> Value:
         """``bpf_ringbuf_output``: copy ``data`` (a pointer to a struct) into the ring."""
         b = builder_of(data)
-        return _ring_call(b, "ringbuf_output", self, data, data.size, flags)
+        return call(b, "ringbuf_output", self, data, data.size, flags)
 
     def reserve(self, t):
         """``bpf_ringbuf_reserve``: fill the record in the body; it is submitted at the end.
@@ -167,7 +142,7 @@ class RingBuf(MapDef):
 
     @contextlib.contextmanager
     def _reserve(self, b, t) -> Iterator[Ptr]:
-        rec = _ring_call(b, "ringbuf_reserve", self, t.size, 0)
+        rec = call(b, "ringbuf_reserve", self, t.size, 0)
         end = b.label("full")
         b.emit(Jump, op=JumpOp.JEQ, dst=rec.loc, src=0, target=end, width=64)
         record = Record(b, t, rec.loc, 0, Region())
