@@ -139,8 +139,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 TOOL = Tool(
-    name="bind_guard",
-    summary="refuse binds to listed ports in a cgroup (cgroup bind4/bind6, EPERM)",
+    name="bind-guard",
+    summary="cgroup bind4/6: refuse binds to listed ports with EPERM, counting refusals",
     programs=lambda: [guard_bind4, guard_bind6],
     demo=demo,
     add_arguments=add_arguments,

@@ -199,8 +199,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 TOOL = Tool(
-    name="cgroup_logger",
-    summary="log every connect() of a cgroup's tasks (cgroup connect4/connect6, ring buffer)",
+    name="cgroup-logger",
+    summary="cgroup connect4/6: log every connect() (pid, uid, comm, destination) through a ring buffer",
     programs=lambda: [log_connect4, log_connect6],
     demo=demo,
     add_arguments=add_arguments,

@@ -281,9 +281,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 TOOL = Tool(
-    name="cgroup_redirect",
-    summary="redirect connect()/sendto() from service to backend addresses "
-            "(cgroup connect4/sendmsg4, getpeername4/recvmsg4 keep the original)",
+    name="cgroup-redirect",
+    summary="cgroup connect4/sendmsg4: send services to backends; getpeername4/recvmsg4 hide it",
     programs=lambda: [redirect_connect4, redirect_sendmsg4, restore_getpeername4,
                       restore_recvmsg4],
     demo=demo,

@@ -394,8 +394,7 @@ def run(args: argparse.Namespace) -> None:
 
 TOOL = Tool(
     name="dnat",
-    summary="destination NAT for TCP/UDP over IPv4 with reverse rewrite "
-            "(TC with checksum helpers; XDP with RFC 1624 arithmetic)",
+    summary="TC/XDP: destination NAT for TCP/UDP over IPv4, replies rewritten back, checksums fixed",
     programs=lambda: [tc_dnat, tc_unnat, xdp_dnat, xdp_unnat],
     demo=demo,
     add_arguments=add_arguments,

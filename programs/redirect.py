@@ -354,8 +354,7 @@ def run(args: argparse.Namespace) -> None:
 
 TOOL = Tool(
     name="redirect",
-    summary="move frames between interfaces (TC redirect/peer/neigh, XDP devmap) "
-            "or to other CPUs (XDP cpumap)",
+    summary="TC/XDP: move frames between interfaces (redirect, peer, neigh, devmap) or CPUs (cpumap)",
     programs=lambda: [tc_redirect, tc_redirect_peer, tc_redirect_neigh, xdp_to_device, xdp_to_cpu,
                       on_cpu, xdp_pass],
     demo=demo,

@@ -207,8 +207,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 TOOL = Tool(
-    name="sockmap_redirect",
-    summary="short-cut local TCP: sock_ops fills a sockhash, sk_msg redirects to the peer",
+    name="sockmap-redirect",
+    summary="sock_ops + sk_msg: local TCP peers exchange data through a sockhash, bypassing TCP",
     programs=lambda: [track_established, redirect_to_peer],
     demo=demo,
     add_arguments=add_arguments,

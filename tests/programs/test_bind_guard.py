@@ -55,7 +55,7 @@ def test_demo_runs(capsys):
 
 def test_cli_run_refuses_and_reports(place):
     ns, cg = place
-    proc = cli_kit.start(["bind_guard", "--cgroup", cg.path, "--port", "7300"])
+    proc = cli_kit.start(["bind-guard", "--cgroup", cg.path, "--port", "7300"])
     try:
         assert cg.run(try_binds, ns, [(socket.AF_INET, "127.0.0.1", 7300)]) == [errno.EPERM]
         assert "port 7300: 1 bind(s) refused" in cli_kit.line(proc)

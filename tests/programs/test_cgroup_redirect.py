@@ -91,7 +91,7 @@ def test_atomic_add_on_a_struct_member():
 def test_cli_run_redirects(place):
     ns, cg, servers = place
     host, port = servers.tcp_addr
-    proc = cli_kit.start(["cgroup_redirect", "--cgroup", cg.path,
+    proc = cli_kit.start(["cgroup-redirect", "--cgroup", cg.path,
                           "--rule", f"10.96.0.10:80={host}:{port}"])
     try:
         assert "10.96.0.10:80: 0 redirected" in cli_kit.line(proc)

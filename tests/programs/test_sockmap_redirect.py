@@ -79,7 +79,7 @@ def test_demo_runs(capsys):
 
 def test_cli_run_short_cuts(place):
     ns, cg = place
-    proc = cli_kit.start(["sockmap_redirect", "--cgroup", cg.path])
+    proc = cli_kit.start(["sockmap-redirect", "--cgroup", cg.path])
     try:
         assert "sockets added 0" in cli_kit.line(proc)
         listener, client, server = connected_pair(ns, cg)
