@@ -326,7 +326,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    idx = [socket.if_nametoindex(name) for name in args.iface]
+    try:
+        idx = [socket.if_nametoindex(name) for name in args.iface]
+    except OSError:
+        raise ToolError(f"no interfaces {' and '.join(args.iface)} in this network namespace "
+                        "(both must exist)") from None
+    if idx[0] == idx[1]:
+        raise ToolError("give two different interfaces")
     with contextlib.ExitStack() as stack:
         if args.mode == "devmap":
             prog = stack.enter_context(xdp_to_device.load())
