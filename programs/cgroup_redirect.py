@@ -1,10 +1,10 @@
 """2b. Connection redirector: connect()/sendto() to a service address go to a backend instead.
 
-Four cgroup sock_addr programs share two maps:
+Four cgroup sock_addr programs per address family share two maps per family:
 
-* ``rules``: service (IPv4 address, port) -> backend (address, port, hits).
-* ``originals``: socket cookie -> the service the socket asked for and the
-  backend it got (an LRU hash, so sockets that are gone age out).
+* ``rules`` (``rules6``): service (address, port) -> backend (address, port, hits).
+* ``originals`` (``originals6``): socket cookie -> the service the socket asked
+  for and the backend it got (an LRU hash, so sockets that are gone age out).
 
 ``connect4`` (TCP, connected UDP) and ``sendmsg4`` (unconnected UDP) look the
 destination up in ``rules``; on a hit they rewrite ``user_ip4``/``user_port``
@@ -12,6 +12,8 @@ to the backend, count the hit and remember the original under the socket's
 cookie (``bpf_get_socket_cookie``).  ``getpeername4`` puts the original back
 into what getpeername(2) returns, and ``recvmsg4`` into the source address of
 datagrams from the backend, so the application never sees the redirection.
+``connect6``, ``sendmsg6``, ``getpeername6`` and ``recvmsg6`` do the same for
+IPv6 (``user_ip6``, four 32-bit words).  A rule maps within one family.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import argparse
 import contextlib
 import ipaddress
 import socket
+import struct
 import time
 
 from programs.tool import Tool, ToolError
 from pybpf.dsl import Hash, LruHash, Struct, cgroup_sock_addr, u16, u64
 from pybpf.sandbox import Sandbox
 from pybpf.syscall.attach import attach_cgroup
-from pybpf.types import be16, be32
+from pybpf.types import Array, be16, be32
 
 
 class Service(Struct):
@@ -57,8 +60,36 @@ class Original(Struct):
     pad2: u16
 
 
+class Service6(Struct):
+    """An IPv6 destination applications ask for."""
+
+    addr: Array(be32, 4)
+    port: be16
+    pad: u16
+
+
+class Backend6(Struct):
+    """Where IPv6 connections to a service really go, and how many went."""
+
+    addr: Array(be32, 4)
+    port: be16
+    pad: u16
+    hits: u64
+
+
+class Original6(Struct):
+    """What one IPv6 socket asked for and what it got instead."""
+
+    addr: Array(be32, 4)
+    backend_addr: Array(be32, 4)
+    port: be16
+    backend_port: be16
+
+
 rules = Hash(Service, Backend, max_entries=256)
 originals = LruHash(u64, Original, max_entries=16384)
+rules6 = Hash(Service6, Backend6, max_entries=256)
+originals6 = LruHash(u64, Original6, max_entries=16384)
 
 
 def _rewrite(p) -> None:
@@ -109,53 +140,131 @@ def restore_recvmsg4(p):
     _restore(p)
 
 
+def _rewrite6(p) -> None:
+    """IPv6: if the destination is a service, rewrite it and remember the original."""
+    ctx = p.ctx
+    service = p.stack(Service6, port=ctx.user_port)
+    for i in range(4):
+        service.addr[i] = ctx.user_ip6[i]
+    with rules6.lookup(service) as backend:
+        saved = p.stack(Original6, port=service.port, backend_port=backend.port)
+        for i in range(4):
+            saved.addr[i] = service.addr[i]
+            saved.backend_addr[i] = backend.addr[i]
+            ctx.user_ip6[i] = saved.backend_addr[i]
+        ctx.user_port = saved.backend_port
+        backend.hits.atomic_add(1)
+        originals6.update(p.call("get_socket_cookie", ctx), saved)
+    p.return_(1)
+
+
+def _restore6(p) -> None:
+    """IPv6: if this socket was redirected and the address is its backend, show the original."""
+    ctx = p.ctx
+    with originals6.lookup(p.call("get_socket_cookie", ctx)) as orig:
+        same = ctx.user_port == orig.backend_port
+        for i in range(4):
+            same = same & (ctx.user_ip6[i] == orig.backend_addr[i])
+        with p.if_(same):
+            for i in range(4):
+                ctx.user_ip6[i] = orig.addr[i]
+            ctx.user_port = orig.port
+    p.return_(1)
+
+
+@cgroup_sock_addr("connect6")
+def redirect_connect6(p):
+    """IPv6 connect() to a service goes to its backend."""
+    _rewrite6(p)
+
+
+@cgroup_sock_addr("sendmsg6")
+def redirect_sendmsg6(p):
+    """IPv6 sendto() of an unconnected UDP socket to a service goes to its backend."""
+    _rewrite6(p)
+
+
+@cgroup_sock_addr("getpeername6")
+def restore_getpeername6(p):
+    """getpeername() of a redirected IPv6 socket returns the service it connected to."""
+    _restore6(p)
+
+
+@cgroup_sock_addr("recvmsg6")
+def restore_recvmsg6(p):
+    """Datagrams from an IPv6 backend appear to come from the service."""
+    _restore6(p)
+
+
+PROGRAMS = {"connect4": redirect_connect4, "sendmsg4": redirect_sendmsg4,
+            "getpeername4": restore_getpeername4, "recvmsg4": restore_recvmsg4,
+            "connect6": redirect_connect6, "sendmsg6": redirect_sendmsg6,
+            "getpeername6": restore_getpeername6, "recvmsg6": restore_recvmsg6}
+
+
 # -- userspace ------------------------------------------------------------------------------
 
 def _addr(text: str) -> tuple[str, int]:
+    """ "10.0.0.1:80" or "[fd00::1]:80" -> (address, port)."""
     host, _, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
     try:
-        ipaddress.IPv4Address(host)
+        ipaddress.ip_address(host)
         port_n = int(port)
     except ValueError:
-        raise ToolError(f"{text!r} is not IPV4:PORT") from None
+        raise ToolError(f"{text!r} is not IPV4:PORT or [IPV6]:PORT") from None
     if not 0 < port_n < 65536:
         raise ToolError(f"port {port_n} in {text!r} is not in 1..65535")
     return host, port_n
 
 
-def _service(addr: tuple[str, int]) -> Service:
-    return Service(addr=int(ipaddress.IPv4Address(addr[0])), port=addr[1])
+def _words(addr: str) -> tuple[int, ...]:
+    """An IPv6 address as the four be32 words of user_ip6."""
+    return struct.unpack(">4I", ipaddress.IPv6Address(addr).packed)
 
 
 class Redirector:
-    """The four programs loaded, sharing their maps, attached to ``cgroup``."""
+    """The eight programs loaded, sharing their maps per family, attached to ``cgroup``."""
 
     def __init__(self, cgroup, rules_: dict | None = None):
         self._stack = contextlib.ExitStack()
         try:
-            first = self._stack.enter_context(redirect_connect4.load())
-            self.rules, shared = first["rules"], {"rules": first["rules"],
-                                                  "originals": first["originals"]}
-            loaded = [first] + [self._stack.enter_context(prog.load(maps=shared)) for prog in
-                                (redirect_sendmsg4, restore_getpeername4, restore_recvmsg4)]
+            shared: dict = {}
+            loaded = {}
+            for hook, prog in PROGRAMS.items():
+                loaded[hook] = self._stack.enter_context(prog.load(maps=shared))
+                for name in ("rules", "originals", "rules6", "originals6"):
+                    if name in loaded[hook].maps:
+                        shared.setdefault(name, loaded[hook][name])
+            self.rules, self.rules6 = shared["rules"], shared["rules6"]
             for service, backend in (rules_ or {}).items():
                 self.add(service, backend)
-            for prog, hook in zip(loaded, ("connect4", "sendmsg4", "getpeername4", "recvmsg4"),
-                                  strict=True):
+            for hook, prog in loaded.items():
                 self._stack.enter_context(attach_cgroup(prog, cgroup, hook))
         except BaseException:
             self._stack.close()
             raise
 
     def add(self, service: tuple[str, int], backend: tuple[str, int]) -> None:
-        """Send connections to ``service`` (address, port) to ``backend`` instead."""
-        self.rules[_service(service)] = Backend(addr=int(ipaddress.IPv4Address(backend[0])),
-                                                port=backend[1], hits=0)
+        """Send connections to ``service`` (address, port) to ``backend`` (same family)."""
+        s, b = ipaddress.ip_address(service[0]), ipaddress.ip_address(backend[0])
+        if s.version != b.version:
+            raise ToolError(f"{service[0]} and {backend[0]} are not the same address family")
+        if s.version == 4:
+            self.rules[Service(addr=int(s), port=service[1])] = Backend(
+                addr=int(b), port=backend[1], hits=0)
+        else:
+            self.rules6[Service6(addr=_words(service[0]), port=service[1])] = Backend6(
+                addr=_words(backend[0]), port=backend[1], hits=0)
 
     def hits(self) -> dict[tuple[str, int], int]:
         """Service -> connections/datagrams redirected so far."""
-        return {(str(ipaddress.IPv4Address(k.addr)), k.port): v.hits
-                for k, v in self.rules.items()}
+        out = {(str(ipaddress.IPv4Address(k.addr)), k.port): v.hits
+               for k, v in self.rules.items()}
+        for k, v in self.rules6.items():
+            addr = ipaddress.IPv6Address(struct.pack(">4I", *k.addr))
+            out[(str(addr), k.port)] = v.hits
+        return out
 
     def close(self) -> None:
         self._stack.close()
@@ -172,9 +281,10 @@ class Redirector:
 def client(ns, tcp_service, udp_service) -> dict:
     """Child in the cgroup: talk to both services; report what the application sees."""
     out = {}
+    family = socket.AF_INET6 if ":" in udp_service[0] else socket.AF_INET
     with ns.entered():
         tcp = socket.create_connection(tcp_service, timeout=2)
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp = socket.socket(family, socket.SOCK_DGRAM)
     with tcp:
         tcp.sendall(b"hello over tcp")
         out["tcp_reply"] = tcp.recv(100)
@@ -187,15 +297,16 @@ def client(ns, tcp_service, udp_service) -> dict:
 
 
 class EchoServers:
-    """A TCP and a UDP echo server on 127.0.0.1 in ``ns``, served from a thread."""
+    """A TCP and a UDP echo server on ``host`` in ``ns``, served from a thread."""
 
-    def __init__(self, ns):
+    def __init__(self, ns, host: str = "127.0.0.1"):
         import threading
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with ns.entered():
-            self.tcp = socket.create_server(("127.0.0.1", 0))
-            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.udp.bind(("127.0.0.1", 0))
-        self.tcp_addr, self.udp_addr = self.tcp.getsockname(), self.udp.getsockname()
+            self.tcp = socket.create_server((host, 0), family=family)
+            self.udp = socket.socket(family, socket.SOCK_DGRAM)
+            self.udp.bind((host, 0))
+        self.tcp_addr, self.udp_addr = self.tcp.getsockname()[:2], self.udp.getsockname()[:2]
         self.tcp_peers: list = []
         self.udp_peers: list = []
         self._stop = False
@@ -232,31 +343,41 @@ class EchoServers:
 
 
 def demo() -> None:
-    tcp_service, udp_service = ("10.96.0.10", 80), ("10.96.0.53", 53)
+    services = {4: (("10.96.0.10", 80), ("10.96.0.53", 53)),
+                6: (("fd00:96::10", 80), ("fd00:96::53", 53))}
     with Sandbox() as sb:
         ns, cg = sb.netns(), sb.cgroup()
-        with EchoServers(ns) as servers, Redirector(cg) as redir:
-            redir.add(tcp_service, servers.tcp_addr)
-            redir.add(udp_service, servers.udp_addr)
-            for service, backend in ((tcp_service, servers.tcp_addr),
-                                     (udp_service, servers.udp_addr)):
-                print(f"rule: {service[0]}:{service[1]} -> {backend[0]}:{backend[1]}")
-            seen = cg.run(client, ns, tcp_service, udp_service)
+        with EchoServers(ns) as v4, EchoServers(ns, "::1") as v6, Redirector(cg) as redir:
+            for family, servers in ((4, v4), (6, v6)):
+                tcp_service, udp_service = services[family]
+                redir.add(tcp_service, servers.tcp_addr)
+                redir.add(udp_service, servers.udp_addr)
+                for service, backend in ((tcp_service, servers.tcp_addr),
+                                         (udp_service, servers.udp_addr)):
+                    print(f"rule: {_show(service)} -> {_show(backend)}")
             print(f"a child in cgroup {cg.name} (namespace {ns.name}, loopback only):")
-            print(f"  tcp connect {tcp_service[0]}:{tcp_service[1]}: reply {seen['tcp_reply']!r}"
-                  f", getpeername() = {seen['tcp_peer'][0]}:{seen['tcp_peer'][1]}")
-            print(f"  udp sendto {udp_service[0]}:{udp_service[1]}: reply {seen['udp_reply']!r}"
-                  f", recvfrom() source = {seen['udp_from'][0]}:{seen['udp_from'][1]}")
-            print("the backends saw the client at", servers.tcp_peers[0][0], "(tcp) and",
-                  servers.udp_peers[0][0], "(udp)")
-            print("hits:", ", ".join(f"{a}:{p} {n}" for (a, p), n in redir.hits().items()))
+            for tcp_service, udp_service in services.values():
+                seen = cg.run(client, ns, tcp_service, udp_service)
+                print(f"  tcp connect {_show(tcp_service)}: reply {seen['tcp_reply']!r}, "
+                      f"getpeername() = {_show(seen['tcp_peer'])}")
+                print(f"  udp sendto {_show(udp_service)}: reply {seen['udp_reply']!r}, "
+                      f"recvfrom() source = {_show(seen['udp_from'])}")
+            print("the backends saw the client at",
+                  ", ".join(sorted({p[0] for s in (v4, v6) for p in s.tcp_peers + s.udp_peers})))
+            print("hits:", ", ".join(f"{_show(k)} {n}" for k, n in redir.hits().items()))
+
+
+def _show(addr) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cgroup", required=True, help="cgroup v2 directory whose tasks "
                         "are redirected")
     parser.add_argument("--rule", action="append", required=True, metavar="SERVICE=BACKEND",
-                        help="e.g. 10.96.0.10:80=127.0.0.1:8080 (repeat for more)")
+                        help="e.g. 10.96.0.10:80=127.0.0.1:8080 or [fd00::10]:80=[::1]:8080 "
+                        "(repeat for more)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -273,18 +394,17 @@ def run(args: argparse.Namespace) -> None:
             print(f"redirecting in {args.cgroup}; Ctrl-C to stop", flush=True)
             while True:
                 now = redir.hits()
-                for (a, p), n in now.items():
-                    if n != last.get((a, p)):
-                        print(f"{a}:{p}: {n} redirected", flush=True)
+                for service, n in now.items():
+                    if n != last.get(service):
+                        print(f"{_show(service)}: {n} redirected", flush=True)
                 last = now
                 time.sleep(1)
 
 
 TOOL = Tool(
     name="cgroup-redirect",
-    summary="cgroup connect4/sendmsg4: send services to backends; getpeername4/recvmsg4 hide it",
-    programs=lambda: [redirect_connect4, redirect_sendmsg4, restore_getpeername4,
-                      restore_recvmsg4],
+    summary="cgroup connect/sendmsg 4+6: send services to backends; getpeername/recvmsg hide it",
+    programs=lambda: list(PROGRAMS.values()),
     demo=demo,
     add_arguments=add_arguments,
     run=run,

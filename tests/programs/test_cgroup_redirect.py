@@ -68,6 +68,7 @@ def test_demo_runs(capsys):
     cgroup_redirect.demo()
     out = capsys.readouterr().out
     assert "getpeername() = 10.96.0.10:80" in out and "recvfrom() source = 10.96.0.53:53" in out
+    assert "getpeername() = [fd00:96::10]:80" in out
 
 
 class _Counted(Struct):
@@ -100,3 +101,37 @@ def test_cli_run_redirects(place):
     finally:
         cli_kit.interrupt(proc)
     assert query_cgroup(cg, "connect4")["prog_ids"] == []
+
+
+def test_ipv6_tcp_and_udp_redirected_and_original_shown():
+    tcp_service, udp_service = ("fd00:96::10", 80), ("fd00:96::53", 53)
+    with Sandbox() as sb:
+        ns, cg = sb.netns(), sb.cgroup()
+        with EchoServers(ns, "::1") as servers, Redirector(cg) as redir:
+            redir.add(tcp_service, servers.tcp_addr)
+            redir.add(udp_service, servers.udp_addr)
+            seen = cg.run(client, ns, tcp_service, udp_service)
+            hits = redir.hits()
+    assert seen["tcp_reply"] == b"tcp echo: hello over tcp"
+    assert seen["tcp_peer"][:2] == tcp_service                    # getpeername6
+    assert seen["udp_reply"] == b"udp echo: hello over udp"       # sendmsg6
+    assert seen["udp_from"][:2] == udp_service                    # recvmsg6
+    assert hits == {tcp_service: 1, udp_service: 1}
+    assert [p[0] for p in servers.tcp_peers + servers.udp_peers] == ["::1"] * 2
+
+
+def test_rule_families_must_match(place):
+    from programs.tool import ToolError
+    ns, cg, servers = place
+    with Redirector(cg) as redir, pytest.raises(ToolError, match="same address family"):
+        redir.add(("fd00::1", 80), ("127.0.0.1", 80))
+
+
+def test_rule_addresses_parse():
+    from programs.cgroup_redirect import _addr
+    from programs.tool import ToolError
+    assert _addr("10.96.0.10:80") == ("10.96.0.10", 80)
+    assert _addr("[fd00:96::10]:443") == ("fd00:96::10", 443)
+    for bad in ("10.96.0.10", "10.96.0.10:0", "nohost:80", "[fd00::1]:70000"):
+        with pytest.raises(ToolError):
+            _addr(bad)
