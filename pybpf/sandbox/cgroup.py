@@ -94,8 +94,8 @@ class Cgroup:
     def entered(self) -> Iterator[Cgroup]:
         """Run the body with this whole process inside the group, then move it back."""
         home = cgroup2_root() + _own_cgroup2_path()
-        self.add(os.getpid())
-        try:
+        try:  # add inside try: a signal right after joining must still move us back
+            self.add(os.getpid())
             yield self
         finally:
             with open(os.path.join(home, "cgroup.procs"), "w") as f:

@@ -56,11 +56,12 @@ class Netns:
         if os.path.exists(os.path.join(NETNS_RUN_DIR, self.name)):
             raise FileExistsError(
                 f"network namespace {self.name!r} already exists; not taking it over")
-        _pyroute2_netns.create(self.name)
+        # Registered before it exists: a signal between create and register must not leak it.
         self._token = cleanup.register(f"network namespace {self.name}", self._remove)
         self._closed = False
         self._ipr: IPRoute | None = None
         try:
+            _pyroute2_netns.create(self.name)
             with self.ipr() as ipr:
                 (lo,) = ipr.link_lookup(ifname="lo")
                 ipr.link("set", index=lo, state="up")
