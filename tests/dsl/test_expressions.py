@@ -406,3 +406,75 @@ def test_signed_unsigned_mix_is_refused():
 
     with pytest.raises(DSLError, match="mixes signed s32|mixes signed"):
         mix.build()
+
+
+# -- variables: in-place operators convert back to the variable's type, as C's assignment does --
+
+INPLACE = {"+": operator.iadd, "-": operator.isub, "*": operator.imul, "//": operator.ifloordiv,
+           "%": operator.imod, "&": operator.iand, "|": operator.ior, "^": operator.ixor,
+           "<<": operator.ilshift, ">>": operator.irshift}
+
+
+@st.composite
+def var_programs(draw):
+    leaves = draw(leaves_st())
+    t = draw(st.sampled_from(TYPES))
+    init = draw(values_of(t))
+    steps = []
+    for _ in range(draw(st.integers(1, 8))):
+        op = draw(st.sampled_from(BINOPS))
+        operand = draw(st.one_of(
+            st.builds(lambda i: ("leaf", i), st.integers(0, len(leaves) - 1)),
+            st.builds(lambda v: ("int", v), st.integers(-100, 300))))
+        if operand[0] == "leaf" and op not in ("<<", ">>"):
+            operand = _fix_sign(operand, t.signed, leaves)
+        guard = draw(st.one_of(st.none(), st.tuples(st.integers(0, len(leaves) - 1),
+                                                    st.integers(0, 255))))
+        steps.append((op, operand, guard))
+    return leaves, t, init, steps
+
+
+def run_var_model(leaves, t, init, steps) -> int:
+    v = init
+    for op, operand, guard in steps:
+        if guard is not None and not leaves[guard[0]][1] & 0xFF > guard[1]:
+            continue
+        if operand[0] == "int":
+            ob, ot = wrap(operand[1], promote(t)), promote(t)
+        else:
+            ob, ot = evaluate(operand, leaves)
+        rt = promote(t) if op in ("<<", ">>") else wider(t, ot)
+        a = wrap(v, rt)
+        b = ob if op in ("<<", ">>") else wrap(ob, rt)
+        v = wrap(arith(op, a, b, rt), t)
+    return v
+
+
+@settings(max_examples=int(100 * SCALE), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(var_programs())
+def test_var_in_place_operators(case):
+    leaves, t, init, steps = case
+    In = struct("In", {f"f{i}": lt for i, (lt, _) in enumerate(leaves)})
+    Out = struct("Out", {"r": t})
+
+    @xdp
+    def var_ops(p):
+        inp, out = p.packet.headers(In, Out)
+        v = p.var(t, init)
+        for op, operand, guard in steps:
+            x = (operand[1] if operand[0] == "int"
+                 else emit(p, operand, lambda i: getattr(inp, f"f{i}")))
+            if guard is None:
+                INPLACE[op](v, x)
+            else:
+                with p.if_((getattr(inp, f"f{guard[0]}").cast(u8)) > guard[1]):
+                    INPLACE[op](v, x)
+        out.r = v
+        p.return_(XDP_PASS)
+
+    packet = In.pack(In(**{f"f{i}": val for i, (_, val) in enumerate(leaves)}))
+    with var_ops.load() as loaded:
+        run = loaded.test_run((packet + bytes(Out.size)).ljust(14, b"\0"))
+    got = Out.unpack(run.data_out[len(packet):len(packet) + Out.size]).r
+    assert got == run_var_model(leaves, t, init, steps), var_ops.listing()
