@@ -1,12 +1,15 @@
 """pybpf DSL programs against their C twins compiled by clang -O2, in one run.
 
-    sudo .venv/bin/python benchmarks/dsl_vs_clang.py [--repeat 200000]
+    sudo .venv/bin/python benchmarks/dsl_vs_clang.py [--repeat 200000] [--only NAME ...]
+                                                     [--markdown docs/benchmarks.md]
 
-For each pair (benchmarks/twins/*.c and its pybpf twin) it reports:
-instruction count (as loaded, xlated), verifier-processed instructions,
-JIT size, ns per packet under BPF_PROG_TEST_RUN (same frame, same repeat),
-and source-to-loaded time: clang + bpftool, pybpf in a cold Python process,
-pybpf warm (the program generated again at run time in a live process).
+For each pair (benchmarks/twins/<name>.c and the program in programs/) it reports:
+instruction count (as loaded, xlated), verifier-processed instructions, JIT size,
+ns per packet under BPF_PROG_TEST_RUN where the program type has one (XDP, TC,
+socket filter; same frame, same map contents, same verdict and output frame
+asserted), and source-to-loaded time: clang + bpftool, pybpf in a cold Python
+process (with bytecode cached, as after a pip install, and without), pybpf warm
+(the program generated again at run time in a live process).
 Needs clang-19 and bpftool (installed for this benchmark only).
 """
 
@@ -14,37 +17,113 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
+import ipaddress
 import os
 import shutil
+import socket
+import statistics
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from pybpf.syscall import Program  # noqa: E402
+from pybpf.syscall import Map, Program  # noqa: E402
+
+CFLAGS = ["-O2", "-g", "-target", "bpf", "-mcpu=v3", "-I/usr/include/x86_64-linux-gnu"]
+WORSE = 1.10   # the quality bar of issue 6: within 10% of clang
 
 
-def _frame_udp(src="10.0.0.1", dst="10.0.0.2") -> bytes:
-    import socket
-    eth = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00"
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 17, 0,
-                     socket.inet_aton(src), socket.inet_aton(dst))
-    return eth + ip + struct.pack("!HHHH", 1000, 2000, 8, 0) + bytes(18)
+# -- frames -------------------------------------------------------------------------------------
+
+def _eth(proto: int) -> bytes:
+    return b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + struct.pack("!H", proto)
 
 
-# name: (C file, pybpf module:attr, bpftool type, frame)
-TWINS = {
-    "ip_blocker": ("twins/ip_blocker.c", "benchmarks.twins.dsl_programs:ip_blocker", "xdp",
-                   _frame_udp()),
-}
-EXTRA_TWINS = os.path.join(HERE, "twins", "extra.json")
+def _ipv4(proto: int, payload: bytes, src: str, dst: str) -> bytes:
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0x4000, 64, proto, 0,
+                      socket.inet_aton(src), socket.inet_aton(dst))
+    words = struct.unpack("!10H", hdr)
+    s = sum(words)
+    s = (s & 0xFFFF) + (s >> 16)
+    check = ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF
+    return hdr[:10] + struct.pack("!H", check) + hdr[12:] + payload
 
+
+def frame_tcp_syn(src="10.0.0.1", dst="10.0.0.2", sport=40000, dport=80) -> bytes:
+    """Ethernet + IPv4 + TCP SYN (no options) + 6 bytes of padding to 60 bytes."""
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 0x50, 0x02, 65535, 0, 0)
+    return _eth(0x0800) + _ipv4(6, tcp, src, dst) + bytes(6)
+
+
+def frame_udp(src="10.0.0.1", dst="10.0.0.2", sport=1000, dport=53) -> bytes:
+    udp = struct.pack("!HHHH", sport, dport, 8 + 18, 0x1234) + bytes(18)
+    return _eth(0x0800) + _ipv4(17, udp, src, dst)
+
+
+def frame_udp6_hop() -> bytes:
+    """Ethernet + IPv6 + hop-by-hop options + UDP: one turn of the extension header loop."""
+    udp = struct.pack("!HHHH", 5353, 53, 8 + 10, 0) + bytes(10)
+    hop = bytes([17, 0]) + b"\x01\x04\0\0\0\0"
+    ip6 = (struct.pack("!IHBB", 6 << 28, len(hop) + len(udp), 0, 64)
+           + ipaddress.IPv6Address("fd00::1").packed + ipaddress.IPv6Address("fd00::2").packed)
+    return _eth(0x86DD) + ip6 + hop + udp
+
+
+# -- map contents (applied to both sides through the same typed Map objects) ---------------------
+
+def _block_source(maps, mod) -> None:
+    maps["blocked4"][mod.V4Key(8, int(ipaddress.IPv4Address("10.0.0.0")))] = 0
+
+
+def _forbid_port(maps, mod) -> None:
+    maps["forbidden"][8080] = 0
+
+
+def _nat_service(maps, mod) -> None:
+    key = mod.NatKey(int(ipaddress.IPv4Address("10.0.0.2")), 80, 6, mod.FORWARD)
+    maps["nat"][key] = mod.NatTarget(int(ipaddress.IPv4Address("10.0.0.9")), 8080, 0)
+
+
+# -- the pairs ----------------------------------------------------------------------------------
+
+@dataclass
+class Twin:
+    name: str          # C file twins/<name>.c
+    spec: str          # pybpf program, module:attr
+    btype: str         # bpftool prog load type
+    frame: bytes | None = None       # test_run input (None: the hook has no test_run)
+    setup: Callable | None = None    # fills maps before the run, same on both sides
+
+
+TWINS = [
+    Twin("xdp_blocker", "programs.xdp_blocker:xdp_blocker", "xdp", frame_udp(), _block_source),
+    Twin("proto_counter", "programs.proto_counter:proto_counter", "xdp", frame_udp6_hop()),
+    Twin("tc_logger", "programs.tc_logger:tc_log_ingress", "tc", frame_tcp_syn()),
+    Twin("syn_filter", "programs.syn_filter:syn_filter", "socket", frame_tcp_syn()),
+    Twin("cgroup_logger", "programs.cgroup_logger:log_connect4", "cgroup/connect4"),
+    Twin("bind_guard", "programs.bind_guard:guard_bind4", "cgroup/bind4", None, _forbid_port),
+    Twin("track_established", "programs.sockmap_redirect:track_established", "sockops"),
+    Twin("redirect_to_peer", "programs.sockmap_redirect:redirect_to_peer", "sk_msg"),
+    Twin("tc_dnat", "programs.dnat:tc_dnat", "tc", frame_tcp_syn(), _nat_service),
+    Twin("xdp_dnat", "programs.dnat:xdp_dnat", "xdp", frame_tcp_syn(), _nat_service),
+    Twin("ip_blocker", "benchmarks.twins.dsl_programs:ip_blocker", "xdp", frame_udp()),
+]
+
+
+def _program_def(spec: str):
+    mod, attr = spec.split(":")
+    module = importlib.import_module(mod)
+    return module, getattr(module, attr)
+
+
+# -- measurements -------------------------------------------------------------------------------
 
 def _bpffs() -> tuple[str, bool]:
     mounts = open("/proc/mounts").read()
@@ -54,84 +133,193 @@ def _bpffs() -> tuple[str, bool]:
     return "/sys/fs/bpf", True
 
 
-def _clang_side(cfile: str, btype: str, frame: bytes, repeat: int, pin_dir: str) -> dict:
+def _runs(prog, twin: Twin, repeat: int, rounds: int) -> dict:
+    """Median ns per packet of ``rounds`` test runs (the first, warming caches, not counted)."""
+    first = prog.test_run(twin.frame, repeat=1)
+    ns = [prog.test_run(twin.frame, repeat=repeat).duration_ns for _ in range(rounds)]
+    return {"ns": statistics.median(ns), "ret": first.retval, "out": first.data_out}
+
+
+def _stats(prog) -> dict:
+    info = prog.info()
+    return {"insns": info.xlated_len // 8, "verified": info.verified_insns,
+            "jited": info.jited_len}
+
+
+def clang_load(twin: Twin, obj_dir: str, pin_dir: str) -> tuple[float, str, str]:
+    """clang -O2 then bpftool prog load (maps pinned for setup); seconds, prog pin, maps dir."""
     clang = shutil.which("clang-19") or shutil.which("clang")
-    with tempfile.TemporaryDirectory() as tmp:
-        obj, pin = os.path.join(tmp, "prog.o"), os.path.join(pin_dir, f"twin{os.getpid()}")
-        t0 = time.perf_counter()
-        subprocess.run([clang, "-O2", "-g", "-target", "bpf", "-mcpu=v3",
-                        "-I/usr/include/x86_64-linux-gnu", "-c", os.path.join(HERE, cfile),
-                        "-o", obj], check=True)
-        subprocess.run(["bpftool", "prog", "load", obj, pin, "type", btype], check=True)
-        t_load = time.perf_counter() - t0
-        try:
-            with Program.from_pinned(pin) as prog:
-                info = prog.info()
-                run = prog.test_run(frame, repeat=repeat)
-            return {"insns": info.xlated_len // 8, "verified": info.verified_insns,
-                    "jited": info.jited_len, "ns": run.duration_ns, "ret": run.retval,
-                    "load_s": t_load}
-        finally:
-            os.unlink(pin)
+    obj = os.path.join(obj_dir, twin.name + ".o")
+    pin = os.path.join(pin_dir, f"twin_{twin.name}")
+    maps = os.path.join(pin_dir, f"twin_{twin.name}_maps")
+    t0 = time.perf_counter()
+    subprocess.run([clang, *CFLAGS, "-c", os.path.join(HERE, "twins", twin.name + ".c"),
+                    "-o", obj], check=True)
+    subprocess.run(["bpftool", "prog", "load", obj, pin, "type", twin.btype, "pinmaps", maps],
+                   check=True)
+    return time.perf_counter() - t0, pin, maps
 
 
-def _pybpf_side(spec: str, frame: bytes, repeat: int) -> dict:
-    mod, attr = spec.split(":")
-    prog_def = getattr(importlib.import_module(mod), attr)
-    with prog_def.load() as loaded:
-        info = loaded.program.info()
-        run = loaded.test_run(frame, repeat=repeat)
-        out = {"insns": info.xlated_len // 8, "verified": info.verified_insns,
-               "jited": info.jited_len, "ns": run.duration_ns, "ret": run.retval}
-    # warm: generate and load again in this live process
+def _unpin(pin: str, maps: str) -> None:
+    if os.path.exists(pin):
+        os.unlink(pin)
+    if os.path.isdir(maps):
+        for f in os.listdir(maps):
+            os.unlink(os.path.join(maps, f))
+        os.rmdir(maps)
+
+
+def clang_side(twin: Twin, repeat: int, rounds: int, pin_dir: str, loads: int) -> dict:
+    module, prog_def = _program_def(twin.spec)
+    defs = prog_def.build().maps      # the pybpf twin's key/value types decode the C maps too
     times = []
-    for _ in range(20):
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(loads):
+            t, pin, maps_dir = clang_load(twin, tmp, pin_dir)
+            times.append(t)
+            if i < loads - 1:
+                _unpin(pin, maps_dir)
+        try:
+            maps = {n: Map.from_pinned(os.path.join(maps_dir, n), d.key, d.value)
+                    for n, d in defs.items()}
+            try:
+                if twin.setup:
+                    twin.setup(maps, module)
+                with Program.from_pinned(pin) as prog:
+                    out = _stats(prog)
+                    if twin.frame is not None:
+                        out.update(_runs(prog, twin, repeat, rounds))
+            finally:
+                for m in maps.values():
+                    m.close()
+        finally:
+            _unpin(pin, maps_dir)
+        out["load_s"] = statistics.median(times)
+        out["obj"] = os.path.join(tmp, twin.name + ".o")
+        out["objdump"] = subprocess.run(
+            ["llvm-objdump-19", "-d", "--no-show-raw-insn", out["obj"]],
+            capture_output=True, text=True).stdout
+    return out
+
+
+def _cold(spec: str, env: dict, runs: int) -> float:
+    mod, attr = spec.split(":")
+    code = (f"import sys; sys.path.insert(0, {ROOT!r}); import importlib; "
+            f"importlib.import_module({mod!r}).{attr}.load().close()")
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def pybpf_side(twin: Twin, repeat: int, rounds: int, loads: int, pycache: str) -> dict:
+    module, prog_def = _program_def(twin.spec)
+    with prog_def.load() as loaded:
+        if twin.setup:
+            twin.setup({n: loaded[n] for n in loaded.maps}, module)
+        out = _stats(loaded.program)
+        if twin.frame is not None:
+            out.update(_runs(loaded, twin, repeat, rounds))
+    out["listing"] = prog_def.listing()
+    times = []   # warm: build (run the Python function) and load again in this live process
+    for _ in range(max(loads, 20)):
         t0 = time.perf_counter()
         with prog_def.load():
             pass
         times.append(time.perf_counter() - t0)
-    out["warm_s"] = sorted(times)[len(times) // 2]
-    # cold: a fresh interpreter that imports pybpf, builds and loads
-    code = (f"import sys; sys.path.insert(0, {ROOT!r}); import importlib; "
-            f"importlib.import_module({mod!r}).{attr}.load().close()")
-    colds = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        colds.append(time.perf_counter() - t0)
-    out["cold_s"] = min(colds)
+    out["warm_s"] = statistics.median(times)
+    # cold: a fresh interpreter importing pybpf, building and loading; with bytecode cached
+    # (what a pip install leaves, the cache warmed by one untimed run) and without any
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = pycache
+    _cold(twin.spec, env, 1)
+    out["cold_s"] = _cold(twin.spec, env, loads)
+    out["cold_nopyc_s"] = _cold(twin.spec, {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, loads)
     return out
+
+
+# -- report -------------------------------------------------------------------------------------
+
+def _ratio(p, c) -> str:
+    if not c:
+        return "–"
+    r = p / c
+    return f"**{r:.2f}**" if r > WORSE else f"{r:.2f}"
+
+
+def table(rows) -> str:
+    lines = [
+        "| program | hook | insns c / py | ratio | verified c / py | ratio | JIT bytes c / py "
+        "| ratio | ns/pkt c / py | ratio | clang+bpftool ms | pybpf cold ms (pyc / no pyc) "
+        "| cold/clang | pybpf warm ms | warm speedup |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for twin, c, p in rows:
+        ns = (f"{c['ns']:.0f} / {p['ns']:.0f}", _ratio(p["ns"], c["ns"])) if twin.frame else \
+            ("n/a", "–")
+        cold = p["cold_s"] / c["load_s"]
+        lines.append(
+            f"| {twin.name} | {twin.btype} | {c['insns']} / {p['insns']} | "
+            f"{_ratio(p['insns'], c['insns'])} | {c['verified']} / {p['verified']} | "
+            f"{_ratio(p['verified'], c['verified'])} | {c['jited']} / {p['jited']} | "
+            f"{_ratio(p['jited'], c['jited'])} | {ns[0]} | {ns[1]} | {c['load_s'] * 1e3:.0f} | "
+            f"{p['cold_s'] * 1e3:.0f} / {p['cold_nopyc_s'] * 1e3:.0f} | "
+            f"{'**' if cold > 1 else ''}{cold:.2f}{'**' if cold > 1 else ''} | "
+            f"{p['warm_s'] * 1e3:.2f} | {c['load_s'] / p['warm_s']:.0f}x |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=200_000, help="test_run repeat count")
+    parser.add_argument("--rounds", type=int, default=5, help="test_runs per side (median)")
+    parser.add_argument("--loads", type=int, default=3, help="timed loads per side (median)")
+    parser.add_argument("--only", nargs="*", help="twin names to run")
+    parser.add_argument("--markdown", help="write the table into this file (docs/benchmarks.md)")
+    parser.add_argument("--dump", help="directory for each pair's listings (pybpf, objdump)")
     args = parser.parse_args()
-    twins = dict(TWINS)
-    if os.path.exists(EXTRA_TWINS):
-        for name, (cfile, spec, btype, frame_hex) in json.load(open(EXTRA_TWINS)).items():
-            twins[name] = (cfile, spec, btype, bytes.fromhex(frame_hex))
+    twins = [t for t in TWINS if not args.only or t.name in args.only]
     pin_dir, mounted = _bpffs()
     rows = []
     try:
-        for name, (cfile, spec, btype, frame) in twins.items():
-            c = _clang_side(cfile, btype, frame, args.repeat, pin_dir)
-            p = _pybpf_side(spec, frame, args.repeat)
-            assert c["ret"] == p["ret"], f"{name}: clang returns {c['ret']}, pybpf {p['ret']}"
-            rows.append((name, c, p))
+        with tempfile.TemporaryDirectory() as pycache:
+            for twin in twins:
+                c = clang_side(twin, args.repeat, args.rounds, pin_dir, args.loads)
+                p = pybpf_side(twin, args.repeat, args.rounds, args.loads, pycache)
+                if twin.frame is not None:
+                    assert c["ret"] == p["ret"], \
+                        f"{twin.name}: clang returns {c['ret']}, pybpf {p['ret']}"
+                    assert c["out"] == p["out"], f"{twin.name}: output frames differ"
+                if args.dump:
+                    os.makedirs(args.dump, exist_ok=True)
+                    with open(os.path.join(args.dump, twin.name + ".py.txt"), "w") as f:
+                        f.write(p["listing"])
+                    with open(os.path.join(args.dump, twin.name + ".c.txt"), "w") as f:
+                        f.write(c["objdump"])
+                rows.append((twin, c, p))
+                print(f"{twin.name}: done", file=sys.stderr)
     finally:
         if mounted:
             subprocess.run(["umount", pin_dir], check=False)
-    hdr = (f"{'program':<14} {'insns c/py':>11} {'verified c/py':>14} {'jit bytes c/py':>15} "
-           f"{'ns/pkt c/py':>12} {'load ms: clang+bpftool / cold / warm':>38}")
-    print(hdr)
-    for name, c, p in rows:
-        print(f"{name:<14} {c['insns']:>5}/{p['insns']:<5} {c['verified']:>7}/{p['verified']:<6} "
-              f"{c['jited']:>7}/{p['jited']:<7} {c['ns']:>5}/{p['ns']:<6} "
-              f"{c['load_s'] * 1e3:>14.1f} / {p['cold_s'] * 1e3:.1f} / {p['warm_s'] * 1e3:.2f}")
-        print(f"{'':<14} ratios py/c: insns {p['insns'] / c['insns']:.2f}, verified "
-              f"{p['verified'] / c['verified']:.2f}, ns {p['ns'] / max(c['ns'], 1):.2f}, "
-              f"cold {p['cold_s'] / c['load_s']:.2f}, warm speedup {c['load_s'] / p['warm_s']:.0f}x")
+    out = table(rows)
+    print(out)
+    if args.markdown:
+        _write_markdown(args.markdown, out, args)
+
+
+def _write_markdown(path: str, tab: str, args) -> None:
+    """Replace the table between the markers in ``path`` (the prose around it is kept)."""
+    begin, end = "<!-- table:begin -->", "<!-- table:end -->"
+    cmd = " ".join(["sudo .venv/bin/python benchmarks/dsl_vs_clang.py",
+                    f"--repeat {args.repeat}", "--markdown docs/benchmarks.md"])
+    block = f"{begin}\n`{cmd}` ({time.strftime('%Y-%m-%d')}, {os.uname().release})\n\n{tab}\n{end}"
+    text = open(path).read() if os.path.exists(path) else f"# Benchmarks\n\n{begin}\n{end}\n"
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    with open(path, "w") as f:
+        f.write(head + block + tail)
 
 
 if __name__ == "__main__":
