@@ -18,9 +18,8 @@
 #define SEC(name) __attribute__((section(name), used))
 #define __uint(name, val) int (*name)[val]
 #define __type(name, val) typeof(val) *name
-#ifndef __always_inline
+#undef __always_inline   // linux/stddef.h's is a plain inline; bpf_helpers.h redefines it too
 #define __always_inline inline __attribute__((always_inline))
-#endif
 #define bpf_htons(x) ((__be16)__builtin_bswap16(x))
 #define bpf_ntohs(x) __builtin_bswap16(x)
 #define bpf_htonl(x) ((__be32)__builtin_bswap32(x))
