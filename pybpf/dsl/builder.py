@@ -610,7 +610,7 @@ class Builder:
     def finish(self) -> list:
         """Instructions and labels after dead-code removal and register allocation."""
         self.check_end()
-        ops = remove_dead(drop_implied_checks(cse_loads(_reachable(self.ops))), _PURE)
+        ops = remove_dead(cse_loads(drop_implied_checks(_reachable(self.ops))), _PURE)
         _check_defined(ops, self.entry_regs())
         colours = allocate(ops, lambda: self.alloc(8))
         out = []

@@ -333,20 +333,22 @@ def cse_loads(ops: list) -> list:
                     avail = {k: v for k, v in avail.items() if other.get(k) is v}
             else:
                 continue
-            new = _transfer(ops[i], avail, defs)
+            new = _transfer(ops, i, avail, defs)
             if out[i] is None or new != out[i]:
                 out[i] = new
                 changed = True
     rename: dict = {}
     keep = []
     for i, op in enumerate(ops):
-        key = _load_key(op, defs)
+        key = _load_key(op, defs) or _alu_key(ops, i, defs)
         if key is not None and i > 0:
             ins = [out[p] for p in preds[i] if out[p] is not None]
             if ins and len(ins) == len(preds[i]):
                 first = ins[0].get(key)
                 if first is not None and all(o.get(key) is first for o in ins[1:]):
                     rename[op.fields["dst"]] = first
+                    if key[0] == "alu":
+                        keep.pop()  # the MOV that started the pair
                     continue
         keep.append(op)
     if rename:
@@ -365,24 +367,49 @@ def _load_key(op, defs: dict):
     return (op.cls, f["src"], f["off"], f["size"])
 
 
-def _transfer(op, avail: dict, defs: dict) -> dict:
+def _transfer(ops: list, i: int, avail: dict, defs: dict) -> dict:
+    op = ops[i]
     if isinstance(op, Mark):
         return avail
     name = op.cls.__name__
     if name in ("Store", "StoreImm", "Atomic", "StoreRelease"):
-        if op.fields["dst"] == Reg.R10:
-            avail = {k: v for k, v in avail.items() if k[1] != Reg.R10}
-        else:
-            avail = {}
+        stack = op.fields["dst"] == Reg.R10  # a stack store leaves loads from elsewhere alone
+        avail = {k: v for k, v in avail.items()
+                 if k[0] == "alu" or (stack and k[1] != Reg.R10)}
     elif op.clobbers or name in ("Call", "CallKfunc", "CallLocal", "CallX"):
-        avail = {}
-    if op.defs:
-        killed = set(op.defs)
-        avail = {k: v for k, v in avail.items() if k[1] not in killed and v not in killed}
-    key = _load_key(op, defs)
+        avail = {k: v for k, v in avail.items() if k[0] == "alu"}  # memory may have changed
+    killed = set(op.defs) | set(op.clobbers)
+    if killed:
+        avail = {k: v for k, v in avail.items() if v not in killed and not _mentions(k, killed)}
+    key = _load_key(op, defs) or _alu_key(ops, i, defs)
     if key is not None and key not in avail:
         avail = {**avail, key: op.fields["dst"]}
     return avail
+
+
+def _mentions(key: tuple, regs: set) -> bool:
+    if key[0] == "alu":
+        return key[2] in regs or any(v in regs for _, v in key[3] if isinstance(v, (VReg, Reg)))
+    return key[1] in regs
+
+
+def _alu_key(ops: list, i: int, defs: dict):
+    """A key for ``t = a; t op= c`` (one arithmetic result: t written exactly there)."""
+    op = ops[i]
+    if not isinstance(op, Op) or op.cls.__name__ not in ("Alu", "Neg", "Endian") or op.is_move:
+        return None
+    if op.cls is Alu and op.fields["op"] in (Arith.MOV, Arith.MOVSX8, Arith.MOVSX16,
+                                             Arith.MOVSX32):
+        return None
+    t = op.fields["dst"]
+    mov = ops[i - 1] if i > 0 else None
+    if not (isinstance(t, VReg) and defs.get(t) == 2 and isinstance(mov, Op) and mov.is_move
+            and mov.fields["dst"] is t and isinstance(mov.fields["src"], VReg)):
+        return None
+    rest = tuple(sorted((k, v) for k, v in op.fields.items() if k != "dst"))
+    if any(v is t for _, v in rest):
+        return None
+    return ("alu", op.cls, mov.fields["src"], rest)
 
 
 def drop_implied_checks(ops: list) -> list:
