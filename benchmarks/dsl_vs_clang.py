@@ -16,6 +16,7 @@ Needs clang-19 and bpftool (installed for this benchmark only).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import ipaddress
 import os
@@ -133,11 +134,18 @@ def _bpffs() -> tuple[str, bool]:
     return "/sys/fs/bpf", True
 
 
-def _runs(prog, twin: Twin, repeat: int, rounds: int) -> dict:
-    """Median ns per packet of ``rounds`` test runs (the first, warming caches, not counted)."""
-    first = prog.test_run(twin.frame, repeat=1)
-    ns = [prog.test_run(twin.frame, repeat=repeat).duration_ns for _ in range(rounds)]
-    return {"ns": statistics.median(ns), "ret": first.retval, "out": first.data_out}
+def _runs(cprog, pprog, twin: Twin, repeat: int, rounds: int) -> tuple[dict, dict]:
+    """Median ns per packet over ``rounds`` test runs per side, the sides interleaved (so a
+    noisy neighbour hits both); a first single run per side gives the verdict and output."""
+    sides = (cprog, pprog)
+    outs = [{"ret": (r := prog.test_run(twin.frame, repeat=1)).retval, "out": r.data_out,
+             "all": []} for prog in sides]
+    for _ in range(rounds):
+        for prog, out in zip(sides, outs):
+            out["all"].append(prog.test_run(twin.frame, repeat=repeat).duration_ns)
+    for out in outs:
+        out["ns"] = statistics.median(out.pop("all"))
+    return outs[0], outs[1]
 
 
 def _stats(prog) -> dict:
@@ -169,10 +177,10 @@ def _unpin(pin: str, maps: str) -> None:
         os.rmdir(maps)
 
 
-def clang_side(twin: Twin, repeat: int, rounds: int, pin_dir: str, loads: int) -> dict:
+def clang_side(twin: Twin, pin_dir: str, loads: int, keep: contextlib.ExitStack) -> dict:
     module, prog_def = _program_def(twin.spec)
     defs = prog_def.build().maps      # the pybpf twin's key/value types decode the C maps too
-    times = []
+    times, maps = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(loads):
             t, pin, maps_dir = clang_load(twin, tmp, pin_dir)
@@ -180,24 +188,18 @@ def clang_side(twin: Twin, repeat: int, rounds: int, pin_dir: str, loads: int) -
             if i < loads - 1:
                 _unpin(pin, maps_dir)
         try:
-            maps = {n: Map.from_pinned(os.path.join(maps_dir, n), d.key, d.value)
-                    for n, d in defs.items()}
-            try:
-                if twin.setup:
-                    twin.setup(maps, module)
-                with Program.from_pinned(pin) as prog:
-                    out = _stats(prog)
-                    if twin.frame is not None:
-                        out.update(_runs(prog, twin, repeat, rounds))
-            finally:
-                for m in maps.values():
-                    m.close()
+            for n, d in defs.items():
+                m = keep.enter_context(Map.from_pinned(os.path.join(maps_dir, n), d.key, d.value))
+                maps[n] = m
+            if twin.setup:
+                twin.setup(maps, module)
+            prog = keep.enter_context(Program.from_pinned(pin))
+            out = {**_stats(prog), "prog": prog}
         finally:
-            _unpin(pin, maps_dir)
+            _unpin(pin, maps_dir)   # the open fds keep program and maps alive
         out["load_s"] = statistics.median(times)
-        out["obj"] = os.path.join(tmp, twin.name + ".o")
         out["objdump"] = subprocess.run(
-            ["llvm-objdump-19", "-d", "--no-show-raw-insn", out["obj"]],
+            ["llvm-objdump-19", "-d", "--no-show-raw-insn", os.path.join(tmp, twin.name + ".o")],
             capture_output=True, text=True).stdout
     return out
 
@@ -214,14 +216,12 @@ def _cold(spec: str, env: dict, runs: int) -> float:
     return statistics.median(times)
 
 
-def pybpf_side(twin: Twin, repeat: int, rounds: int, loads: int, pycache: str) -> dict:
+def pybpf_side(twin: Twin, loads: int, pycache: str, keep: contextlib.ExitStack) -> dict:
     module, prog_def = _program_def(twin.spec)
-    with prog_def.load() as loaded:
-        if twin.setup:
-            twin.setup({n: loaded[n] for n in loaded.maps}, module)
-        out = _stats(loaded.program)
-        if twin.frame is not None:
-            out.update(_runs(loaded, twin, repeat, rounds))
+    loaded = keep.enter_context(prog_def.load())
+    if twin.setup:
+        twin.setup({n: loaded[n] for n in loaded.maps}, module)
+    out = {**_stats(loaded.program), "prog": loaded.program}
     out["listing"] = prog_def.listing()
     times = []   # warm: build (run the Python function) and load again in this live process
     for _ in range(max(loads, 20)):
@@ -274,7 +274,7 @@ def table(rows) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=200_000, help="test_run repeat count")
-    parser.add_argument("--rounds", type=int, default=5, help="test_runs per side (median)")
+    parser.add_argument("--rounds", type=int, default=7, help="test_runs per side (median)")
     parser.add_argument("--loads", type=int, default=3, help="timed loads per side (median)")
     parser.add_argument("--only", nargs="*", help="twin names to run")
     parser.add_argument("--markdown", help="write the table into this file (docs/benchmarks.md)")
@@ -286,8 +286,13 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as pycache:
             for twin in twins:
-                c = clang_side(twin, args.repeat, args.rounds, pin_dir, args.loads)
-                p = pybpf_side(twin, args.repeat, args.rounds, args.loads, pycache)
+                with contextlib.ExitStack() as keep:
+                    c = clang_side(twin, pin_dir, args.loads, keep)
+                    p = pybpf_side(twin, args.loads, pycache, keep)
+                    if twin.frame is not None:
+                        rc, rp = _runs(c["prog"], p["prog"], twin, args.repeat, args.rounds)
+                        c.update(rc)
+                        p.update(rp)
                 if twin.frame is not None:
                     assert c["ret"] == p["ret"], \
                         f"{twin.name}: clang returns {c['ret']}, pybpf {p['ret']}"
