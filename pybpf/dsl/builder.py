@@ -568,6 +568,11 @@ class Builder:
         from pybpf.dsl.calls import call
         return call(self, "loop", count, callback, 0 if ctx is None else ctx, flags)
 
+    def kfunc(self, name: str, *args) -> Value:
+        """Call kernel function ``name`` by its BTF id (``p.kfunc("bpf_rcu_read_lock")``)."""
+        from pybpf.dsl.calls import kfunc
+        return kfunc(self, name, *args)
+
     def deref(self, pointer: Value, t):
         """``pointer`` (an argument holding a stack address, e.g. a callback's ctx) as a T *."""
         from pybpf.dsl.pointers import Ptr, StackRegion

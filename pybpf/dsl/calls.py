@@ -117,3 +117,57 @@ def call(b, name: str, *args) -> Value:
     result = b.new_vreg(name)
     b.emit(Alu, op=Arith.MOV, dst=result, src=Reg.R0, width=64)
     return Value(b, _RETURNS.get(ret, u64), result)
+
+
+def kfunc(b, name: str, *args) -> Value:
+    """Call kernel function ``name`` (a kfunc) by its BTF id in the running kernel's vmlinux.
+
+    The number of arguments is checked against the function's BTF prototype;
+    pointer parameters take a Ptr (or ``p.ctx``), scalars a value or an int.
+    Which program types may call it is the verifier's to say.
+    """
+    from pybpf.asm import CallKfunc
+    from pybpf.btf.kernel import vmlinux
+    from pybpf.dsl.pointers import Ptr
+    from pybpf.errors import BTFError
+
+    try:
+        info = vmlinux().func(name)
+    except (BTFError, KeyError, LookupError) as e:
+        raise b.error(f"no kernel function {name!r} in vmlinux BTF ({e})") from None
+    params = [p for p in info.params if p[1] != "..."]
+    if len(args) != len(params):
+        sig = ", ".join(f"{t} {n}" for n, t in info.params)
+        raise b.error(f"{name} takes {len(params)} argument(s) ({sig}), got {len(args)}")
+    if len(args) > 5:
+        raise b.error(f"{name}: a call passes at most 5 arguments")
+    staged = []
+    for i, (arg, (pname, ptype)) in enumerate(zip(args, params, strict=True)):
+        where = f"argument {i + 1} ({ptype} {pname}) of {name}"
+        pointer = ptype.endswith("*")
+        if pointer and arg is getattr(b, "ctx", None) and arg is not None:
+            staged.append(("reg", b.ctx_reg(where, arg)))
+        elif isinstance(arg, Ptr):
+            if not pointer:
+                raise b.error(f"{where} is a scalar, got a pointer")
+            staged.append(("reg", arg.address()))
+        elif pointer and isinstance(arg, int) and arg != 0:
+            raise b.error(f"{where} must be a pointer (or 0 for NULL), got {arg}")
+        else:
+            v = b.coerce(arg, u64)
+            staged.append(("const", v.loc) if v.is_const else
+                          ("reg", b.widen(v, s64 if v.type.signed else u64).loc))
+    for i, item in enumerate(staged):
+        if item[0] == "const":
+            b.load_const(ARGS[i], item[1], u64)
+        else:
+            b.emit(Alu, op=Arith.MOV, dst=ARGS[i], src=item[1], width=64)
+    b.emit(CallKfunc, btf_id=info.type_id, module=0, nargs=len(args))
+    result = b.new_vreg(name)
+    b.emit(Alu, op=Arith.MOV, dst=result, src=Reg.R0, width=64)
+    return Value(b, _KF_RETURNS.get(info.return_type, u64), result)
+
+
+_KF_RETURNS = {"int": s32, "s32": s32, "u32": u32, "unsigned int": u32, "long": s64,
+               "long int": s64, "s64": s64, "u64": u64, "long long unsigned int": u64,
+               "long unsigned int": u64, "void": u64}

@@ -448,3 +448,35 @@ def test_ringbuf_helpers_take_the_map_although_bpf_h_says_void_pointer():
         p.return_(XDP_PASS)
 
     assert "ring" in prog.build().maps
+
+
+# -- kfuncs -----------------------------------------------------------------------------------------
+
+def test_unknown_kfunc_and_wrong_count():
+    @xdp
+    def prog_unknown(p):
+        p.kfunc("bpf_no_such_kfunc")  # <- kf-unknown
+        p.return_(XDP_PASS)
+
+    @xdp
+    def prog_count(p):
+        p.kfunc("bpf_cast_to_kern_ctx")  # <- kf-count
+        p.return_(XDP_PASS)
+
+    fails(prog_unknown, "kf-unknown", "no kernel function 'bpf_no_such_kfunc'")
+    fails(prog_count, "kf-count", "bpf_cast_to_kern_ctx takes 1 argument(s)", "got 0")
+
+
+@pytest.mark.kernel
+def test_kfuncs_by_name_pass_the_verifier():
+    @xdp
+    def prog(p):
+        p.kfunc("bpf_rcu_read_lock")
+        kctx = p.kfunc("bpf_cast_to_kern_ctx", p.ctx)
+        p.kfunc("bpf_rcu_read_unlock")
+        with p.if_(kctx == 0):
+            p.return_(0)
+        p.return_(XDP_PASS)
+
+    with prog.load() as loaded:
+        assert loaded.test_run(bytes(14)).retval == XDP_PASS
