@@ -14,7 +14,6 @@ import contextlib
 import linecache
 import os
 import sys
-from collections.abc import Iterator
 
 from pybpf.asm import (
     Alu,
@@ -22,11 +21,9 @@ from pybpf.asm import (
     Endian,
     Exit,
     Goto,
-    Jump,
     Load,
     LoadImm64,
     LoadSX,
-    MayGoto,
     Neg,
     Reg,
     Size,
@@ -34,11 +31,12 @@ from pybpf.asm import (
     StoreImm,
 )
 from pybpf.asm.program import SourcePos
+from pybpf.dsl.flow import Flow
 from pybpf.dsl.ir import Mark, Op, VReg
 from pybpf.dsl.optimize import cse_loads, drop_implied_checks, optimize, remove_dead
 from pybpf.dsl.regalloc import allocate, liveness, successors
-from pybpf.dsl.values import Cond, DSLError, Value, _fold, _wrap, const_type, promote
-from pybpf.types import Scalar, s32, s64, u32, u64
+from pybpf.dsl.values import DSLError, Value, _fold, _wrap, const_type, imm32, imm64, promote
+from pybpf.types import Scalar, u64
 
 STACK_LIMIT = 512
 _PURE = (Alu, Load, LoadSX, LoadImm64, Endian, Neg)
@@ -75,8 +73,12 @@ def function_pos(fn) -> SourcePos | None:
     return SourcePos(code.co_filename, line, len(text) - len(text.lstrip()) + 1, text)
 
 
-class Builder:
-    """Emits ops for one function; values, jumps and the stack frame live here."""
+class Builder(Flow):
+    """Emits ops for one function; values, registers and the stack frame live here.
+
+    Structured control flow (``if_``, ``range``, ``while_``, ``return_`` ...)
+    comes from ``pybpf.dsl.flow.Flow``.
+    """
 
     def __init__(self, name: str, origin=None):
         self.name = name
@@ -260,17 +262,6 @@ class Builder:
         self.emit(Alu, op=code, dst=dst, src=src, width=width)
         return Value(self, t, dst, _bound(op, a, c, t))
 
-    # -- packet validity along control flow -------------------------------------------
-
-    def _packet_state(self):
-        pkt = getattr(self, "packet", None)
-        return (pkt.generation, pkt.changed_by) if pkt is not None else (0, "")
-
-    def _set_packet_state(self, state) -> None:
-        pkt = getattr(self, "packet", None)
-        if pkt is not None:
-            pkt.generation, pkt.changed_by = state
-
     # -- explicit registers (the low-level escape hatch) -----------------------------
 
     def register(self, r: Reg, t: Scalar = u64) -> Value:
@@ -362,247 +353,6 @@ class Builder:
             self.emit(StoreImm, dst=base, imm=imm64(raw), off=off, size=size)
         else:  # large values go through a register
             self.emit(Store, dst=base, src=self.reg(Value(self, u64, raw)), off=off, size=size)
-
-    # -- control flow ---------------------------------------------------------------
-
-    def branch(self, cond: Cond, target: str, when: bool) -> None:
-        """Jump to ``target`` if ``cond`` evaluates to ``when``."""
-        if cond.negated:
-            when = not when
-        if cond.kind == "and" or cond.kind == "or":
-            a, c = cond.parts
-            all_must = (cond.kind == "and") == when
-            if all_must:  # jump only if both parts decide for it
-                skip = self.label("sc")
-                self.branch(a, skip, not when)
-                self.branch(c, target, when)
-                self.mark(skip)
-            else:  # either part decides
-                self.branch(a, target, when)
-                self.branch(c, target, when)
-            return
-        lhs, op, rhs, signed = cond.parts
-        if lhs.is_const and rhs.is_const:
-            result = _evaluate(op, lhs.loc, rhs.loc, signed, _cmp_type(lhs, rhs))
-            if result == when:
-                self.emit(Goto, target=target)
-                self.dead = False  # what follows is pruned as unreachable, not an error
-            return
-        width = 32 if lhs.type.bits <= 32 and rhs.type.bits <= 32 else 64
-        t = s64 if signed else u64
-        if width == 64:
-            lhs, rhs = self.widen(lhs, t), self.widen(rhs, t)
-        src = rhs.loc
-        if rhs.is_const:
-            src = imm64(src) if width == 64 else imm32(src)
-            if src is None:
-                src = self.reg(rhs)
-        probe = Cond(self, "cmp", (lhs, op, rhs, signed))
-        if op == "&" and not when:
-            skip = self.label("js")
-            self.emit(Jump, op=probe.jump_op(False)[0], dst=lhs.loc, src=src, target=skip,
-                      width=width)
-            self.emit(Goto, target=target)
-            self.mark(skip)
-            return
-        jop, _ = probe.jump_op(not when)
-        self.emit(Jump, op=jop, dst=lhs.loc, src=src, target=target, width=width)
-
-    @contextlib.contextmanager
-    def if_(self, cond: Cond) -> Iterator[None]:
-        """Run the body only when ``cond`` holds; follow with ``else_()``/``elif_()``."""
-        if not isinstance(cond, Cond):
-            raise self.error(f"if_ needs a condition (a comparison), got {cond!r}")
-        folded = _folded(cond)
-        end = self.label("endif")
-        if folded is False:
-            self.discard += 1
-            try:
-                yield
-            finally:
-                self.discard -= 1
-            self._pending_else = (None, end, True, ())
-            return
-        if folded is None:
-            self.branch(cond, end, False)
-        g0 = self._packet_state()
-        yield
-        body_dead = self.dead
-        g_body = self._packet_state()
-        if body_dead:  # a packet change in a branch that returned does not reach what follows
-            self._set_packet_state(g0)
-        self._branch_states[end] = (g0, g_body, body_dead)
-        index = len(self.ops)
-        self.mark(end)
-        self._pending_else = (index, end, body_dead if folded is None else "always", ())
-
-    @contextlib.contextmanager
-    def else_(self) -> Iterator[None]:
-        """The branch taken when the preceding ``if_`` (or ``elif_``) did not run."""
-        pending = self._pending_else
-        if pending is None:
-            raise self.error("else_ must follow an if_ block directly")
-        index, end, body_dead, carried = (*pending, ())[:4]
-        if body_dead == "always":  # the if_ was constant-true: else never runs
-            self.discard += 1
-            try:
-                yield
-            finally:
-                self.discard -= 1
-            self._pending_else = (None, end, "always", ())
-            return
-        # Joins of enclosing elif_ branches sit at the end of the chain: move them past us.
-        for m in carried:
-            if m in self.ops:
-                self.ops.remove(m)
-        join = self.label("join")
-        if index is not None and not body_dead:
-            self.ops.insert(index, Op(Goto, {"target": join}, self.ops[index - 1].source
-                                      if index else None))
-        states = self._branch_states.get(end)
-        if states is not None:  # the else path starts from the packet as it was before the if
-            self._set_packet_state(states[0])
-        yield
-        if states is not None:
-            g0, g_body, if_dead = states
-            g_else = self._packet_state()
-            if if_dead or self.dead:
-                self._set_packet_state(g_else if if_dead else g_body)
-            else:
-                self._set_packet_state(max(g_body, g_else, key=lambda g: g[0]))
-        before = len(self.ops)
-        self.mark(join)
-        for m in carried:
-            self.ops.append(m)
-            self.dead = False
-        self._last_joins = tuple(self.ops[before:])
-
-    @contextlib.contextmanager
-    def elif_(self, cond: Cond) -> Iterator[None]:
-        """``else_()`` holding an ``if_(cond)``, chainable: if_/elif_/.../else_."""
-        inner = None
-        self._last_joins = ()
-        with self.else_():
-            with self.if_(cond):
-                yield
-            inner = self._pending_else
-        if inner is not None and inner[2] != "always":
-            index, end, body_dead, carried = (*inner, ())[:4]
-            self._pending_else = (index, end, body_dead, (*carried, *self._last_joins))
-        elif inner is not None:
-            self._pending_else = inner
-
-    def range(self, start, stop=None, step: int = 1, *, may_goto: bool = False) -> Iterator[Var]:
-        """``for i in p.range(n):`` a bounded loop the verifier accepts (kernel 5.3+).
-
-        With ``may_goto=True`` each iteration starts with ``may_goto`` (kernel
-        6.9+), so the verifier accepts bounds it cannot prove (large or unknown ``n``).
-        """
-        if stop is None:
-            start, stop = 0, start
-        if not isinstance(step, int) or step == 0:
-            raise self.error("range step must be a non-zero int constant")
-        t = stop.type if isinstance(stop, Value) else (start.type if isinstance(start, Value)
-                                                       else promote(const_type(stop, u64)))
-        from pybpf.types import u32
-        t = u32 if t.bits <= 32 and not t.signed else t
-        i = self.var(t, start)
-        head, end = self.label("loop"), self.label("endloop")
-        self.mark(head)
-        if may_goto:
-            self.emit(MayGoto, target=end)
-        cond = (i < stop) if step > 0 else (i > stop)
-        self.branch(cond, end, False)
-        self._loops.append((head, end))
-        try:
-            yield i
-        finally:
-            self._loops.pop()
-        if not self.dead:
-            i += step
-            self.emit(Goto, target=head)
-        self.mark(end)
-
-    @contextlib.contextmanager
-    def while_(self, cond) -> Iterator[None]:
-        """``with p.while_(lambda: i < n):`` a loop bounded by the kernel's ``may_goto`` budget.
-
-        Each iteration starts with ``may_goto`` (kernel 6.9+), which leaves the
-        loop once the verifier's iteration budget is spent, so the verifier
-        need not prove the condition ever fails. ``cond`` is a function
-        returning the Cond, evaluated at the top of every iteration (a Cond
-        built beforehand is fine when its operands are Vars or constants), or
-        None for a loop left only by ``break_``/``return_``.
-        """
-        head, end = self.label("while"), self.label("endwhile")
-        self.mark(head)
-        self.emit(MayGoto, target=end)
-        c = cond() if callable(cond) else cond
-        if c is not None:
-            if not isinstance(c, Cond):
-                raise self.error(f"while_ needs a condition (or a function returning one), got {c!r}")
-            self.branch(c, end, False)
-        self._loops.append((head, end))
-        try:
-            yield
-        finally:
-            self._loops.pop()
-        if not self.dead:
-            self.emit(Goto, target=head)
-        self.mark(end)
-
-    def use_function(self, fn) -> None:
-        """Record a subprogram referenced by address (a callback); built with the program."""
-        subprogs = getattr(self, "subprogs", None)
-        if subprogs is None:
-            raise self.error(f"{fn.name} cannot be referenced here")
-        subprogs[fn.name] = fn
-
-    def loop(self, count, callback, ctx=None, flags: int = 0) -> Value:
-        """``bpf_loop``: call ``@subprog callback(p, index, ctx)`` ``count`` times (kernel 5.17+).
-
-        The callback returns 0 to go on, 1 to stop; ``ctx`` (a pointer, e.g.
-        ``p.stack(T)``) reaches it as its second argument: ``p.deref(ctx, T)``.
-        Returns the number of iterations run.
-        """
-        from pybpf.dsl.calls import call
-        return call(self, "loop", count, callback, 0 if ctx is None else ctx, flags)
-
-    def kfunc(self, name: str, *args) -> Value:
-        """Call kernel function ``name`` by its BTF id (``p.kfunc("bpf_rcu_read_lock")``)."""
-        from pybpf.dsl.calls import kfunc
-        return kfunc(self, name, *args)
-
-    def deref(self, pointer: Value, t):
-        """``pointer`` (an argument holding a stack address, e.g. a callback's ctx) as a T *."""
-        from pybpf.dsl.pointers import Ptr, StackRegion
-        from pybpf.types import as_type
-        if not isinstance(pointer, Value) or pointer.is_const:
-            raise self.error(f"deref needs a pointer argument, got {pointer!r}")
-        return Ptr(self, as_type(t), pointer.loc, 0, StackRegion())
-
-    @property
-    def _loops(self) -> list:
-        loops = self.__dict__.get("_loop_stack")
-        if loops is None:
-            loops = self.__dict__["_loop_stack"] = []
-        return loops
-
-    def break_(self) -> None:
-        if not self._loops:
-            raise self.error("break_ outside a loop")
-        self.emit(Goto, target=self._loops[-1][1])
-
-    def return_(self, value=0) -> None:
-        """Return ``value`` from this function (r0 = value; exit)."""
-        v = self.coerce(value, s64 if isinstance(value, int) and value < 0 else u64)
-        if v.is_const:
-            self.load_const(Reg.R0, v.loc, v.type if v.type.bits == 64 else u64)
-        else:
-            signx = v.type.signed and v.type.bits < 64
-            self.emit(Alu, op=Arith.MOVSX32 if signx else Arith.MOV, dst=Reg.R0, src=v.loc,
-                      width=64)
-        self.emit(Exit)
 
     # -- finishing ------------------------------------------------------------------
 
@@ -696,15 +446,6 @@ class Var(Value):
     def __irshift__(self, o): return self._in_place("rsh", o)
 
 
-def _evaluate(op: str, a: int, b: int, signed: bool, t: Scalar) -> bool:
-    """A comparison of two constants as the JMP/JMP32 instruction of width ``t.bits`` would."""
-    if op == "&":
-        return (a & b) & ((1 << t.bits) - 1) != 0
-    a, b = _wrap(a, (s64 if signed else u64) if t.bits == 64 else (s32 if signed else u32)), \
-        _wrap(b, (s64 if signed else u64) if t.bits == 64 else (s32 if signed else u32))
-    return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
-
-
 def _bound(op: str, a: Value, c: Value, t: Scalar) -> int | None:
     """An upper bound of ``a op c`` for unsigned ``t`` when it cannot wrap (range tracking)."""
     if t.signed:
@@ -731,46 +472,6 @@ def _bound(op: str, a: Value, c: Value, t: Scalar) -> int | None:
     else:
         return None
     return hi if hi <= t._max else None
-
-
-def _cmp_type(lhs: Value, rhs: Value) -> Scalar:
-    return u64 if lhs.type.bits > 32 or rhs.type.bits > 32 else u32
-
-
-def imm64(value: int) -> int | None:
-    """``value`` (taken modulo 2**64) as the s32 immediate a 64-bit op sign-extends, or None."""
-    value &= (1 << 64) - 1
-    if value <= _S32[1]:
-        return value
-    if value >= (1 << 64) + _S32[0]:
-        return value - (1 << 64)
-    return None
-
-
-def imm32(value: int) -> int | None:
-    """``value`` (modulo 2**32) as the immediate of a 32-bit op, or None."""
-    if not -(1 << 63) <= value < (1 << 64):
-        return None
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value > _S32[1] else value
-
-
-def _folded(cond: Cond) -> bool | None:
-    """True/False if ``cond`` is decided at build time, else None."""
-    if cond.kind != "cmp":
-        parts = [_folded(c) for c in cond.parts]
-        if cond.kind == "and":
-            result = False if False in parts else (True if parts == [True, True] else None)
-        else:
-            result = True if True in parts else (False if parts == [False, False] else None)
-    else:
-        lhs, op, rhs, signed = cond.parts
-        if not (lhs.is_const and rhs.is_const):
-            return None
-        result = _evaluate(op, lhs.loc, rhs.loc, signed, _cmp_type(lhs, rhs))
-    if result is None:
-        return None
-    return (not result) if cond.negated else result
 
 
 def _check_defined(ops: list, entry: frozenset) -> None:

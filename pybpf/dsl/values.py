@@ -341,3 +341,21 @@ def _const_in(value: int, t: Scalar, b) -> int:
     if not t.signed and -(1 << (t.bits - 1)) <= value < 0:
         return value + (1 << t.bits)
     raise DSLError(f"constant {value} does not fit {t}", b.where() if b is not None else None)
+
+
+def imm64(value: int) -> int | None:
+    """``value`` (taken modulo 2**64) as the s32 immediate a 64-bit op sign-extends, or None."""
+    value &= (1 << 64) - 1
+    if value <= (1 << 31) - 1:
+        return value
+    if value >= (1 << 64) + -(1 << 31):
+        return value - (1 << 64)
+    return None
+
+
+def imm32(value: int) -> int | None:
+    """``value`` (modulo 2**32) as the immediate of a 32-bit op, or None."""
+    if not -(1 << 63) <= value < (1 << 64):
+        return None
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value > (1 << 31) - 1 else value
