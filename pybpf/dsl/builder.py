@@ -1,11 +1,13 @@
 """The builder: an explicit position in a function being written, passed as ``p``.
 
-It owns the op list, virtual registers, the stack frame and labels, and
-turns structured control flow (``with p.if_(...)``, ``p.else_()``,
-``for i in p.range(n)``) into jumps. Every op records the user's
+It owns the op list, virtual registers, typed arithmetic (C's conversions,
+constants folded), explicit registers, the stack frame and labels; structured
+control flow comes from ``pybpf.dsl.flow``. Every op records the user's
 ``file:line`` (the first stack frame outside pybpf), which becomes BTF line
-info. ``finish()`` removes unreachable code, allocates registers and returns
-real instructions.
+info. ``finish()`` removes unreachable code, drops implied bounds checks and
+repeated loads/arithmetic (``pybpf.dsl.optimize``), checks that every
+register is set before it is read and survives calls, allocates registers
+(``pybpf.dsl.regalloc``) and returns real instructions after peepholes.
 """
 
 from __future__ import annotations
