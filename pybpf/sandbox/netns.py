@@ -26,10 +26,9 @@ import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2 import netns as _pyroute2_netns
-from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
-
+from pybpf._netlink_flags import IFA_F_NODAD
+from pybpf._pyroute2 import IPRoute
+from pybpf._pyroute2 import netns as _pyroute2_netns
 from pybpf.sandbox import cleanup
 from pybpf.sandbox.process import run_in_child
 
@@ -45,7 +44,7 @@ def current_netns_inode() -> int:
 
 
 def _setns(fd: int) -> None:
-    _pyroute2_netns.setns(fd)
+    _pyroute2_netns().setns(fd)
 
 
 class Netns:
@@ -59,9 +58,9 @@ class Netns:
         # Registered before it exists: a signal between create and register must not leak it.
         self._token = cleanup.register(f"network namespace {self.name}", self._remove)
         self._closed = False
-        self._ipr: IPRoute | None = None
+        self._ipr = None
         try:
-            _pyroute2_netns.create(self.name)
+            _pyroute2_netns().create(self.name)
             with self.ipr() as ipr:
                 (lo,) = ipr.link_lookup(ifname="lo")
                 ipr.link("set", index=lo, state="up")
@@ -74,7 +73,7 @@ class Netns:
         """The bind mount that keeps the namespace alive (/var/run/netns/<name>)."""
         return os.path.join(NETNS_RUN_DIR, self.name)
 
-    def ipr(self) -> IPRoute:
+    def ipr(self):
         """A new rtnetlink socket bound to this namespace (close it, or use ``with``)."""
         return IPRoute(netns=self.name)
 
@@ -169,7 +168,7 @@ class Netns:
 
     def _remove(self) -> None:
         if os.path.exists(self.path):
-            _pyroute2_netns.remove(self.name)
+            _pyroute2_netns().remove(self.name)
 
     def close(self) -> None:
         """Delete the namespace and everything in it (idempotent)."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2 import netns as _pyroute2_netns
-
+from pybpf._pyroute2 import IPRoute
+from pybpf._pyroute2 import netns as _pyroute2_netns
 from pybpf.syscall.links import AttachError
 
 __all__ = ["NetnsRef", "resolve_ifindex"]
@@ -28,18 +28,18 @@ class NetnsRef:
         self.inode = os.fstat(self.fd).st_ino
 
     @contextlib.contextmanager
-    def ipr(self) -> Iterator[IPRoute]:
+    def ipr(self) -> Iterator[Any]:
         """An IPRoute socket opened inside the referenced namespace."""
         here = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         try:
             moved = os.fstat(here).st_ino != self.inode
             if moved:
-                _pyroute2_netns.setns(self.fd)
+                _pyroute2_netns().setns(self.fd)
             try:
                 ipr = IPRoute()
             finally:
                 if moved:
-                    _pyroute2_netns.setns(here)
+                    _pyroute2_netns().setns(here)
         finally:
             os.close(here)
         with ipr:

@@ -19,14 +19,13 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from pyroute2.netlink.rtnl.ifinfmsg import (
+from pybpf._netlink_flags import (
     XDP_FLAGS_DRV_MODE,
     XDP_FLAGS_HW_MODE,
     XDP_FLAGS_REPLACE,
     XDP_FLAGS_SKB_MODE,
     XDP_FLAGS_UPDATE_IF_NOEXIST,
 )
-
 from pybpf.errors import BPFError
 from pybpf.sandbox import cleanup
 from pybpf.syscall._uapi import AttachType, ProgType
