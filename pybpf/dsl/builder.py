@@ -35,7 +35,13 @@ from pybpf.asm import (
 from pybpf.asm.program import SourcePos
 from pybpf.dsl.flow import Flow
 from pybpf.dsl.ir import Mark, Op, VReg
-from pybpf.dsl.optimize import cse_loads, drop_implied_checks, optimize, remove_dead
+from pybpf.dsl.optimize import (
+    cse_loads,
+    drop_decided_jumps,
+    drop_implied_checks,
+    optimize,
+    remove_dead,
+)
 from pybpf.dsl.regalloc import allocate, liveness, successors
 from pybpf.dsl.values import DSLError, Value, _fold, _wrap, const_type, imm32, imm64, promote
 from pybpf.types import Scalar, u64
@@ -367,7 +373,8 @@ class Builder(Flow):
     def finish(self) -> list:
         """Instructions and labels after dead-code removal and register allocation."""
         self.check_end()
-        ops = remove_dead(cse_loads(drop_implied_checks(_reachable(self.ops))), _PURE)
+        ops = drop_implied_checks(_reachable(self.ops))
+        ops = remove_dead(_reachable(drop_decided_jumps(cse_loads(ops))), _PURE)
         _check_defined(ops, self.entry_regs())
         colours = allocate(ops, lambda: self.alloc(8))
         out = []

@@ -504,3 +504,189 @@ def _check_key(ops: list, i: int):
             and isinstance(m.fields["src"], VReg)):
         return None
     return (m.fields["src"], j.fields["src"], a.fields["src"])
+
+
+# -- value ranges ---------------------------------------------------------------------------
+
+_M64 = (1 << 64) - 1
+_M32 = (1 << 32) - 1
+_TOP = (0, _M64)
+
+
+def drop_decided_jumps(ops: list) -> list:
+    """Conditional jumps that value ranges prove are never taken go.
+
+    Unsigned intervals of every virtual register are propagated over the CFG
+    (loads give their width, ``&``/``>>``/``<<``/``+`` with known operands
+    stay bounded, jumps narrow their operand on each edge, loops widen to
+    "unknown"). A ``if x > 65535 goto short`` on an offset that is provably
+    at most 40 + 60 + 8 * 255, say, cannot jump, and the verifier knows it
+    too; the DSL emits such checks whenever it cannot see that itself.
+    """
+    jumps = {i for i, op in enumerate(ops) if _decidable(op)}
+    if not jumps:
+        return ops
+    succ = successors(ops)
+    preds: list[list[int]] = [[] for _ in ops]
+    for i, ss in enumerate(succ):
+        for j in ss:
+            preds[j].append(i)
+    n = len(ops)
+    state_in: list = [None] * n
+    visits = [0] * n
+    work = [0]
+    state_in[0] = {}
+    while work:
+        i = work.pop()
+        out = _range_step(ops[i], state_in[i])
+        for idx, j in enumerate(succ[i]):  # a Jump's successors: (fall-through, target)
+            edge = _narrow(ops[i], out, taken=(idx == len(succ[i]) - 1 and idx > 0))
+            if state_in[j] is None:
+                new = edge
+            else:
+                new = _hull(state_in[j], edge)
+                if new != state_in[j]:
+                    visits[j] += 1
+                    if visits[j] > 8:  # a loop keeps growing it: give up on what grows
+                        new = {k: v for k, v in new.items() if state_in[j].get(k) == v}
+            if new != state_in[j]:
+                state_in[j] = new
+                work.append(j)
+    out = []
+    for i, op in enumerate(ops):
+        state = state_in[i]
+        if i in jumps and state is not None:
+            if _never(op, state):
+                continue
+            if _always(op, state):  # the code it jumps over becomes unreachable and goes
+                op = Op(Goto, {"target": op.fields["target"]}, op.source)
+        out.append(op)
+    return out
+
+
+_UNSIGNED_JUMPS = (JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE)
+
+
+def _decidable(op) -> bool:
+    return (isinstance(op, Op) and op.cls is Jump and op.fields["op"] in _UNSIGNED_JUMPS
+            and isinstance(op.fields["dst"], VReg) and _imm(op.fields["src"]))
+
+
+def _jump_k(op):
+    f = op.fields
+    k = f["src"] & (_M64 if f["width"] == 64 else _M32)
+    return f["op"], k
+
+
+def _interval(state: dict, r, width: int = 64):
+    iv = state.get(r, _TOP) if isinstance(r, VReg) else _TOP
+    if width == 32 and iv[1] > _M32:
+        return (0, _M32)
+    return iv
+
+
+def _never(op, state: dict) -> bool:
+    jop, k = _jump_k(op)
+    lo, hi = _interval(state, op.fields["dst"])
+    if op.fields["width"] == 32 and hi > _M32:
+        return False
+    return {JumpOp.JGT: hi <= k, JumpOp.JGE: hi < k, JumpOp.JLT: lo >= k, JumpOp.JLE: lo > k,
+            JumpOp.JEQ: not lo <= k <= hi, JumpOp.JNE: lo == hi == k}[jop]
+
+
+def _always(op, state: dict) -> bool:
+    jop, k = _jump_k(op)
+    lo, hi = _interval(state, op.fields["dst"])
+    if op.fields["width"] == 32 and hi > _M32:
+        return False
+    return {JumpOp.JGT: lo > k, JumpOp.JGE: lo >= k, JumpOp.JLT: hi < k, JumpOp.JLE: hi <= k,
+            JumpOp.JEQ: lo == hi == k, JumpOp.JNE: not lo <= k <= hi}[jop]
+
+
+def _narrow(op, state: dict, taken: bool) -> dict:
+    if not _decidable(op):
+        return state
+    jop, k = _jump_k(op)
+    r = op.fields["dst"]
+    lo, hi = _interval(state, r)
+    if op.fields["width"] == 32 and hi > _M32:
+        return state
+    if not taken:
+        jop = {JumpOp.JGT: JumpOp.JLE, JumpOp.JGE: JumpOp.JLT, JumpOp.JLT: JumpOp.JGE,
+               JumpOp.JLE: JumpOp.JGT, JumpOp.JEQ: JumpOp.JNE, JumpOp.JNE: JumpOp.JEQ}[jop]
+    if jop is JumpOp.JGT:
+        lo = max(lo, k + 1)
+    elif jop is JumpOp.JGE:
+        lo = max(lo, k)
+    elif jop is JumpOp.JLT:
+        hi = min(hi, k - 1)
+    elif jop is JumpOp.JLE:
+        hi = min(hi, k)
+    elif jop is JumpOp.JEQ:
+        lo, hi = max(lo, k), min(hi, k)
+    if lo > hi:  # this edge cannot be taken: keep the state (it changes nothing downstream)
+        return state
+    return {**state, r: (lo, hi)}
+
+
+def _hull(a: dict, b: dict) -> dict:
+    return {k: (min(v[0], b[k][0]), max(v[1], b[k][1])) for k, v in a.items() if k in b}
+
+
+def _range_step(op, state: dict) -> dict:
+    if isinstance(op, Mark) or not op.defs:
+        return state
+    dst = op.defs[0] if len(op.defs) == 1 else None
+    iv = _value_of(op, state) if isinstance(dst, VReg) else None  # before dst is forgotten
+    state = dict(state)
+    for d in (*op.defs, *op.clobbers):
+        state.pop(d, None)
+    if iv is not None and iv != _TOP:
+        state[dst] = iv
+    return state
+
+
+def _value_of(op, state: dict):
+    name, f = op.cls.__name__, op.fields
+    if name == "Load":
+        return (0, (1 << (8 * f["size"].bytes)) - 1)
+    if name == "Endian":
+        return (0, (1 << f["bits"]) - 1)
+    if name == "LoadImm64":
+        return (f["imm"] & _M64,) * 2
+    if name != "Alu":
+        return None
+    w = f["width"]
+    mask = _M64 if w == 64 else _M32
+    top = (0, mask)
+    src = f["src"]
+    b = ((src & mask,) * 2) if _imm(src) else _interval(state, src, w)
+    a = _interval(state, f["dst"], w)
+    aop = f["op"]
+    if aop is Arith.MOV:
+        return b
+    if aop is Arith.ADD:
+        lo, hi = a[0] + b[0], a[1] + b[1]
+    elif aop is Arith.SUB:
+        if a[0] < b[1]:
+            return top
+        lo, hi = a[0] - b[1], a[1] - b[0]
+    elif aop is Arith.MUL:
+        lo, hi = a[0] * b[0], a[1] * b[1]
+    elif aop is Arith.AND:
+        lo, hi = 0, min(a[1], b[1])
+    elif aop in (Arith.OR, Arith.XOR):
+        lo, hi = 0, (1 << max(a[1], b[1]).bit_length()) - 1
+    elif aop is Arith.LSH and b[0] == b[1]:
+        n = b[0] & (w - 1)
+        lo, hi = a[0] << n, a[1] << n
+    elif aop is Arith.RSH:
+        lo, hi = a[0] >> min(b[1], w - 1), a[1] >> (b[0] if b[0] < w else 0)
+    elif aop is Arith.DIV:
+        lo, hi = 0, a[1]
+    elif aop is Arith.MOD:
+        lo, hi = 0, (min(a[1], b[1] - 1) if b[0] > 0 else a[1])
+    else:
+        return top
+    return (lo, hi) if hi <= mask else top
+

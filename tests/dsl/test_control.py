@@ -418,3 +418,27 @@ def test_implied_bounds_checks_are_dropped_and_wider_ones_kept():
         assert loaded.test_run((ipv4[:22] + b"\x05" + ipv4[23:]).ljust(40, b"\0")).retval == 109
         assert loaded.test_run(ipv4.ljust(39, b"\0") + b"\x02").retval == 17 + 2000
         assert loaded.test_run(ipv4.ljust(39, b"\0")).retval == 2   # short: XDP_PASS
+
+
+@xdp
+def ranges(p):
+    eth = p.packet.header(Ethernet)
+    x = eth.dst[0]
+    r = p.var(u32, 0)
+    with p.if_(((x & 0xF) << 2) > 60):     # never true: the jump and the body go
+        r.set(100)
+    acc = p.var(u32, 0)
+    for _ in p.range(eth.dst[1] & 127):    # a loop: acc's range widens to unknown
+        acc += 1000
+    with p.if_(acc > 65535):               # may be true: kept
+        r.set(r + 1)
+    with p.if_(x > 200):
+        r.set(r + 2)
+    p.return_(r)
+
+
+def test_value_ranges_decide_jumps_soundly():
+    listing = ranges.listing()
+    assert "> 60" not in listing and "<= 60" not in listing, listing
+    assert "65535" in listing
+    run(ranges, {(0, 0): 0, (201, 0): 2, (15, 66): 1, (255, 127): 3, (200, 65): 0})
