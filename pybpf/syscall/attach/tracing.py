@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pybpf.btf.kernel import vmlinux
+from pybpf import btf
 from pybpf.errors import BPFError, BTFError
 from pybpf.syscall._uapi import AttachType, ProgType
 from pybpf.syscall.links import (
@@ -105,7 +105,7 @@ def attach_raw_tracepoint(prog: Any, name: str) -> Attachment:
 def kernel_func_id(name: str) -> int:
     """BTF id of kernel function ``name`` in vmlinux (the attach_btf_id of fentry/fexit)."""
     try:
-        return vmlinux().func(name).type_id
+        return btf.vmlinux().func(name).type_id
     except BTFError as e:
         raise AttachError(f"no kernel function {name!r} in /sys/kernel/btf/vmlinux (inlined, "
                           "static without BTF, or misspelt)") from e
