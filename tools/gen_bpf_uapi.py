@@ -51,6 +51,7 @@ NAMED_ENUMS = [
 ANONYMOUS_ENUMS = [
     ("BPF_F_NO_PREALLOC", "MapFlags", "BPF_F_", True),
     ("BPF_NOEXIST", "UpdateFlags", "BPF_", False),
+    ("BPF_RINGBUF_BUSY_BIT", "RingbufHeader", "BPF_RINGBUF_", False),
 ]
 
 # Types declared for cffi (and everything they need).

@@ -501,6 +501,16 @@ class UpdateFlags:
     F_CPU = 8
     F_ALL_CPUS = 16
 
+
+@enum.unique
+@_int_enum
+class RingbufHeader:
+    """anonymous enum with BPF_RINGBUF_BUSY_BIT (linux/bpf.h)."""
+
+    BUSY_BIT = 2147483648
+    DISCARD_BIT = 1073741824
+    HDR_SZ = 8
+
 # Integer #defines of linux/bpf.h.
 BPF_ALU64 = 7
 BPF_ARSH = 192

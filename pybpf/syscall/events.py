@@ -30,14 +30,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pybpf.errors import PyBPFError
-from pybpf.syscall._uapi import MapType
+from pybpf.syscall._uapi import MapType, RingbufHeader
 from pybpf.syscall.objects import get_info
 
 __all__ = ["RingBuffer", "RingBufferGroup", "flat_codec", "object_builder"]
 
-_BUSY = 1 << 31      # BPF_RINGBUF_BUSY_BIT
-_DISCARD = 1 << 30   # BPF_RINGBUF_DISCARD_BIT
-_HDR_SZ = 8          # BPF_RINGBUF_HDR_SZ
+_BUSY = int(RingbufHeader.BUSY_BIT)
+_DISCARD = int(RingbufHeader.DISCARD_BIT)
+_HDR_SZ = int(RingbufHeader.HDR_SZ)
 _LEN_MASK = _DISCARD - 1
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")

@@ -26,50 +26,40 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-import cffi
-
 from pybpf.errors import BPFError
 from pybpf.syscall._ffi import NR_PERF_EVENT_OPEN, address
+from pybpf.syscall._ffi import ffi as _ffi
+from pybpf.syscall._ffi import libc as _libc
+from pybpf.syscall._perf_uapi import (
+    MMAP_PAGE_DATA_HEAD,
+    MMAP_PAGE_DATA_TAIL,
+    PERF_ATTR_WATERMARK,
+    PERF_COUNT_SW_BPF_OUTPUT,
+    PERF_EVENT_IOC_DISABLE,
+    PERF_EVENT_IOC_ENABLE,
+    PERF_EVENT_IOC_SET_BPF,
+    PERF_FLAG_FD_CLOEXEC,
+    PERF_RECORD_LOST,
+    PERF_RECORD_SAMPLE,
+    PERF_SAMPLE_RAW,
+    PERF_SIZES,
+    PERF_TYPE_SOFTWARE,
+    PERF_TYPE_TRACEPOINT,
+)
 from pybpf.syscall._uapi import Cmd
 from pybpf.syscall.bpf import bpf, new_attr
 from pybpf.syscall.events import flat_codec, object_builder
 
 __all__ = ["PerfBuffer", "PerfEvent", "perf_event_open", "PERF_TYPE_TRACEPOINT",
-           "PERF_TYPE_SOFTWARE", "PERF_COUNT_SW_BPF_OUTPUT"]
+           "PERF_TYPE_SOFTWARE", "PERF_COUNT_SW_BPF_OUTPUT", "PERF_EVENT_IOC_ENABLE",
+           "PERF_EVENT_IOC_DISABLE", "PERF_EVENT_IOC_SET_BPF"]
 
-_ffi = cffi.FFI()
-_ffi.cdef("""
-    struct perf_event_attr {          /* PERF_ATTR_SIZE_VER1: the fields pybpf sets */
-        uint32_t type; uint32_t size; uint64_t config;
-        uint64_t sample_period;       /* union with sample_freq */
-        uint64_t sample_type; uint64_t read_format;
-        uint64_t flags;               /* the disabled:1, inherit:1, ... bitfield word */
-        uint32_t wakeup_events;       /* union with wakeup_watermark */
-        uint32_t bp_type;
-        uint64_t config1; uint64_t config2;
-    };
-    long syscall(long number, ...);
-    int ioctl(int fd, unsigned long request, ...);
-""")
-_libc = _ffi.dlopen(None)
-assert _ffi.sizeof("struct perf_event_attr") == 72  # PERF_ATTR_SIZE_VER1
+for _name, _size in PERF_SIZES.items():
+    if _ffi.sizeof(_name) != _size:
+        raise ImportError(f"cffi lays out {_name} in {_ffi.sizeof(_name)} bytes, gcc in {_size}; "
+                          "regenerate with tools/gen_attach_uapi.py, then tools/gen_ffi.py")
 
-# linux/perf_event.h
-PERF_TYPE_SOFTWARE = 1
-PERF_TYPE_TRACEPOINT = 2
-PERF_COUNT_SW_BPF_OUTPUT = 10
-PERF_SAMPLE_RAW = 1 << 10
-PERF_FLAG_FD_CLOEXEC = 1 << 3
-ATTR_DISABLED = 1 << 0          # perf_event_attr.disabled
-ATTR_WATERMARK = 1 << 14        # perf_event_attr.watermark
-PERF_RECORD_LOST = 2
-PERF_RECORD_SAMPLE = 9
-# _IO('$', 0), _IO('$', 1), _IOW('$', 8, __u32)
-PERF_EVENT_IOC_ENABLE = 0x2400
-PERF_EVENT_IOC_DISABLE = 0x2401
-PERF_EVENT_IOC_SET_BPF = 0x40042408
-
-_DATA_HEAD, _DATA_TAIL = 1024, 1032
+_DATA_HEAD, _DATA_TAIL = MMAP_PAGE_DATA_HEAD, MMAP_PAGE_DATA_TAIL
 _HDR = struct.Struct("<IHH")
 _U32 = struct.Struct("<I")
 _LOST = struct.Struct("<QQ")
@@ -190,7 +180,7 @@ class _CpuRing:
     def __init__(self, cpu: int, pages: int, watermark: int):
         self.cpu = cpu
         if watermark:
-            flags, wake = ATTR_WATERMARK, watermark
+            flags, wake = PERF_ATTR_WATERMARK, watermark
         else:
             flags, wake = 0, 1
         self.event = perf_event_open(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_BPF_OUTPUT, cpu=cpu,

@@ -19,20 +19,13 @@ import re
 import select
 from dataclasses import dataclass
 
-import cffi
-
 from pybpf.errors import PyBPFError
 from pybpf.sandbox import cleanup
+from pybpf.syscall._ffi import ffi as _ffi
+from pybpf.syscall._ffi import libc as _libc
 
 __all__ = ["TracePipe", "TraceLine", "tracefs_root", "tracepoint_id"]
 
-_ffi = cffi.FFI()
-_ffi.cdef("""
-    int mount(const char *source, const char *target, const char *fstype,
-              unsigned long flags, const void *data);
-    int umount2(const char *target, int flags);
-""")
-_libc = _ffi.dlopen(None)
 DEFAULT_MOUNT = "/sys/kernel/tracing"
 _mounted_here: str | None = None
 

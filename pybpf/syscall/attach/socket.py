@@ -17,14 +17,14 @@ from typing import Any
 
 from pybpf.errors import BPFError
 from pybpf.syscall._uapi import ProgType
+from pybpf.syscall.attach._net_uapi import (
+    SO_ATTACH_BPF,
+    SO_ATTACH_REUSEPORT_EBPF,
+    SO_DETACH_BPF,
+)
 from pybpf.syscall.links import AttachError, Attachment, LinkInfo, prog_fd, require_prog_type
 
 __all__ = ["SocketFilterAttachment", "attach_socket_filter", "attach_reuseport"]
-
-#: asm-generic/socket.h (the same on x86_64, arm64, riscv64)
-SO_ATTACH_BPF = 50
-SO_DETACH_BPF = 27  # = SO_DETACH_FILTER
-SO_ATTACH_REUSEPORT_EBPF = 52
 
 
 def _sock(sock: Any) -> socket.socket:

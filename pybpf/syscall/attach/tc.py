@@ -24,6 +24,13 @@ from pybpf.errors import BPFError
 from pybpf.sandbox import cleanup
 from pybpf.syscall._ffi import address, ffi
 from pybpf.syscall._uapi import BPF_F_AFTER, BPF_F_BEFORE, BPF_F_ID, AttachType, Cmd, MapFlags, ProgType
+from pybpf.syscall.attach._net_uapi import (
+    TC_H_CLSACT,
+    TC_H_MAJ_MASK,
+    TC_H_MIN_EGRESS,
+    TC_H_MIN_INGRESS,
+    TC_H_MIN_MASK,
+)
 from pybpf.syscall.attach._netlink import NetnsRef, resolve_ifindex
 from pybpf.syscall.bpf import bpf, new_attr
 from pybpf.syscall.links import (
@@ -39,12 +46,21 @@ from pybpf.syscall.links import (
 __all__ = ["ClsBpfAttachment", "attach_tc", "query_tc"]
 
 TCX_KERNEL = (6, 6)
-#: TC_H_MIN_INGRESS / TC_H_MIN_EGRESS minor ids under clsact (linux/pkt_sched.h)
-_PARENTS = {"ingress": "ffff:fff2", "egress": "ffff:fff3"}
+
+
+def _tc_h_make(major: int, minor: int) -> int:
+    """TC_H_MAKE(maj, min) of linux/pkt_sched.h: a qdisc/class handle."""
+    return (major & TC_H_MAJ_MASK) | (minor & TC_H_MIN_MASK)
+
+
+#: the parents of clsact's two hooks: TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS/EGRESS)
+_PARENTS = {"ingress": _tc_h_make(TC_H_CLSACT, TC_H_MIN_INGRESS),
+            "egress": _tc_h_make(TC_H_CLSACT, TC_H_MIN_EGRESS)}
 _TCX = {"ingress": AttachType.TCX_INGRESS, "egress": AttachType.TCX_EGRESS}
 #: clsact qdiscs pybpf added, by (netns inode, ifindex): how many of our filters use each
 _OUR_QDISCS: dict[tuple[int, int], int] = {}
-#: BPF_F_LINK: the relative anchor is a link, not a program (linux/bpf.h)
+#: BPF_F_LINK: the relative anchor is a link, not a program (linux/bpf.h's #define
+#: BPF_F_LINK names the enum member, generated into MapFlags)
 _BPF_F_LINK = int(MapFlags.LINK)
 
 
