@@ -16,8 +16,9 @@ Writes two modules (then run tools/gen_ffi.py, which compiles PERF_CDEF):
 
 Every value is computed by gcc from the headers (a C program prints each
 name), so macros such as ``_IOW('$', 8, __u32)`` come out as the machine's C
-compiler sees them (from /usr/include: linux-libc-dev); nothing is evaluated by hand.  ``--check`` fails if the
-committed modules differ from what the headers give.
+compiler sees them (from /usr/include: linux-libc-dev); nothing is evaluated
+by hand.  ``--check`` fails if the committed modules differ from what the
+headers give.
 """
 
 from __future__ import annotations

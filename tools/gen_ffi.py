@@ -12,7 +12,8 @@ does that parse once, here, and writes a pure-Python module holding the parsed
 type tables; importing it needs only ``_cffi_backend``.  The declarations are
 the generated ``_uapi.CDEF`` (union bpf_attr, the bpf_*_info structs), the
 generated ``_perf_uapi.PERF_CDEF`` (struct perf_event_attr, from
-tools/gen_attach_uapi.py) and the few libc functions below.  ``--check`` fails if the committed module is stale.
+tools/gen_attach_uapi.py) and the few libc functions below.  ``--check`` fails
+if the committed module is stale.
 """
 
 from __future__ import annotations
