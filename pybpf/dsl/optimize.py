@@ -514,7 +514,7 @@ _TOP = (0, _M64)
 
 
 def drop_decided_jumps(ops: list) -> list:
-    """Conditional jumps that value ranges prove are never taken go.
+    """Conditional jumps that value ranges decide, and masks that change nothing, go.
 
     Unsigned intervals of every virtual register are propagated over the CFG
     (loads give their width, ``&``/``>>``/``<<``/``+`` with known operands
@@ -524,8 +524,6 @@ def drop_decided_jumps(ops: list) -> list:
     too; the DSL emits such checks whenever it cannot see that itself.
     """
     jumps = {i for i, op in enumerate(ops) if _decidable(op)}
-    if not jumps:
-        return ops
     succ = successors(ops)
     preds: list[list[int]] = [[] for _ in ops]
     for i, ss in enumerate(succ):
@@ -555,6 +553,8 @@ def drop_decided_jumps(ops: list) -> list:
     out = []
     for i, op in enumerate(ops):
         state = state_in[i]
+        if state is not None and _noop_and(op, state):
+            continue
         if i in jumps and state is not None:
             if _never(op, state):
                 continue
@@ -592,6 +592,16 @@ def _never(op, state: dict) -> bool:
         return False
     return {JumpOp.JGT: hi <= k, JumpOp.JGE: hi < k, JumpOp.JLT: lo >= k, JumpOp.JLE: lo > k,
             JumpOp.JEQ: not lo <= k <= hi, JumpOp.JNE: lo == hi == k}[jop]
+
+
+def _noop_and(op, state: dict) -> bool:
+    """``x &= 0xffff`` when x is already at most 0xffff (a checksum fold, a be16 value)."""
+    if not (isinstance(op, Op) and op.cls is Alu and op.fields["op"] is Arith.AND
+            and isinstance(op.fields["dst"], VReg) and _imm(op.fields["src"])
+            and op.fields["src"] >= 0):
+        return False
+    k = op.fields["src"]
+    return (k + 1) & k == 0 and _interval(state, op.fields["dst"])[1] <= k
 
 
 def _always(op, state: dict) -> bool:
