@@ -23,6 +23,10 @@ straight from the struct codec when the type is flat (``tuples=True``).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
+import keyword
 import mmap
 import select
 import struct
@@ -33,7 +37,7 @@ from pybpf.errors import PyBPFError
 from pybpf.syscall._uapi import MapType, RingbufHeader
 from pybpf.syscall.objects import get_info
 
-__all__ = ["RingBuffer", "RingBufferGroup", "flat_codec", "object_builder"]
+__all__ = ["RingBuffer", "RingBufferGroup", "flat_codec", "gc_paused", "object_builder"]
 
 _BUSY = int(RingbufHeader.BUSY_BIT)
 _DISCARD = int(RingbufHeader.DISCARD_BIT)
@@ -69,21 +73,47 @@ def object_builder(cls: type, names: tuple[str, ...]) -> Callable[[Any], list]:
     """A function turning rows of field values into ``cls`` instances, without __init__.
 
     Generated per struct (as dataclasses and namedtuple generate their methods):
-    assigning named locals into the instance dict is about three times faster
-    than calling the constructor or zip()ing names and values per record.
+    each record is ``new()`` (object.__new__ bound to ``cls`` by a partial, one
+    vectorcall) and one attribute store per field.  Attribute stores keep the
+    instance's values inline (CPython 3.11+ specialises them); going through
+    ``o.__dict__`` would build a dict per record.  About 1.4x the previous
+    dict-store builder, 3x a constructor call.
     """
-    if not all(n.isidentifier() for n in names):
+    if not all(n.isidentifier() and not keyword.iskeyword(n) for n in names):
         raise PyBPFError(f"field names {names!r} are not all identifiers")
+    shadowed = [n for n in names if hasattr(cls, n)]  # a descriptor would see the store
     unpacked = ", ".join(f"_{i}" for i in range(len(names))) + ","
-    stores = "; ".join(f"d[{n!r}] = _{i}" for i, n in enumerate(names))
+    stores = "; ".join(f"d[{n!r}] = _{i}" if n in shadowed else f"o.{n} = _{i}"
+                       for i, n in enumerate(names))
+    if shadowed:
+        stores = "d = o.__dict__; " + stores
     source = (f"def build(rows):\n"
               f"    out = []\n    append = out.append\n"
               f"    for {unpacked} in rows:\n"
-              f"        o = new(cls); d = o.__dict__; {stores}; append(o)\n"
+              f"        o = new(); {stores}; append(o)\n"
               f"    return out\n")
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    namespace: dict[str, Any] = {"new": functools.partial(object.__new__, cls)}
     exec(source, namespace)  # noqa: S102 - names checked above
     return namespace["build"]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a drain builds its records (if it was on).
+
+    A drain allocates one tuple or object per record and nothing that can form
+    a cycle; with the collector on, its generation-0 passes over the growing
+    list cost about half the time of decoding a million records.  Allocation
+    counts still add up, so the collector runs as usual after the drain.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _same_run(data: memoryview, off: int, n: int, stride: int, length: int) -> int:
@@ -135,13 +165,8 @@ class RingBuffer:
             unpack = codec.unpack_from
             if self.tuples:
                 return lambda d, off, n: unpack(d, off)
-            cls, new = self.decode, object.__new__
-
-            def make(d, off, n):
-                obj = new(cls)
-                obj.__dict__.update(zip(names, unpack(d, off), strict=True))
-                return obj
-            return make
+            build = object_builder(self.decode, names)
+            return lambda d, off, n: build((unpack(d, off),))[0]
         slow = self.decode.unpack
         return lambda d, off, n: slow(d[off:off + n])
 
@@ -173,6 +198,12 @@ class RingBuffer:
 
     def drain(self, limit: int | None = None) -> list[Any]:
         """Every committed record available now (up to ``limit``), in order; frees their space."""
+        if self.decode is None:
+            return self._drain(limit)
+        with gc_paused():
+            return self._drain(limit)
+
+    def _drain(self, limit: int | None) -> list[Any]:
         out: list[Any] = []
         append = out.append
         convert = self._convert()

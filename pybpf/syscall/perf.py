@@ -48,7 +48,7 @@ from pybpf.syscall._perf_uapi import (
 )
 from pybpf.syscall._uapi import Cmd
 from pybpf.syscall.bpf import bpf, new_attr
-from pybpf.syscall.events import flat_codec, object_builder
+from pybpf.syscall.events import flat_codec, gc_paused, object_builder
 
 __all__ = ["PerfBuffer", "PerfEvent", "perf_event_open", "PERF_TYPE_TRACEPOINT",
            "PERF_TYPE_SOFTWARE", "PERF_COUNT_SW_BPF_OUTPUT", "PERF_EVENT_IOC_ENABLE",
@@ -276,8 +276,9 @@ class PerfBuffer:
     def drain(self, limit: int | None = None) -> list[tuple[int, Any]]:
         """(cpu, record) for every sample available now, in order within each CPU."""
         out: list[tuple[int, Any]] = []
-        for ring in self.rings:
-            ring.drain(out, self._decoder, limit)
+        with gc_paused():
+            for ring in self.rings:
+                ring.drain(out, self._decoder, limit)
         return out
 
     def poll(self, timeout: float | None = None) -> list[tuple[int, Any]]:
