@@ -10,6 +10,7 @@ import tempfile
 import kit
 import pytest
 
+from pybpf.dsl._ctx import BpfSockAddr
 from pybpf.errors import BPFError
 from pybpf.syscall._uapi import AttachType, ProgType
 from pybpf.syscall.attach.cgroup import CGROUP_HOOKS, attach_cgroup, query_cgroup
@@ -17,7 +18,7 @@ from pybpf.syscall.links import AttachError
 
 pytestmark = pytest.mark.kernel
 MECHANISMS = ["link", "prog_attach"]
-USER_PORT = 24  # offsetof(struct bpf_sock_addr, user_port)
+USER_PORT = BpfSockAddr.field("user_port").offset  # generated from linux/bpf.h
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def place(sandbox):
     return p
 
 
-def _prog(hook, counter, ret=1, prologue=b""):
+def _prog(hook, counter, ret=1, prologue=""):
     attach_type, prog_type, _ = CGROUP_HOOKS[hook]
     expected = attach_type if prog_type in (ProgType.CGROUP_SOCK_ADDR,
                                            ProgType.CGROUP_SOCK) else None
@@ -46,7 +47,7 @@ def _prog(hook, counter, ret=1, prologue=b""):
 
 
 def _rewrite_port(port):
-    return kit.insn(kit.ST | kit.MEM | kit.W, 1, off=USER_PORT, imm=socket.htons(port))
+    return f"*(u32 *)(r1 + {USER_PORT}) = {socket.htons(port)}  # ctx->user_port\n"
 
 
 def _listener(place, family=socket.AF_INET, host="127.0.0.1"):

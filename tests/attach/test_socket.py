@@ -15,12 +15,16 @@ ETH_P_ALL = 0x0003
 
 def first_byte_filter(counter, wanted: bytes, offset: int):
     """Keep a packet only if the byte at ``offset`` (LD_ABS) is ``wanted``; count runs."""
-    body = (kit.insn(kit.LD | kit.ABS | kit.B, imm=offset)
-            + kit.insn(kit.JMP | kit.JNE | kit.K, 0, off=2, imm=wanted[0])
-            + kit.mov_imm(0, 0xFFFF) + kit.exit_()
-            + kit.mov_imm(0, 0) + kit.exit_())
-    code = kit.counter_then(counter.fd, 0)[:-16]  # the counting part, without "r0 = 0; exit"
-    return kit.Prog(ProgType.SOCKET_FILTER, code + body)
+    code = kit.counting() + f"""
+        r0 = *(u8 *)skb[{offset}]       # LD_ABS: the packet byte (ctx in r6)
+        if r0 != {wanted[0]} goto drop
+        r0 = 0xffff
+        exit
+    drop:
+        r0 = 0
+        exit
+    """
+    return kit.Prog(ProgType.SOCKET_FILTER, kit.asm(code, counts=counter.fd))
 
 
 def _drain(sock):

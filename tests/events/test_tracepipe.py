@@ -15,11 +15,19 @@ pytestmark = pytest.mark.kernel
 def printk_prog(text: bytes):
     """XDP program: bpf_trace_printk(text) from the stack; returns XDP_PASS."""
     fmt = text + b"\0" * (16 - len(text))
-    lo, hi = struct.unpack("<qq", fmt)
-    code = (kit.ld_imm64(1, lo) + kit.stx(kit.DW, 10, -16, 1)
-            + kit.ld_imm64(1, hi) + kit.stx(kit.DW, 10, -8, 1)
-            + kit.mov_reg(1, 10) + kit.add_imm(1, -16) + kit.mov_imm(2, len(text) + 1)
-            + kit.call(kit.helper("trace_printk")) + kit.mov_imm(0, 2) + kit.exit_())
+    lo, hi = struct.unpack("<QQ", fmt)
+    code = kit.asm(f"""
+        r1 = {lo:#x} ll
+        *(u64 *)(r10 - 16) = r1
+        r1 = {hi:#x} ll
+        *(u64 *)(r10 - 8) = r1
+        r1 = r10
+        r1 += -16
+        r2 = {len(text) + 1}
+        call {kit.H['trace_printk']}
+        r0 = 2
+        exit
+    """)
     return kit.Prog(ProgType.XDP, code)
 
 
