@@ -530,6 +530,7 @@ def drop_decided_jumps(ops: list) -> list:
         for j in ss:
             preds[j].append(i)
     n = len(ops)
+    live = liveness(ops)  # only values still needed are tracked: states stay small
     state_in: list = [None] * n
     visits = [0] * n
     work = [0]
@@ -537,6 +538,7 @@ def drop_decided_jumps(ops: list) -> list:
     while work:
         i = work.pop()
         out = _range_step(ops[i], state_in[i])
+        out = {k: v for k, v in out.items() if k in live[i]}
         for idx, j in enumerate(succ[i]):  # a Jump's successors: (fall-through, target)
             edge = _narrow(ops[i], out, taken=(idx == len(succ[i]) - 1 and idx > 0))
             if state_in[j] is None:
