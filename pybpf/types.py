@@ -197,7 +197,10 @@ class StructMeta(type):
         fields, offset, align = [], 0, 1
         for fname, ftype in annotations.items():
             if fname.startswith("_") or fname in ("size", "align", "fields"):
-                continue
+                raise LayoutError(
+                    f"{name}.{fname}: the name {fname!r} is reserved by pybpf.types.Struct "
+                    f"(class attributes size/align/fields, or a leading underscore); "
+                    f"rename the field, e.g. {fname.strip('_')}_")
             if isinstance(ftype, str):
                 ftype = _resolve_annotation(ftype, namespace)
             ftype = as_type(ftype)

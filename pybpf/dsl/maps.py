@@ -127,7 +127,7 @@ class RingBuf(MapDef):
     def output(self, data: Ptr, flags: int = 0) -> Value:
         """``bpf_ringbuf_output``: copy ``data`` (a pointer to a struct) into the ring."""
         b = builder_of(data)
-        return call(b, "ringbuf_output", self, data, data.size, flags)
+        return call(b, "ringbuf_output", self, data, data._type.size, flags)
 
     def reserve(self, t):
         """``bpf_ringbuf_reserve``: fill the record in the body; it is submitted at the end.
@@ -182,7 +182,7 @@ class PerfEventArray(MapDef):
 
     def output(self, ctx, data: Ptr) -> Value:
         b = builder_of(data)
-        return call(b, "perf_event_output", ctx, self, _BPF_F_CURRENT_CPU, data, data.size)
+        return call(b, "perf_event_output", ctx, self, _BPF_F_CURRENT_CPU, data, data._type.size)
 
 
 class ProgArray(MapDef):

@@ -54,7 +54,8 @@ class TracepointRules:
                                            (unit,) if unit else (), (), None)
         if not self.fields:
             raise ContextError(f"tracepoint {self.struct_name} has no fields in its format")
-        annotations = {n: r.type for n, r in self.fields.items() if not n.startswith("common_")}
+        annotations = {n: r.type for n, r in self.fields.items()
+                       if not n.startswith(("common_", "_"))}
         self.struct = type(f"tp_{name}", (Struct,), {"__annotations__": annotations})
 
     def field(self, name: str) -> FieldRule:
