@@ -42,7 +42,7 @@ from pybpf.dsl.optimize import (
     optimize,
     remove_dead,
 )
-from pybpf.dsl.regalloc import allocate, liveness, successors
+from pybpf.dsl.regalloc import Liveness, allocate, successors
 from pybpf.dsl.values import DSLError, Value, _fold, _wrap, const_type, imm32, imm64, promote
 from pybpf.types import Scalar, u64
 
@@ -487,9 +487,11 @@ def _check_defined(ops: list, entry: frozenset) -> None:
     """Every register must be set on every path before it is read, and survive calls."""
     if not ops:
         return
-    live_out = liveness(ops)
+    live = Liveness(ops)
     for i, op in enumerate(ops):  # r0-r5 read after a call destroyed them
-        lost = [r for r in op.clobbers if r in live_out[i] and r not in op.defs]
+        if not op.clobbers:
+            continue
+        lost = [r for r in op.clobbers if live.has(i, r) and r not in op.defs]
         if lost:
             r = lost[0]
             use = _next_use(ops, i, r)
@@ -497,7 +499,7 @@ def _check_defined(ops: list, entry: frozenset) -> None:
             raise DSLError(f"{r!r} is read here but the call at {call} clobbered it (r0-r5 do not "
                            "survive calls: keep the value in a DSL value or r6-r9)", _where(use))
     first = ops[0]
-    live_in = (live_out[0] - set(first.defs)) | set(first.uses)
+    live_in = (set(live.members(live.out[0])) - set(first.defs)) | set(first.uses)
     undefined = sorted((v for v in live_in if v not in entry),
                        key=lambda v: v.id if isinstance(v, VReg) else -1 - int(v))
     if not undefined:

@@ -10,9 +10,29 @@
 
 from __future__ import annotations
 
-from pybpf.asm import Alu, Arith, Exit, Goto, GotoLong, Jump, JumpOp, MayGoto, Reg
+import heapq
+
+from pybpf.asm import (
+    Alu,
+    Arith,
+    Atomic,
+    Call,
+    CallKfunc,
+    CallLocal,
+    CallX,
+    Exit,
+    Goto,
+    GotoLong,
+    Jump,
+    JumpOp,
+    MayGoto,
+    Reg,
+    Store,
+    StoreImm,
+    StoreRelease,
+)
 from pybpf.dsl.ir import Mark, Op, VReg
-from pybpf.dsl.regalloc import liveness, successors
+from pybpf.dsl.regalloc import Liveness, blocks, successors
 
 _INVERSE = {JumpOp.JEQ: JumpOp.JNE, JumpOp.JNE: JumpOp.JEQ, JumpOp.JGT: JumpOp.JLE,
             JumpOp.JLE: JumpOp.JGT, JumpOp.JGE: JumpOp.JLT, JumpOp.JLT: JumpOp.JGE,
@@ -41,16 +61,16 @@ def optimize(ops: list, new_label) -> list:
 
 
 def remove_dead(ops: list, pure: tuple) -> list:
-    """Drop side-effect-free ops whose results nobody reads (loads of unused fields ...)."""
-    for _ in range(8):
-        live_out = liveness(ops)
-        keep = [not (isinstance(op, Op) and op.cls in pure and op.defs
-                     and all(isinstance(d, VReg) and d not in live for d in op.defs))
-                for op, live in zip(ops, live_out, strict=True)]
-        if all(keep):
-            break
-        ops = [op for op, k in zip(ops, keep, strict=True) if k]
-    return ops
+    """Drop side-effect-free ops whose results nobody reads (loads of unused fields ...).
+
+    One strong-liveness analysis finds them all at once, including chains
+    (a value only read by another dead op) and counters that only feed
+    themselves around a loop or through an unrolled chain.
+    """
+    dead = Liveness(ops, pure=pure).dead
+    if not any(dead):
+        return ops
+    return [op for op, d in zip(ops, dead, strict=True) if not d]
 
 
 def _drop_jumps_to_next(ops: list) -> list:
@@ -313,49 +333,71 @@ def cse_loads(ops: list) -> list:
     for op in ops:
         for d in op.defs:
             defs[d] = defs.get(d, 0) + 1
-    succ = successors(ops)
-    preds: list[list[int]] = [[] for _ in ops]
-    for i, ss in enumerate(succ):
-        for j in ss:
-            preds[j].append(i)
     n = len(ops)
-    out: list = [None] * n  # None: not computed yet (top)
-    changed = True
-    while changed:
-        changed = False
-        for i in range(n):
-            ins = [out[p] for p in preds[i] if out[p] is not None]
-            if i == 0 or not preds[i]:
-                avail: dict = {}
-            elif ins:
-                avail = dict(ins[0])
-                for other in ins[1:]:
-                    avail = {k: v for k, v in avail.items() if other.get(k) is v}
-            else:
-                continue
-            new = _transfer(ops, i, avail, defs)
-            if out[i] is None or new != out[i]:
-                out[i] = new
-                changed = True
+    keys = [_load_key(op, defs) or _alu_key(ops, i, defs) for i, op in enumerate(ops)]
+    if not any(keys):
+        return ops
+    succ = successors(ops)
+    spans, bsucc = blocks(ops, succ)
+    back = any(j <= k for k, js in enumerate(bsucc) for j in js)
+    # Registers whose write may invalidate a fact. Without loops a fact only names
+    # values defined before it, so a value written once can never be rewritten
+    # under it; only registers written more than once (variables) need the check.
+    named = set()
+    for key in keys:
+        if key is not None:
+            named.update(_key_regs(key))
+    named |= {op.fields["dst"] for op, key in zip(ops, keys, strict=True) if key is not None}
+    if not back:
+        named = {r for r in named if not isinstance(r, VReg) or defs.get(r, 0) > 1}
+    nb = len(spans)
+    state_in: list = [None] * nb  # None: not reached yet (top)
+    if nb:
+        state_in[0] = {}
+    work, queued = [0] if nb else [], {0}
+    while work:
+        k = heapq.heappop(work)
+        queued.discard(k)
+        first, last = spans[k]
+        avail = state_in[k]
+        for i in range(first, last + 1):
+            avail = _transfer(ops[i], keys[i], avail, named)
+        for j in bsucc[k]:
+            old = state_in[j]
+            new = avail if old is None else {key: v for key, v in old.items()
+                                             if avail.get(key) is v}
+            if old is None or len(new) != len(old):
+                state_in[j] = new
+                if j not in queued:
+                    queued.add(j)
+                    heapq.heappush(work, j)
     rename: dict = {}
-    keep = []
-    for i, op in enumerate(ops):
-        key = _load_key(op, defs) or _alu_key(ops, i, defs)
-        if key is not None and i > 0:
-            ins = [out[p] for p in preds[i] if out[p] is not None]
-            if ins and len(ins) == len(preds[i]):
-                first = ins[0].get(key)
-                if first is not None and all(o.get(key) is first for o in ins[1:]):
-                    rename[op.fields["dst"]] = first
+    keep: list = []
+    for k, (first, last) in enumerate(spans):
+        avail = state_in[k]
+        for i in range(first, last + 1):
+            op, key = ops[i], keys[i]
+            if key is not None and i > 0:
+                found = avail.get(key)
+                if found is not None:
+                    rename[op.fields["dst"]] = found
                     if key[0] == "alu":
                         keep.pop()  # the MOV that started the pair
+                    avail = _transfer(op, None, avail, named)
                     continue
-        keep.append(op)
+            avail = _transfer(op, key, avail, named)
+            keep.append(op)
     if rename:
         for op in keep:
             if isinstance(op, Op):
-                op.replace({k: v for k, v in rename.items()})
+                op.replace(rename)
     return keep
+
+
+def _key_regs(key: tuple) -> tuple:
+    if key[0] == "alu":
+        return (key[2], *(v for _, v in key[3] if isinstance(v, (VReg, Reg))))
+    return (key[1],)
 
 
 def _load_key(op, defs: dict):
@@ -367,30 +409,31 @@ def _load_key(op, defs: dict):
     return (op.cls, f["src"], f["off"], f["size"])
 
 
-def _transfer(ops: list, i: int, avail: dict, defs: dict) -> dict:
-    op = ops[i]
+def _transfer(op, key, avail: dict, named: set) -> dict:
+    """Available loads after ``op``; ``avail`` is never changed in place."""
     if isinstance(op, Mark):
         return avail
-    name = op.cls.__name__
-    if name in ("Store", "StoreImm", "Atomic", "StoreRelease"):
-        stack = op.fields["dst"] == Reg.R10  # a stack store leaves loads from elsewhere alone
-        avail = {k: v for k, v in avail.items()
-                 if k[0] == "alu" or (stack and k[1] != Reg.R10)}
-    elif op.clobbers or name in ("Call", "CallKfunc", "CallLocal", "CallX"):
-        avail = {k: v for k, v in avail.items() if k[0] == "alu"}  # memory may have changed
-    killed = set(op.defs) | set(op.clobbers)
-    if killed:
-        avail = {k: v for k, v in avail.items() if v not in killed and not _mentions(k, killed)}
-    key = _load_key(op, defs) or _alu_key(ops, i, defs)
+    cls = op.cls
+    if cls in _STORES:
+        if avail:
+            stack = op.fields["dst"] == Reg.R10  # a stack store leaves other loads alone
+            avail = {k: v for k, v in avail.items()
+                     if k[0] == "alu" or (stack and k[1] != Reg.R10)}
+    elif op.clobbers or cls in _CALLS:
+        if avail:
+            avail = {k: v for k, v in avail.items() if k[0] == "alu"}  # memory may change
+    if avail:
+        killed = [r for r in (*op.defs, *op.clobbers) if r in named]
+        if killed:
+            avail = {k: v for k, v in avail.items()
+                     if v not in killed and not any(r in killed for r in _key_regs(k))}
     if key is not None and key not in avail:
         avail = {**avail, key: op.fields["dst"]}
     return avail
 
 
-def _mentions(key: tuple, regs: set) -> bool:
-    if key[0] == "alu":
-        return key[2] in regs or any(v in regs for _, v in key[3] if isinstance(v, (VReg, Reg)))
-    return key[1] in regs
+_STORES = (Store, StoreImm, Atomic, StoreRelease)
+_CALLS = (Call, CallKfunc, CallLocal, CallX)
 
 
 def _alu_key(ops: list, i: int, defs: dict):
@@ -523,46 +566,57 @@ def drop_decided_jumps(ops: list) -> list:
     at most 40 + 60 + 8 * 255, say, cannot jump, and the verifier knows it
     too; the DSL emits such checks whenever it cannot see that itself.
     """
-    jumps = {i for i, op in enumerate(ops) if _decidable(op)}
     succ = successors(ops)
-    preds: list[list[int]] = [[] for _ in ops]
-    for i, ss in enumerate(succ):
-        for j in ss:
-            preds[j].append(i)
-    n = len(ops)
-    live = liveness(ops)  # only values still needed are tracked: states stay small
-    state_in: list = [None] * n
-    visits = [0] * n
-    work = [0]
-    state_in[0] = {}
+    spans, bsucc = blocks(ops, succ)
+    live = Liveness(ops, succ)  # only values still needed are tracked: states stay small
+    bit, live_out = live.bit, live.out
+    nb = len(spans)
+    state_in: list = [None] * nb
+    visits = [0] * nb
+    if nb:
+        state_in[0] = {}
+    work, queued = [0] if nb else [], {0}
     while work:
-        i = work.pop()
-        out = _range_step(ops[i], state_in[i])
-        out = {k: v for k, v in out.items() if k in live[i]}
-        for idx, j in enumerate(succ[i]):  # a Jump's successors: (fall-through, target)
-            edge = _narrow(ops[i], out, taken=(idx == len(succ[i]) - 1 and idx > 0))
-            if state_in[j] is None:
+        k = heapq.heappop(work)  # in op order: each block of an acyclic function once
+        queued.discard(k)
+        first, last = spans[k]
+        state = dict(state_in[k])
+        for i in range(first, last + 1):
+            _range_step_into(ops[i], state)
+        state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
+        jump = ops[last]
+        for idx, j in enumerate(bsucc[k]):  # a Jump's successors: (fall-through, target)
+            edge = _narrow(jump, state, taken=(idx == len(bsucc[k]) - 1 and idx > 0))
+            old = state_in[j]
+            if old is None:
                 new = edge
             else:
-                new = _hull(state_in[j], edge)
-                if new != state_in[j]:
+                new = _hull(old, edge)
+                if new != old:
                     visits[j] += 1
                     if visits[j] > 8:  # a loop keeps growing it: give up on what grows
-                        new = {k: v for k, v in new.items() if state_in[j].get(k) == v}
-            if new != state_in[j]:
+                        new = {r: v for r, v in new.items() if old.get(r) == v}
+            if new != old:
                 state_in[j] = new
-                work.append(j)
+                if j not in queued:
+                    queued.add(j)
+                    heapq.heappush(work, j)
     out = []
-    for i, op in enumerate(ops):
-        state = state_in[i]
-        if state is not None and _noop_and(op, state):
-            continue
-        if i in jumps and state is not None:
-            if _never(op, state):
-                continue
-            if _always(op, state):  # the code it jumps over becomes unreachable and goes
-                op = Op(Goto, {"target": op.fields["target"]}, op.source)
-        out.append(op)
+    for k, (first, last) in enumerate(spans):
+        state = dict(state_in[k]) if state_in[k] is not None else None
+        for i in range(first, last + 1):
+            op = ops[i]
+            if state is not None:
+                keep = not _noop_and(op, state)  # x &= mask with x <= mask changes nothing
+                if _decidable(op):
+                    if _never(op, state):
+                        keep = False
+                    elif _always(op, state):  # the code it jumps over is unreachable, goes
+                        op = Op(Goto, {"target": op.fields["target"]}, op.source)
+                _range_step_into(ops[i], state)
+                if not keep:
+                    continue
+            out.append(op)
     return out
 
 
@@ -645,17 +699,18 @@ def _hull(a: dict, b: dict) -> dict:
     return {k: (min(v[0], b[k][0]), max(v[1], b[k][1])) for k, v in a.items() if k in b}
 
 
-def _range_step(op, state: dict) -> dict:
+def _range_step_into(op, state: dict) -> None:
+    """Apply ``op`` to ``state`` in place."""
     if isinstance(op, Mark) or not op.defs:
-        return state
+        return
     dst = op.defs[0] if len(op.defs) == 1 else None
     iv = _value_of(op, state) if isinstance(dst, VReg) else None  # before dst is forgotten
-    state = dict(state)
-    for d in (*op.defs, *op.clobbers):
+    for d in op.defs:
+        state.pop(d, None)
+    for d in op.clobbers:
         state.pop(d, None)
     if iv is not None and iv != _TOP:
         state[dst] = iv
-    return state
 
 
 def _value_of(op, state: dict):

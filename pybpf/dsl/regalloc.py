@@ -49,54 +49,132 @@ def successors(ops: list) -> list[tuple[int, ...]]:
     return out
 
 
+def blocks(ops: list, succ: list) -> tuple[list[tuple[int, int]], list[tuple[int, ...]]]:
+    """Basic blocks as (first, last) op indices in op order, and each block's successor blocks."""
+    n = len(ops)
+    leader = [False] * n
+    if n:
+        leader[0] = True
+    for i, ss in enumerate(succ):
+        if len(ss) != 1 or ss[0] != i + 1:
+            for j in ss:
+                leader[j] = True
+            if i + 1 < n:
+                leader[i + 1] = True
+    starts = [i for i in range(n) if leader[i]]
+    index = {start: k for k, start in enumerate(starts)}
+    spans = [(start, (starts[k + 1] if k + 1 < len(starts) else n) - 1)
+             for k, start in enumerate(starts)]
+    return spans, [tuple(index[j] for j in succ[last]) for _, last in spans]
+
+
+class Liveness:
+    """Registers live after each op, as bit sets (Python ints) over ``bit``.
+
+    ``bit`` maps every register the ops name (virtual and physical) to a
+    one-bit int; ``out[i]`` is the set live after op ``i``. Computed once by
+    a backward pass in reverse order (again only while back edges change
+    something), so a build pays for it a few times, not per query.
+    With ``pure``, a side-effect-free op whose results are all dead reads
+    nothing either ("strong" liveness): chains of dead arithmetic, even a
+    counter that only feeds itself, come out dead in one analysis.
+    """
+
+    __slots__ = ("bit", "regs", "out", "dead")
+
+    def __init__(self, ops: list, succ: list | None = None, pure: tuple | None = None):
+        succ = successors(ops) if succ is None else succ
+        bit: dict = {}
+        n = len(ops)
+        use = [0] * n
+        kill = [0] * n
+        removable = [False] * n
+        for i, op in enumerate(ops):
+            u = k = 0
+            for r in op.uses:
+                b = bit.get(r)
+                if b is None:
+                    b = bit[r] = 1 << len(bit)
+                u |= b
+            vdefs = True
+            for r in op.defs:
+                b = bit.get(r)
+                if b is None:
+                    b = bit[r] = 1 << len(bit)
+                k |= b
+                vdefs = vdefs and isinstance(r, VReg)
+            use[i], kill[i] = u, k
+            if pure is not None and op.defs and vdefs and op.cls in pure:
+                removable[i] = True
+        back = any(s <= i for i, ss in enumerate(succ) for s in ss)
+        live_in = [0] * n
+        out = [0] * n
+        dead = [False] * n
+        changed = True
+        while changed:
+            changed = False
+            for i in range(n - 1, -1, -1):
+                o = 0
+                for s in succ[i]:
+                    o |= live_in[s]
+                if removable[i] and not o & kill[i]:
+                    new_in, dead[i] = o, True
+                else:
+                    new_in, dead[i] = (o & ~kill[i]) | use[i], False
+                if new_in != live_in[i] or o != out[i]:
+                    live_in[i], out[i] = new_in, o
+                    changed = back
+        self.bit, self.out, self.dead = bit, out, dead
+        self.regs = list(bit)  # bit position -> register
+
+    def has(self, i: int, r) -> bool:
+        """Is ``r`` live after op ``i``?"""
+        b = self.bit.get(r)
+        return b is not None and bool(self.out[i] & b)
+
+    def members(self, mask: int) -> list:
+        """The registers of a bit set."""
+        regs, found = self.regs, []
+        while mask:
+            low = mask & -mask
+            found.append(regs[low.bit_length() - 1])
+            mask ^= low
+        return found
+
+    def sets(self) -> list[set]:
+        """``out`` as Python sets."""
+        return [set(self.members(m)) for m in self.out]
+
+
 def liveness(ops: list) -> list[set]:
     """The set of registers (virtual and physical) live after each op."""
-    succ = successors(ops)
-    n = len(ops)
-    live_in: list[set] = [set() for _ in range(n)]
-    live_out: list[set] = [set() for _ in range(n)]
-    changed = True
-    while changed:
-        changed = False
-        for i in range(n - 1, -1, -1):
-            out = set()
-            for s in succ[i]:
-                out |= live_in[s]
-            op = ops[i]
-            new_in = (out - set(op.defs)) | set(op.uses)
-            if out != live_out[i] or new_in != live_in[i]:
-                live_out[i], live_in[i] = out, new_in
-                changed = True
-    return live_out
+    return Liveness(ops).sets()
 
 
-def _interference(ops: list, live_out: list[set]):
+def _interference(ops: list, live: Liveness):
+    """Neighbours of each register as a bit set over ``live.bit``, and move hints."""
+    bit = live.bit
     graph: dict = {}
     hints: dict = {}
-
-    def edge(a, b):
-        if a is b or a == b:
-            return
-        graph.setdefault(a, set()).add(b)
-        graph.setdefault(b, set()).add(a)
-
     for i, op in enumerate(ops):
         if isinstance(op, Mark):
             continue
-        live = live_out[i]
-        skip = None
+        out = live.out[i]
         if op.is_move:
-            skip = op.fields["src"]
-            dst = op.fields["dst"]
+            skip, dst = op.fields["src"], op.fields["dst"]
             hints.setdefault(dst, []).append(skip)
             hints.setdefault(skip, []).append(dst)
+            out &= ~bit[skip]
         for d in (*op.defs, *op.clobbers):
-            graph.setdefault(d, set())
-            for v in live:
-                if v is not skip:
-                    edge(d, v)
-        for u in op.uses:
-            graph.setdefault(u, set())
+            db = bit.get(d)
+            if db is None:
+                db = bit[d] = 1 << len(bit)
+                live.regs.append(d)
+            mask = out & ~db
+            if mask:
+                graph[d] = graph.get(d, 0) | mask
+                for v in live.members(mask):
+                    graph[v] = graph.get(v, 0) | db
     return graph, hints
 
 
@@ -104,13 +182,14 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
     """Map every VReg in ``ops`` to a Reg, spilling (and rewriting ``ops``) as needed."""
     slots: dict[int, set] = {}  # stack offset -> ops at which a value spilled there is live
     for _ in range(200):
-        live_out = liveness(ops)
-        graph, hints = _interference(ops, live_out)
+        live = Liveness(ops)
+        graph, hints = _interference(ops, live)
         order = _first_appearance(ops)
         colour: dict = {}
         failed = []
         for v in order:
-            taken = {colour.get(u, u) for u in graph.get(v, ())}
+            nb = live.members(graph.get(v, 0))
+            taken = {colour.get(u, u) for u in nb}
             taken = {t for t in taken if isinstance(t, Reg)}
             choice = None
             for h in hints.get(v, ()):
@@ -119,9 +198,10 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
                     choice = h
                     break
             if choice is None:  # a register the move partner can take too, so the move goes
+                mine = graph.get(v, 0)
                 for h in hints.get(v, ()):
-                    if isinstance(h, VReg) and h not in colour and h not in graph.get(v, ()):
-                        theirs = {colour.get(u, u) for u in graph.get(h, ())}
+                    if isinstance(h, VReg) and h not in colour and not mine & live.bit[h]:
+                        theirs = {colour.get(u, u) for u in live.members(graph.get(h, 0))}
                         choice = next((r for r in ORDER if r not in taken and r not in theirs),
                                       None)
                         if choice is not None:
@@ -134,6 +214,8 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
                 colour[v] = choice
         if not failed:
             return colour
+        live_out = live.sets()
+        graph = {k: set(live.members(m)) for k, m in graph.items()}
         accesses: dict = {}
         for op in ops:
             for r in (*op.uses, *op.defs):
