@@ -333,27 +333,26 @@ def cse_loads(ops: list) -> list:
     for op in ops:
         for d in op.defs:
             defs[d] = defs.get(d, 0) + 1
-    n = len(ops)
     keys = [_load_key(op, defs) or _alu_key(ops, i, defs) for i, op in enumerate(ops)]
     if not any(keys):
         return ops
     succ = successors(ops)
     spans, bsucc = blocks(ops, succ)
     back = any(j <= k for k, js in enumerate(bsucc) for j in js)
-    # Registers whose write may invalidate a fact. Without loops a fact only names
-    # values defined before it, so a value written once can never be rewritten
-    # under it; only registers written more than once (variables) need the check.
-    named = set()
-    for key in keys:
+    # Facts indexed by the registers whose write ends them (those the key names and
+    # the register holding the value). Without loops a fact only names values
+    # defined before it, so a value written once is never rewritten under it: only
+    # registers written more than once (variables, r0-r5) can end a fact.
+    ends: dict = {}
+    for op, key in zip(ops, keys, strict=True):
         if key is not None:
-            named.update(_key_regs(key))
-    named |= {op.fields["dst"] for op, key in zip(ops, keys, strict=True) if key is not None}
-    if not back:
-        named = {r for r in named if not isinstance(r, VReg) or defs.get(r, 0) > 1}
+            for r in (*_key_regs(key), op.fields["dst"]):
+                if back or not isinstance(r, VReg) or defs.get(r, 0) > 1:
+                    ends.setdefault(r, set()).add(key)
     nb = len(spans)
-    state_in: list = [None] * nb  # None: not reached yet (top)
+    state_in: list = [None] * nb  # None: not reached yet (top); else (loads, alus)
     if nb:
-        state_in[0] = {}
+        state_in[0] = ({}, {})
     work, queued = [0] if nb else [], {0}
     while work:
         k = heapq.heappop(work)
@@ -361,12 +360,15 @@ def cse_loads(ops: list) -> list:
         first, last = spans[k]
         avail = state_in[k]
         for i in range(first, last + 1):
-            avail = _transfer(ops[i], keys[i], avail, named)
+            avail = _transfer(ops[i], keys[i], avail, ends)
         for j in bsucc[k]:
             old = state_in[j]
-            new = avail if old is None else {key: v for key, v in old.items()
-                                             if avail.get(key) is v}
-            if old is None or len(new) != len(old):
+            if old is None:
+                new = avail
+            else:
+                new = tuple({key: v for key, v in o.items() if a.get(key) is v}
+                            for o, a in zip(old, avail, strict=True))
+            if old is None or len(new[0]) + len(new[1]) != len(old[0]) + len(old[1]):
                 state_in[j] = new
                 if j not in queued:
                     queued.add(j)
@@ -378,14 +380,14 @@ def cse_loads(ops: list) -> list:
         for i in range(first, last + 1):
             op, key = ops[i], keys[i]
             if key is not None and i > 0:
-                found = avail.get(key)
+                found = avail[key[0] == "alu"].get(key)
                 if found is not None:
                     rename[op.fields["dst"]] = found
                     if key[0] == "alu":
                         keep.pop()  # the MOV that started the pair
-                    avail = _transfer(op, None, avail, named)
+                    avail = _transfer(op, None, avail, ends)
                     continue
-            avail = _transfer(op, key, avail, named)
+            avail = _transfer(op, key, avail, ends)
             keep.append(op)
     if rename:
         for op in keep:
@@ -409,27 +411,43 @@ def _load_key(op, defs: dict):
     return (op.cls, f["src"], f["off"], f["size"])
 
 
-def _transfer(op, key, avail: dict, named: set) -> dict:
-    """Available loads after ``op``; ``avail`` is never changed in place."""
+def _transfer(op, key, avail: tuple, ends: dict) -> tuple:
+    """Available (loads, arithmetic) after ``op``; the dicts are never changed in place."""
     if isinstance(op, Mark):
         return avail
+    loads, alus = avail
     cls = op.cls
     if cls in _STORES:
-        if avail:
-            stack = op.fields["dst"] == Reg.R10  # a stack store leaves other loads alone
-            avail = {k: v for k, v in avail.items()
-                     if k[0] == "alu" or (stack and k[1] != Reg.R10)}
+        if loads:
+            if op.fields["dst"] == Reg.R10:  # a stack store leaves other loads alone
+                loads = {k: v for k, v in loads.items() if k[1] != Reg.R10}
+            else:
+                loads = {}
     elif op.clobbers or cls in _CALLS:
-        if avail:
-            avail = {k: v for k, v in avail.items() if k[0] == "alu"}  # memory may change
-    if avail:
-        killed = [r for r in (*op.defs, *op.clobbers) if r in named]
-        if killed:
-            avail = {k: v for k, v in avail.items()
-                     if v not in killed and not any(r in killed for r in _key_regs(k))}
-    if key is not None and key not in avail:
-        avail = {**avail, key: op.fields["dst"]}
-    return avail
+        loads = {}  # memory may have changed
+    for r in op.defs + op.clobbers:
+        facts = ends.get(r)
+        if facts is None:
+            continue
+        for k in facts:
+            alu = k[0] == "alu"
+            v = (alus if alu else loads).get(k)
+            if v is not None and (v is r or r in _key_regs(k)):
+                if alu:
+                    alus = dict(alus) if alus is avail[1] else alus
+                    del alus[k]
+                else:
+                    loads = dict(loads) if loads is avail[0] else loads
+                    del loads[k]
+    if key is not None:
+        if key[0] == "alu":
+            if key not in alus:
+                alus = {**alus, key: op.fields["dst"]}
+        elif key not in loads:
+            loads = {**loads, key: op.fields["dst"]}
+    if loads is avail[0] and alus is avail[1]:
+        return avail
+    return loads, alus
 
 
 _STORES = (Store, StoreImm, Atomic, StoreRelease)
