@@ -55,15 +55,30 @@ _S32 = (-(1 << 31), (1 << 31) - 1)
 def user_frame_pos() -> SourcePos | None:
     """The innermost stack frame outside the pybpf package, as a SourcePos."""
     f = sys._getframe(1)
-    while f is not None and (f.f_code.co_filename.startswith(_PKG_DIR)
-                             or f.f_code.co_filename == contextlib.__file__):
+    inside = _INSIDE
+    while f is not None:
+        code = f.f_code
+        mine = inside.get(code)
+        if mine is None:
+            name = code.co_filename
+            mine = inside[code] = name.startswith(_PKG_DIR) or name == contextlib.__file__
+        if not mine:
+            break
         f = f.f_back
     if f is None:
         return None
-    filename, lineno = f.f_code.co_filename, f.f_lineno
-    text = linecache.getline(filename, lineno).rstrip("\n")
-    col = len(text) - len(text.lstrip()) + 1 if text else 0
-    return SourcePos(filename, lineno, col, text)
+    key = (f.f_code, f.f_lineno)
+    pos = _POS.get(key)
+    if pos is None:
+        filename, lineno = f.f_code.co_filename, f.f_lineno
+        text = linecache.getline(filename, lineno).rstrip("\n")
+        col = len(text) - len(text.lstrip()) + 1 if text else 0
+        pos = _POS[key] = SourcePos(filename, lineno, col, text)
+    return pos
+
+
+_INSIDE: dict = {}  # code object -> is it pybpf's (or contextlib's)?
+_POS: dict = {}  # (code object, line) -> SourcePos (a rewritten file has new code objects)
 
 
 def function_pos(fn) -> SourcePos | None:

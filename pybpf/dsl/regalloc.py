@@ -29,24 +29,28 @@ ORDER = (Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4, Reg.R5, Reg.R6, Reg.R7, Reg.R8,
 
 def successors(ops: list) -> list[tuple[int, ...]]:
     """Indices of the ops that may run after each op."""
-    labels = {op.name: i for i, op in enumerate(ops) if isinstance(op, Mark)}
+    labels = {op.name: i for i, op in enumerate(ops) if type(op) is Mark}
     out = []
     n = len(ops)
     for i, op in enumerate(ops):
-        nxt = (i + 1,) if i + 1 < n else ()
-        if isinstance(op, Mark):
-            out.append(nxt)
+        if type(op) is Mark:
+            out.append((i + 1,) if i + 1 < n else ())
             continue
         cls = op.cls
-        if cls is Exit:
+        if cls in _BRANCHES:
+            target = labels[op.fields["target"]]
+            if cls is Jump or cls is MayGoto:
+                out.append((i + 1, target) if i + 1 < n else (target,))
+            else:
+                out.append((target,))
+        elif cls is Exit:
             out.append(())
-        elif cls in (Goto, GotoLong):
-            out.append((labels[op.fields["target"]],))
-        elif cls in (Jump, MayGoto):
-            out.append((*nxt, labels[op.fields["target"]]))
         else:
-            out.append(nxt)
+            out.append((i + 1,) if i + 1 < n else ())
     return out
+
+
+_BRANCHES = frozenset((Jump, MayGoto, Goto, GotoLong))
 
 
 def blocks(ops: list, succ: list) -> tuple[list[tuple[int, int]], list[tuple[int, ...]]]:
@@ -186,11 +190,16 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
         graph, hints = _interference(ops, live)
         order = _first_appearance(ops)
         colour: dict = {}
+        bit = live.bit
+        # registers of each colour as a bit set: a physical register is its own colour
+        owned = {r: bit.get(r, 0) for r in (*ORDER, Reg.R10)}
+
+        def taken_by(mask: int) -> set:
+            return {r for r, m in owned.items() if m & mask}
+
         failed = []
         for v in order:
-            nb = live.members(graph.get(v, 0))
-            taken = {colour.get(u, u) for u in nb}
-            taken = {t for t in taken if isinstance(t, Reg)}
+            taken = taken_by(graph.get(v, 0))
             choice = None
             for h in hints.get(v, ()):
                 h = colour.get(h, h)
@@ -200,8 +209,8 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
             if choice is None:  # a register the move partner can take too, so the move goes
                 mine = graph.get(v, 0)
                 for h in hints.get(v, ()):
-                    if isinstance(h, VReg) and h not in colour and not mine & live.bit[h]:
-                        theirs = {colour.get(u, u) for u in live.members(graph.get(h, 0))}
+                    if isinstance(h, VReg) and h not in colour and not mine & bit[h]:
+                        theirs = taken_by(graph.get(h, 0))
                         choice = next((r for r in ORDER if r not in taken and r not in theirs),
                                       None)
                         if choice is not None:
@@ -212,6 +221,7 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
                 failed.append(v)
             else:
                 colour[v] = choice
+                owned[choice] |= bit[v]
         if not failed:
             return colour
         live_out = live.sets()
@@ -220,9 +230,14 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
         for op in ops:
             for r in (*op.uses, *op.defs):
                 accesses[r] = accesses.get(r, 0) + 1
+        span: dict = {}
+        for live_here in live_out:
+            for v in live_here:
+                if isinstance(v, VReg):
+                    span[v] = span.get(v, 0) + 1
         victims: dict = {}
         for v in failed:  # one spill per failed value, all in this round
-            victim = _spill_choice(v, graph, live_out, victims, accesses)
+            victim = _spill_choice(v, graph, span, victims, accesses)
             if victim is not None:
                 victims[victim] = None
         if not victims:
@@ -241,7 +256,7 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
     raise AsmError("register allocation did not converge (too many values live at once)")
 
 
-def _spill_choice(failed: VReg, graph: dict, live_out: list[set], chosen,
+def _spill_choice(failed: VReg, graph: dict, span: dict, chosen,
                   accesses: dict) -> VReg | None:
     """The value to move to the stack so that ``failed`` finds a register.
 
@@ -251,11 +266,6 @@ def _spill_choice(failed: VReg, graph: dict, live_out: list[set], chosen,
     frees a register), never a spill temporary (spilling that again would
     only make another one).
     """
-    span: dict = {}
-    for live in live_out:
-        for v in live:
-            if isinstance(v, VReg):
-                span[v] = span.get(v, 0) + 1
     candidates = [v for v in (failed, *sorted(graph.get(failed, ()), key=_key))
                   if isinstance(v, VReg) and not v.name.endswith(".spill")]
     if any(v in chosen for v in candidates):
