@@ -489,55 +489,55 @@ def drop_implied_checks(ops: list) -> list:
     if not checks:
         return ops
     succ = successors(ops)
-    preds: list[list[tuple[int, bool]]] = [[] for _ in ops]
-    for i, ss in enumerate(succ):
-        for j in ss:
-            taken = (isinstance(ops[i], Op) and ops[i].cls is Jump and j != i + 1)
-            preds[j].append((i, taken))
-    n = len(ops)
-    out: list = [None] * n  # facts after op i on its fall-through edge: {(base, end): K}
-    changed = True
-    while changed:
-        changed = False
-        for i in range(n):
-            facts = _facts_in(i, preds, out, ops)
-            if facts is None:
-                continue
-            op = ops[i]
-            if isinstance(op, Op) and op.defs:
-                facts = {k: v for k, v in facts.items() if k[0] not in op.defs and k[1] not in op.defs}
-            if i in checks:
-                base, end, k = checks[i]
-                facts = {**facts, (base, end): max(k, facts.get((base, end), k))}
-            if out[i] != facts:
-                out[i] = facts
-                changed = True
+    spans, bsucc = blocks(ops, succ)
+    nb = len(spans)
+    state_in: list = [None] * nb  # facts at block entry: {(base, end): K}; None: top
+    if nb:
+        state_in[0] = {}
+    work, queued = [0] if nb else [], {0}
+    while work:
+        k = heapq.heappop(work)
+        queued.discard(k)
+        first, last = spans[k]
+        facts = _check_facts(ops, first, last + 1, state_in[k], checks)
+        jump = isinstance(ops[last], Op) and ops[last].cls is Jump
+        for j, target in zip(bsucc[k], succ[last], strict=True):
+            edge = facts
+            if jump and target != last + 1:  # the taken edge of a check
+                edge = _without_own_check(facts, ops, last)
+            old = state_in[j]
+            if old is None:
+                new = edge
+            else:
+                new = {f: min(v, edge[f]) for f, v in old.items() if f in edge}
+            if new != old:
+                state_in[j] = new
+                if j not in queued:
+                    queued.add(j)
+                    heapq.heappush(work, j)
     drop = set()
-    for i, (base, end, k) in checks.items():
-        facts = _facts_in(i, preds, out, ops, strict=True)
-        if facts and facts.get((base, end), -1) >= k:
-            drop.add(i)
+    for k, (first, last) in enumerate(spans):
+        if last not in checks or state_in[k] is None:
+            continue
+        facts = _check_facts(ops, first, last, state_in[k], checks)
+        base, end, kk = checks[last]
+        if facts.get((base, end), -1) >= kk:
+            drop.add(last)
     return [op for i, op in enumerate(ops) if i not in drop]
 
 
-def _facts_in(i: int, preds, out, ops, strict: bool = False):
-    if i == 0 or not preds[i]:
-        return {}
-    ins = []
-    for p, taken in preds[i]:
-        if out[p] is None:
-            if strict:
-                return None
-            continue
-        facts = out[p]
-        if taken and isinstance(ops[p], Op) and ops[p].cls is Jump:
-            facts = _without_own_check(facts, ops, p)
-        ins.append(facts)
-    if not ins:
-        return None
-    facts = dict(ins[0])
-    for other in ins[1:]:
-        facts = {k: min(v, other[k]) for k, v in facts.items() if k in other}
+def _check_facts(ops: list, first: int, stop: int, facts: dict, checks: dict) -> dict:
+    """Facts after ops[first:stop] (on the fall-through edge of a check)."""
+    for i in range(first, stop):
+        op = ops[i]
+        if op.defs and facts:
+            d = op.defs
+            if any(f[0] in d or f[1] in d for f in facts):
+                facts = {f: v for f, v in facts.items() if f[0] not in d and f[1] not in d}
+        c = checks.get(i)
+        if c is not None:
+            base, end, k = c
+            facts = {**facts, (base, end): max(k, facts.get((base, end), k))}
     return facts
 
 
