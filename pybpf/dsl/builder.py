@@ -389,9 +389,9 @@ class Builder(Flow):
         """Instructions and labels after dead-code removal and register allocation."""
         self.check_end()
         ops = drop_implied_checks(_reachable(self.ops))
-        ops = remove_dead(_reachable(drop_decided_jumps(cse_loads(ops))), _PURE)
-        _check_defined(ops, self.entry_regs())
-        colours = allocate(ops, lambda: self.alloc(8))
+        ops, live = remove_dead(_reachable(drop_decided_jumps(cse_loads(ops))), _PURE)
+        _check_defined(ops, self.entry_regs(), live)
+        colours = allocate(ops, lambda: self.alloc(8), live)
         out = []
         for op in ops:
             if isinstance(op, Mark):
@@ -498,11 +498,10 @@ def _bound(op: str, a: Value, c: Value, t: Scalar) -> int | None:
     return hi if hi <= t._max else None
 
 
-def _check_defined(ops: list, entry: frozenset) -> None:
+def _check_defined(ops: list, entry: frozenset, live: Liveness) -> None:
     """Every register must be set on every path before it is read, and survive calls."""
     if not ops:
         return
-    live = Liveness(ops)
     for i, op in enumerate(ops):  # r0-r5 read after a call destroyed them
         if not op.clobbers:
             continue

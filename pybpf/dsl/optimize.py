@@ -60,17 +60,18 @@ def optimize(ops: list, new_label) -> list:
     return _relax(ops)
 
 
-def remove_dead(ops: list, pure: tuple) -> list:
+def remove_dead(ops: list, pure: tuple) -> tuple[list, Liveness]:
     """Drop side-effect-free ops whose results nobody reads (loads of unused fields ...).
 
     One strong-liveness analysis finds them all at once, including chains
     (a value only read by another dead op) and counters that only feed
-    themselves around a loop or through an unrolled chain.
+    themselves around a loop or through an unrolled chain. Returns the ops
+    left and their liveness (a dead op only passed its live set through).
     """
-    dead = Liveness(ops, pure=pure).dead
-    if not any(dead):
-        return ops
-    return [op for op, d in zip(ops, dead, strict=True) if not d]
+    live = Liveness(ops, pure=pure)
+    if not any(live.dead):
+        return ops, live
+    return [op for op, d in zip(ops, live.dead, strict=True) if not d], live.without_dead()
 
 
 def _drop_jumps_to_next(ops: list) -> list:

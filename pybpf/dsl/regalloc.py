@@ -131,6 +131,14 @@ class Liveness:
         self.bit, self.out, self.dead = bit, out, dead
         self.regs = list(bit)  # bit position -> register
 
+    def without_dead(self) -> Liveness:
+        """The liveness of the ops left once the dead ones are removed."""
+        copy = object.__new__(Liveness)
+        copy.bit, copy.regs = self.bit, self.regs
+        copy.out = [o for o, d in zip(self.out, self.dead, strict=True) if not d]
+        copy.dead = [False] * len(copy.out)
+        return copy
+
     def has(self, i: int, r) -> bool:
         """Is ``r`` live after op ``i``?"""
         b = self.bit.get(r)
@@ -182,11 +190,16 @@ def _interference(ops: list, live: Liveness):
     return graph, hints
 
 
-def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
-    """Map every VReg in ``ops`` to a Reg, spilling (and rewriting ``ops``) as needed."""
+def allocate(ops: list, spill_slot: Callable[[], int],
+             live: Liveness | None = None) -> dict[VReg, Reg]:
+    """Map every VReg in ``ops`` to a Reg, spilling (and rewriting ``ops``) as needed.
+
+    ``live``, when given, is the liveness of ``ops`` as they are (it is not
+    recomputed for the first round).
+    """
     slots: dict[int, set] = {}  # stack offset -> ops at which a value spilled there is live
     for _ in range(200):
-        live = Liveness(ops)
+        live = Liveness(ops) if live is None else live
         graph, hints = _interference(ops, live)
         order = _first_appearance(ops)
         colour: dict = {}
@@ -253,6 +266,7 @@ def allocate(ops: list, spill_slot: Callable[[], int]) -> dict[VReg, Reg]:
                 slots[slot] = set()
             slots[slot] |= points  # values never live together share a slot
             next_id = _spill(ops, victim, slot, next_id)
+        live = None
     raise AsmError("register allocation did not converge (too many values live at once)")
 
 
