@@ -41,6 +41,7 @@ from pybpf.dsl.optimize import (
     drop_implied_checks,
     optimize,
     remove_dead,
+    share_zero_stores,
 )
 from pybpf.dsl.regalloc import Liveness, allocate, successors
 from pybpf.dsl.values import DSLError, Value, _fold, _wrap, const_type, imm32, imm64, promote
@@ -389,7 +390,8 @@ class Builder(Flow):
         """Instructions and labels after dead-code removal and register allocation."""
         self.check_end()
         ops = drop_implied_checks(_reachable(self.ops))
-        ops, live = remove_dead(_reachable(drop_decided_jumps(cse_loads(ops))), _PURE)
+        ops = share_zero_stores(drop_decided_jumps(cse_loads(ops)), self.new_vreg)
+        ops, live = remove_dead(_reachable(ops), _PURE)
         _check_defined(ops, self.entry_regs(), live)
         colours = allocate(ops, lambda: self.alloc(8), live)
         out = []

@@ -27,6 +27,7 @@ from pybpf.asm import (
     JumpOp,
     MayGoto,
     Reg,
+    Size,
     Store,
     StoreImm,
     StoreRelease,
@@ -72,6 +73,40 @@ def remove_dead(ops: list, pure: tuple) -> tuple[list, Liveness]:
     if not any(live.dead):
         return ops, live
     return [op for op, d in zip(ops, live.dead, strict=True) if not d], live.without_dead()
+
+
+def share_zero_stores(ops: list, new_vreg) -> list:
+    """Three or more ``*(uN *)(r10 + off) = 0`` in a row (no label, jump or call between)
+    store one register set to zero instead, as clang does: the x86-64 JIT turns a
+    store-immediate into ``mov [rbp-x], imm32`` (7-8 bytes) and a register store into 3-4.
+    """
+    out: list = []
+    run: list[int] = []  # positions in ``out`` of the current run's stores
+
+    def flush():
+        if len(run) >= 3 and any(out[j].fields["size"] in _WIDE for j in run):
+            z = new_vreg("zero")
+            first = out[run[0]]
+            for j in run:
+                f = out[j].fields
+                out[j] = Op(Store, {"dst": Reg.R10, "src": z, "off": f["off"], "size": f["size"]},
+                            out[j].source)
+            out.insert(run[0], Op(Alu, {"op": Arith.MOV, "dst": z, "src": 0, "width": 64},
+                                  first.source))
+        run.clear()
+
+    for op in ops:
+        if (type(op) is Op and op.cls is StoreImm and op.fields["imm"] == 0
+                and op.fields["dst"] == Reg.R10):
+            run.append(len(out))
+        elif type(op) is Mark or op.cls in _JUMPS or op.cls is Exit or op.clobbers:
+            flush()
+        out.append(op)
+    flush()
+    return out
+
+
+_WIDE = (Size.W, Size.DW)
 
 
 def _drop_jumps_to_next(ops: list) -> list:
