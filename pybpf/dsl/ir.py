@@ -54,9 +54,6 @@ class VReg:
         self.id = id
         self.name = name
 
-    def __hash__(self) -> int:  # deterministic set order across runs
-        return self.id + 16
-
     def __repr__(self) -> str:
         return f"%{self.name or 'v'}{self.id}"
 
