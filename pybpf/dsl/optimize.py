@@ -523,16 +523,31 @@ def cse_loads(ops: list) -> list:
                     ends.setdefault(r, set()).add(key)
     nb = len(spans)
     state_in: list = [None] * nb  # None: not reached yet (top); else (loads, alus)
+    rename: dict = {}
+    drop: set[int] = set()
+
+    def walk(k: int, avail: tuple, record: bool) -> tuple:
+        first, last = spans[k]
+        for i in range(first, last + 1):
+            op, key = ops[i], keys[i]
+            if record and key is not None and i > 0:
+                found = avail[key[0] == "alu"].get(key)
+                if found is not None:
+                    rename[op.fields["dst"]] = found
+                    drop.add(i)
+                    if key[0] == "alu":
+                        drop.add(i - 1)  # the MOV that started the pair
+                    key = None
+            avail = _transfer(op, key, avail, ends)
+        return avail
+
     if nb:
         state_in[0] = ({}, {})
     work, queued = [0] if nb else [], {0}
-    while work:
+    while work:  # in op order: without back edges each block once, its state final
         k = heapq.heappop(work)
         queued.discard(k)
-        first, last = spans[k]
-        avail = state_in[k]
-        for i in range(first, last + 1):
-            avail = _transfer(ops[i], keys[i], avail, ends)
+        avail = walk(k, state_in[k], not back)
         for j in bsucc[k]:
             old = state_in[j]
             if old is None:
@@ -545,26 +560,16 @@ def cse_loads(ops: list) -> list:
                 if j not in queued:
                     queued.add(j)
                     heapq.heappush(work, j)
-    rename: dict = {}
-    keep: list = []
-    for k, (first, last) in enumerate(spans):
-        avail = state_in[k]
-        for i in range(first, last + 1):
-            op, key = ops[i], keys[i]
-            if key is not None and i > 0:
-                found = avail[key[0] == "alu"].get(key)
-                if found is not None:
-                    rename[op.fields["dst"]] = found
-                    if key[0] == "alu":
-                        keep.pop()  # the MOV that started the pair
-                    avail = _transfer(op, None, avail, ends)
-                    continue
-            avail = _transfer(op, key, avail, ends)
-            keep.append(op)
-    if rename:
-        for op in keep:
-            if isinstance(op, Op):
-                op.replace(rename)
+    if back:  # loops: states are final only now
+        for k in range(nb):
+            if state_in[k] is not None:
+                walk(k, state_in[k], True)
+    if not rename:
+        return ops
+    keep = [op for i, op in enumerate(ops) if i not in drop]
+    for op in keep:
+        if type(op) is Op:
+            op.replace(rename)
     return keep
 
 
@@ -763,16 +768,32 @@ def drop_decided_jumps(ops: list) -> list:
     nb = len(spans)
     state_in: list = [None] * nb
     visits = [0] * nb
+    back = any(j <= k for k, js in enumerate(bsucc) for j in js)
+    change: dict = {}  # op index -> None (drop) or the Goto replacing it
+
+    def walk(k: int, state: dict, record: bool) -> dict:
+        first, last = spans[k]
+        for i in range(first, last + 1):
+            op = ops[i]
+            if record:
+                if _noop_and(op, state):  # x &= mask with x <= mask changes nothing
+                    change[i] = None
+                elif _decidable(op):
+                    if _never(op, state):
+                        change[i] = None
+                    elif _always(op, state):  # the code it jumps over is unreachable, goes
+                        change[i] = Op(Goto, {"target": op.fields["target"]}, op.source)
+            _range_step_into(op, state)
+        return state
+
     if nb:
         state_in[0] = {}
     work, queued = [0] if nb else [], {0}
     while work:
         k = heapq.heappop(work)  # in op order: each block of an acyclic function once
         queued.discard(k)
-        first, last = spans[k]
-        state = dict(state_in[k])
-        for i in range(first, last + 1):
-            _range_step_into(ops[i], state)
+        last = spans[k][1]
+        state = walk(k, dict(state_in[k]), not back)
         state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
         jump = ops[last]
         for idx, j in enumerate(bsucc[k]):  # a Jump's successors: (fall-through, target)
@@ -791,22 +812,19 @@ def drop_decided_jumps(ops: list) -> list:
                 if j not in queued:
                     queued.add(j)
                     heapq.heappush(work, j)
+    if back:  # loops: states are final only now
+        for k in range(nb):
+            if state_in[k] is not None:
+                walk(k, dict(state_in[k]), True)
+    if not change:
+        return ops
     out = []
-    for k, (first, last) in enumerate(spans):
-        state = dict(state_in[k]) if state_in[k] is not None else None
-        for i in range(first, last + 1):
-            op = ops[i]
-            if state is not None:
-                keep = not _noop_and(op, state)  # x &= mask with x <= mask changes nothing
-                if _decidable(op):
-                    if _never(op, state):
-                        keep = False
-                    elif _always(op, state):  # the code it jumps over is unreachable, goes
-                        op = Op(Goto, {"target": op.fields["target"]}, op.source)
-                _range_step_into(ops[i], state)
-                if not keep:
-                    continue
-            out.append(op)
+    for i, op in enumerate(ops):
+        if i in change:
+            op = change[i]
+            if op is None:
+                continue
+        out.append(op)
     return out
 
 
