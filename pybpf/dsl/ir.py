@@ -78,10 +78,14 @@ class Op:
 
     def replace(self, mapping: dict) -> None:
         """Substitute registers (VReg -> Reg or VReg -> VReg) in place."""
-        for k, v in self.fields.items():
-            if isinstance(v, VReg) and v in mapping:
-                self.fields[k] = mapping[v]
-        self.uses, self.defs, self.clobbers = _dataflow(self)
+        changed = False
+        fields = self.fields
+        for k, v in fields.items():
+            if type(v) is VReg and v in mapping:
+                fields[k] = mapping[v]
+                changed = True
+        if changed:
+            self.uses, self.defs, self.clobbers = _dataflow(self)
 
     @property
     def is_move(self) -> bool:
