@@ -391,7 +391,7 @@ class Builder(Flow):
         self.check_end()
         ops = drop_implied_checks(_reachable(self.ops))
         ops = share_zero_stores(drop_decided_jumps(cse_loads(ops)), self.new_vreg)
-        ops, live = remove_dead(_reachable(ops), _PURE)
+        ops, live = remove_dead(ops, _PURE)
         _check_defined(ops, self.entry_regs(), live)
         colours = allocate(ops, lambda: self.alloc(8), live)
         out = []

@@ -46,23 +46,33 @@ _S16 = (-(1 << 15), (1 << 15) - 1)
 
 
 def optimize(ops: list, new_label) -> list:
-    """Peepholes on allocated code, to a fixed point, then far-jump relaxation."""
+    """Peepholes on allocated code, to a fixed point, then far-jump relaxation.
+
+    The straight-line ones (masks, merges) run before the control-flow ones and
+    again only when those removed something (a dropped jump can make two ops
+    neighbours).
+    """
+    ops = _straight_line(ops)
     for _ in range(4):
         before = len(ops)
         ops = _drop_jumps_to_next(ops)
         ops = _merge_exits(ops, new_label)
         ops = _thread_jumps(ops)
         ops = _drop_jumps_to_next(ops)
-        ops = _merge_alu(ops)
-        ops = _fold_masks(ops)
-        ops = _drop_undemanded_masks(ops)
-        ops = _merge_store_imm(ops)
         ops = _invert_over_goto(ops)
         ops = _drop_unreachable(ops)
         ops = _drop_unused_marks(ops)
         if len(ops) == before:
             break
+        ops = _straight_line(ops)
     return _relax(ops)
+
+
+def _straight_line(ops: list) -> list:
+    ops = _merge_alu(ops)
+    ops = _fold_masks(ops)
+    ops = _drop_undemanded_masks(ops)
+    return _merge_store_imm(ops)
 
 
 def remove_dead(ops: list, pure: tuple) -> tuple[list, Liveness]:
@@ -818,6 +828,13 @@ def drop_decided_jumps(ops: list) -> list:
                 walk(k, dict(state_in[k]), True)
     if not change:
         return ops
+    if any(op is not None for op in change.values()):
+        ops = list(ops)  # a jump became a goto: what it jumped over may be unreachable now
+        for i, op in change.items():
+            if op is not None:
+                ops[i] = op
+        change = {i: op for i, op in change.items() if op is None}
+        return _drop_unreachable([op for i, op in enumerate(ops) if i not in change])
     out = []
     for i, op in enumerate(ops):
         if i in change:
