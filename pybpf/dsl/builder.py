@@ -41,6 +41,7 @@ from pybpf.dsl.optimize import (
     drop_implied_checks,
     optimize,
     remove_dead,
+    set_membership,
     share_zero_stores,
 )
 from pybpf.dsl.regalloc import Liveness, allocate, successors
@@ -391,6 +392,7 @@ class Builder(Flow):
         self.check_end()
         ops = drop_implied_checks(_reachable(self.ops))
         ops = share_zero_stores(drop_decided_jumps(cse_loads(ops)), self.new_vreg)
+        ops = set_membership(ops, self.new_vreg, self.label)
         ops, live = remove_dead(ops, _PURE)
         _check_defined(ops, self.entry_regs(), live)
         colours = allocate(ops, lambda: self.alloc(8), live)

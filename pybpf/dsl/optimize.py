@@ -26,6 +26,7 @@ from pybpf.asm import (
     GotoLong,
     Jump,
     JumpOp,
+    LoadImm64,
     MayGoto,
     Reg,
     Size,
@@ -108,6 +109,75 @@ def _empty_jumps(ops: list) -> set[int]:
                     break
                 j += 1
     return found
+
+
+def set_membership(ops: list, new_vreg, new_label) -> list:
+    """Three or more ``x == K`` tests of one value against small constants, joined by
+    ``|``, become one bit test (clang's shape): ``if x > 63 goto out; t = MASK;
+    t >>= x; t &= 1; if t == 0 goto out``.
+
+    Each ``if x == K goto L`` edge hands the verifier a state where x is exactly K,
+    so L is walked once per constant; one bit test reaches it once.
+    Form A: ``if x == K1 goto L; ...; if x != Kn goto M; L:``;
+    form B: ``if x == K1 goto L; ...; if x == Kn goto L`` (falls through when not).
+    """
+    out: list = []
+    i, n = 0, len(ops)
+    while i < n:
+        op = ops[i]
+        if not _member_test(op, JumpOp.JEQ):
+            out.append(op)
+            i += 1
+            continue
+        x, w, target = op.fields["dst"], op.fields["width"], op.fields["target"]
+        ks, j = [], i
+        while (j < n and _member_test(ops[j], JumpOp.JEQ) and ops[j].fields["dst"] is x
+               and ops[j].fields["width"] == w and ops[j].fields["target"] == target):
+            ks.append(ops[j].fields["src"])
+            j += 1
+        form_a = (j + 1 < n and _member_test(ops[j], JumpOp.JNE) and ops[j].fields["dst"] is x
+                  and ops[j].fields["width"] == w and type(ops[j + 1]) is Mark
+                  and ops[j + 1].name == target)
+        if form_a:
+            ks.append(ops[j].fields["src"])
+        if len(ks) < 3:
+            out.append(op)
+            i += 1
+            continue
+        src = op.source
+        mask = sum(1 << k for k in set(ks))
+        t = new_vreg("in_set")
+        if form_a:
+            miss, after = ops[j].fields["target"], None
+        else:
+            miss = after = new_label("notin")
+        test = [Op(Jump, {"op": JumpOp.JGT, "dst": x, "src": 63, "target": miss, "width": w}, src)]
+        if mask <= _S32_MAX:
+            test.append(Op(Alu, {"op": Arith.MOV, "dst": t, "src": mask, "width": 64}, src))
+        else:
+            test.append(Op(LoadImm64, {"dst": t, "imm": mask}, src))
+        test += [Op(Alu, {"op": Arith.RSH, "dst": t, "src": x, "width": 64}, src),
+                 Op(Alu, {"op": Arith.AND, "dst": t, "src": 1, "width": 32}, src)]
+        if form_a:
+            test.append(Op(Jump, {"op": JumpOp.JEQ, "dst": t, "src": 0, "target": miss,
+                                  "width": 32}, src))
+            i = j + 1
+        else:
+            test += [Op(Jump, {"op": JumpOp.JNE, "dst": t, "src": 0, "target": target,
+                               "width": 32}, src), Mark(after, src)]
+            i = j
+        out += test
+    return out
+
+
+_S32_MAX = (1 << 31) - 1
+
+
+def _member_test(op, jop) -> bool:
+    if not (type(op) is Op and op.cls is Jump and op.fields["op"] is jop):
+        return False
+    k = op.fields["src"]
+    return type(op.fields["dst"]) is VReg and type(k) is int and 0 <= k <= 63
 
 
 def share_zero_stores(ops: list, new_vreg) -> list:

@@ -92,3 +92,25 @@ def test_adjacent_stack_byte_stores_merge():
     with stack_bytes.load() as loaded:
         got = loaded.test_run(frame(0, 0x01020304, 0)).retval
     assert got == 6 + 0x01020304
+
+
+@xdp
+def membership(p):
+    w = p.packet.header(Words)
+    x = w.b0.cast(u32)
+    hit = p.var(u32, 0)
+    with p.if_((x == 0) | (x == 43) | (x == 60)):   # form A: ... if x != 60 goto miss
+        hit.set(1)
+    with p.if_((x == 1) | (x == 2) | (x == 63) | (x == 44)):
+        hit.set(hit + 2)
+    p.return_(hit)
+
+
+def test_equality_chains_become_one_bit_test():
+    listing = membership.listing()
+    assert listing.count(" ll") == 2 and listing.count(" >>= r") == 2, listing
+    with membership.load() as loaded:
+        for x in (*range(70), 127, 128, 191, 255):
+            data = struct.pack("<HHIIB", 0, 0, 0, 0, x).ljust(64, b"\0")
+            want = (x in (0, 43, 60)) + 2 * (x in (1, 2, 63, 44))
+            assert loaded.test_run(data).retval == want, f"x={x}\n{listing}"
