@@ -26,8 +26,11 @@ from pybpf.asm import (
     GotoLong,
     Jump,
     JumpOp,
+    Load,
     LoadImm64,
+    LoadSX,
     MayGoto,
+    Neg,
     Reg,
     Size,
     Store,
@@ -660,7 +663,7 @@ def _key_regs(key: tuple) -> tuple:
 
 
 def _load_key(op, defs: dict):
-    if not isinstance(op, Op) or op.cls.__name__ not in ("Load", "LoadSX"):
+    if type(op) is not Op or (op.cls is not Load and op.cls is not LoadSX):
         return None
     f = op.fields
     if not isinstance(f["dst"], VReg) or defs.get(f["dst"]) != 1 or f["src"] == f["dst"]:
@@ -711,10 +714,13 @@ _STORES = (Store, StoreImm, Atomic, StoreRelease)
 _CALLS = (Call, CallKfunc, CallLocal, CallX)
 
 
+_ALU_KEYED = (Alu, Neg, Endian)
+
+
 def _alu_key(ops: list, i: int, defs: dict):
     """A key for ``t = a; t op= c`` (one arithmetic result: t written exactly there)."""
     op = ops[i]
-    if not isinstance(op, Op) or op.cls.__name__ not in ("Alu", "Neg", "Endian") or op.is_move:
+    if type(op) is not Op or op.cls not in _ALU_KEYED or op.is_move:
         return None
     if op.cls is Alu and op.fields["op"] in (Arith.MOV, Arith.MOVSX8, Arith.MOVSX16,
                                              Arith.MOVSX32):
@@ -996,11 +1002,12 @@ def _hull(a: dict, b: dict) -> dict:
 
 def _range_step_into(op, state: dict) -> None:
     """Apply ``op`` to ``state`` in place."""
-    if isinstance(op, Mark) or not op.defs:
+    defs = op.defs
+    if not defs:
         return
-    dst = op.defs[0] if len(op.defs) == 1 else None
-    iv = _value_of(op, state) if isinstance(dst, VReg) else None  # before dst is forgotten
-    for d in op.defs:
+    dst = defs[0] if len(defs) == 1 else None
+    iv = _value_of(op, state) if type(dst) is VReg else None  # before dst is forgotten
+    for d in defs:
         state.pop(d, None)
     for d in op.clobbers:
         state.pop(d, None)
@@ -1009,14 +1016,14 @@ def _range_step_into(op, state: dict) -> None:
 
 
 def _value_of(op, state: dict):
-    name, f = op.cls.__name__, op.fields
-    if name == "Load":
+    cls, f = op.cls, op.fields
+    if cls is Load:
         return (0, (1 << (8 * f["size"].bytes)) - 1)
-    if name == "Endian":
+    if cls is Endian:
         return (0, (1 << f["bits"]) - 1)
-    if name == "LoadImm64":
+    if cls is LoadImm64:
         return (f["imm"] & _M64,) * 2
-    if name != "Alu":
+    if cls is not Alu:
         return None
     w = f["width"]
     mask = _M64 if w == 64 else _M32
