@@ -4,8 +4,8 @@ It owns the op list, virtual registers, typed arithmetic (C's conversions,
 constants folded), explicit registers, the stack frame and labels; structured
 control flow comes from ``pybpf.dsl.flow``. Every op records the user's
 ``file:line`` (the first stack frame outside pybpf), which becomes BTF line
-info. ``finish()`` removes unreachable code, drops implied bounds checks and
-repeated loads/arithmetic (``pybpf.dsl.optimize``), checks that every
+info. ``finish()`` removes unreachable code, drops implied bounds checks
+(``pybpf.dsl.ranges``) and repeated loads/arithmetic (``pybpf.dsl.cse``), checks that every
 register is set before it is read and survives calls, allocates registers
 (``pybpf.dsl.regalloc``) and returns real instructions after peepholes.
 """
@@ -33,18 +33,13 @@ from pybpf.asm import (
     StoreImm,
 )
 from pybpf.asm.program import SourcePos
+from pybpf.dsl.cse import cse_loads
 from pybpf.dsl.flow import Flow
 from pybpf.dsl.ir import Mark, Op, VReg
-from pybpf.dsl.optimize import (
-    cse_loads,
-    drop_decided_jumps,
-    drop_implied_checks,
-    optimize,
-    remove_dead,
-    set_membership,
-    share_zero_stores,
-)
+from pybpf.dsl.optimize import optimize
+from pybpf.dsl.ranges import drop_decided_jumps, drop_implied_checks
 from pybpf.dsl.regalloc import Liveness, allocate, successors
+from pybpf.dsl.rewrite import remove_dead, set_membership, share_zero_stores
 from pybpf.dsl.values import DSLError, Value, _fold, _wrap, const_type, imm32, imm64, promote
 from pybpf.types import Scalar, u64
 

@@ -118,6 +118,11 @@ def _is_reg(v) -> bool:
     return isinstance(v, (Reg, VReg))
 
 
+def is_imm(src) -> bool:
+    """An immediate operand (an int that is not a register)."""
+    return isinstance(src, int) and not isinstance(src, (Reg, VReg))
+
+
 def _dataflow(op: Op):
     c, f = op.cls, op.fields
     if c is Alu:

@@ -1,0 +1,189 @@
+"""Common subexpressions: repeated loads (same base, offset, size, no store between)
+and repeated ``t = a; t op= c`` arithmetic reuse the earlier result, found by a
+forward "available values" analysis over the control-flow graph.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from pybpf.asm import (
+    Alu,
+    Arith,
+    Atomic,
+    Call,
+    CallKfunc,
+    CallLocal,
+    CallX,
+    Endian,
+    Load,
+    LoadSX,
+    Neg,
+    Reg,
+    Store,
+    StoreImm,
+    StoreRelease,
+)
+from pybpf.dsl.ir import Mark, Op, VReg
+from pybpf.dsl.regalloc import blocks, successors
+
+
+def cse_loads(ops: list) -> list:
+    """A load repeated with the same base, offset and size, and no store in between, goes.
+
+    Forward "available loads" over the control-flow graph (intersection at
+    joins); a repeated load's result register is replaced by the earlier one's.
+    Only loads whose result is written once qualify, so the rename is safe.
+    Stores through r10 forget only stack loads; any other store, atomic or
+    call forgets every load (it may write any memory).
+    """
+    defs: dict = {}
+    for op in ops:
+        for d in op.defs:
+            defs[d] = defs.get(d, 0) + 1
+    keys = [_load_key(op, defs) or _alu_key(ops, i, defs) for i, op in enumerate(ops)]
+    if not any(keys):
+        return ops
+    succ = successors(ops)
+    spans, bsucc = blocks(ops, succ)
+    back = any(j <= k for k, js in enumerate(bsucc) for j in js)
+    # Facts indexed by the registers whose write ends them (those the key names and
+    # the register holding the value). Without loops a fact only names values
+    # defined before it, so a value written once is never rewritten under it: only
+    # registers written more than once (variables, r0-r5) can end a fact.
+    ends: dict = {}
+    for op, key in zip(ops, keys, strict=True):
+        if key is not None:
+            for r in (*_key_regs(key), op.fields["dst"]):
+                if back or not isinstance(r, VReg) or defs.get(r, 0) > 1:
+                    ends.setdefault(r, set()).add(key)
+    nb = len(spans)
+    state_in: list = [None] * nb  # None: not reached yet (top); else (loads, alus)
+    rename: dict = {}
+    drop: set[int] = set()
+
+    def walk(k: int, avail: tuple, record: bool) -> tuple:
+        first, last = spans[k]
+        for i in range(first, last + 1):
+            op, key = ops[i], keys[i]
+            if record and key is not None and i > 0:
+                found = avail[key[0] == "alu"].get(key)
+                if found is not None:
+                    rename[op.fields["dst"]] = found
+                    drop.add(i)
+                    if key[0] == "alu":
+                        drop.add(i - 1)  # the MOV that started the pair
+                    key = None
+            avail = _transfer(op, key, avail, ends)
+        return avail
+
+    if nb:
+        state_in[0] = ({}, {})
+    work, queued = [0] if nb else [], {0}
+    while work:  # in op order: without back edges each block once, its state final
+        k = heapq.heappop(work)
+        queued.discard(k)
+        avail = walk(k, state_in[k], not back)
+        for j in bsucc[k]:
+            old = state_in[j]
+            if old is None:
+                new = avail
+            else:
+                new = tuple({key: v for key, v in o.items() if a.get(key) is v}
+                            for o, a in zip(old, avail, strict=True))
+            if old is None or len(new[0]) + len(new[1]) != len(old[0]) + len(old[1]):
+                state_in[j] = new
+                if j not in queued:
+                    queued.add(j)
+                    heapq.heappush(work, j)
+    if back:  # loops: states are final only now
+        for k in range(nb):
+            if state_in[k] is not None:
+                walk(k, state_in[k], True)
+    if not rename:
+        return ops
+    keep = [op for i, op in enumerate(ops) if i not in drop]
+    for op in keep:
+        if type(op) is Op:
+            op.replace(rename)
+    return keep
+
+
+def _key_regs(key: tuple) -> tuple:
+    if key[0] == "alu":
+        return (key[2], *(v for _, v in key[3] if isinstance(v, (VReg, Reg))))
+    return (key[1],)
+
+
+def _load_key(op, defs: dict):
+    if type(op) is not Op or (op.cls is not Load and op.cls is not LoadSX):
+        return None
+    f = op.fields
+    if not isinstance(f["dst"], VReg) or defs.get(f["dst"]) != 1 or f["src"] == f["dst"]:
+        return None
+    return (op.cls, f["src"], f["off"], f["size"])
+
+
+def _transfer(op, key, avail: tuple, ends: dict) -> tuple:
+    """Available (loads, arithmetic) after ``op``; the dicts are never changed in place."""
+    if isinstance(op, Mark):
+        return avail
+    loads, alus = avail
+    cls = op.cls
+    if cls in _STORES:
+        if loads:
+            if op.fields["dst"] == Reg.R10:  # a stack store leaves other loads alone
+                loads = {k: v for k, v in loads.items() if k[1] != Reg.R10}
+            else:
+                loads = {}
+    elif op.clobbers or cls in _CALLS:
+        loads = {}  # memory may have changed
+    for r in op.defs + op.clobbers:
+        facts = ends.get(r)
+        if facts is None:
+            continue
+        for k in facts:
+            alu = k[0] == "alu"
+            v = (alus if alu else loads).get(k)
+            if v is not None and (v is r or r in _key_regs(k)):
+                if alu:
+                    alus = dict(alus) if alus is avail[1] else alus
+                    del alus[k]
+                else:
+                    loads = dict(loads) if loads is avail[0] else loads
+                    del loads[k]
+    if key is not None:
+        if key[0] == "alu":
+            if key not in alus:
+                alus = {**alus, key: op.fields["dst"]}
+        elif key not in loads:
+            loads = {**loads, key: op.fields["dst"]}
+    if loads is avail[0] and alus is avail[1]:
+        return avail
+    return loads, alus
+
+
+_STORES = (Store, StoreImm, Atomic, StoreRelease)
+_CALLS = (Call, CallKfunc, CallLocal, CallX)
+
+
+_ALU_KEYED = (Alu, Neg, Endian)
+
+
+def _alu_key(ops: list, i: int, defs: dict):
+    """A key for ``t = a; t op= c`` (one arithmetic result: t written exactly there)."""
+    op = ops[i]
+    if type(op) is not Op or op.cls not in _ALU_KEYED or op.is_move:
+        return None
+    if op.cls is Alu and op.fields["op"] in (Arith.MOV, Arith.MOVSX8, Arith.MOVSX16,
+                                             Arith.MOVSX32):
+        return None
+    t = op.fields["dst"]
+    mov = ops[i - 1] if i > 0 else None
+    if not (isinstance(t, VReg) and defs.get(t) == 2 and isinstance(mov, Op) and mov.is_move
+            and mov.fields["dst"] is t and isinstance(mov.fields["src"], VReg)):
+        return None
+    rest = tuple(sorted((k, v) for k, v in op.fields.items() if k != "dst"))
+    if any(v is t for _, v in rest):
+        return None
+    return ("alu", op.cls, mov.fields["src"], rest)

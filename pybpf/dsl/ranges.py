@@ -1,0 +1,346 @@
+"""Facts about values that decide checks: packet bounds checks implied by earlier
+ones go, and unsigned value ranges propagated over the control-flow graph drop
+conditional jumps they decide and masks that change nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from pybpf.asm import (
+    Alu,
+    Arith,
+    Endian,
+    Goto,
+    Jump,
+    JumpOp,
+    Load,
+    LoadImm64,
+)
+from pybpf.dsl.ir import Op, VReg, is_imm
+from pybpf.dsl.jumps import drop_unreachable
+from pybpf.dsl.regalloc import Liveness, blocks, successors
+
+
+def drop_implied_checks(ops: list) -> list:
+    """A packet bounds check implied by an earlier one on every path goes.
+
+    The DSL's check is ``t = base; t += K; if t > end goto short``. Past it
+    (on the fall-through edge), ``base + K <= end`` holds until ``base`` or
+    ``end`` is written again; a later check of ``base + K2`` with ``K2 <= K``
+    cannot fail, so it is removed (its ``t`` then dies and goes too).
+    """
+    checks = {}
+    for i in range(2, len(ops)):
+        key = _check_key(ops, i)
+        if key is not None:
+            checks[i] = key
+    if not checks:
+        return ops
+    succ = successors(ops)
+    spans, bsucc = blocks(ops, succ)
+    nb = len(spans)
+    state_in: list = [None] * nb  # facts at block entry: {(base, end): K}; None: top
+    if nb:
+        state_in[0] = {}
+    work, queued = [0] if nb else [], {0}
+    while work:
+        k = heapq.heappop(work)
+        queued.discard(k)
+        first, last = spans[k]
+        facts = _check_facts(ops, first, last + 1, state_in[k], checks)
+        jump = isinstance(ops[last], Op) and ops[last].cls is Jump
+        for j, target in zip(bsucc[k], succ[last], strict=True):
+            edge = facts
+            if jump and target != last + 1:  # the taken edge of a check
+                edge = _without_own_check(facts, ops, last)
+            old = state_in[j]
+            if old is None:
+                new = edge
+            else:
+                new = {f: min(v, edge[f]) for f, v in old.items() if f in edge}
+            if new != old:
+                state_in[j] = new
+                if j not in queued:
+                    queued.add(j)
+                    heapq.heappush(work, j)
+    drop = set()
+    for k, (first, last) in enumerate(spans):
+        if last not in checks or state_in[k] is None:
+            continue
+        facts = _check_facts(ops, first, last, state_in[k], checks)
+        base, end, kk = checks[last]
+        if facts.get((base, end), -1) >= kk:
+            drop.add(last)
+    return [op for i, op in enumerate(ops) if i not in drop]
+
+
+def _check_facts(ops: list, first: int, stop: int, facts: dict, checks: dict) -> dict:
+    """Facts after ops[first:stop] (on the fall-through edge of a check)."""
+    for i in range(first, stop):
+        op = ops[i]
+        if op.defs and facts:
+            d = op.defs
+            if any(f[0] in d or f[1] in d for f in facts):
+                facts = {f: v for f, v in facts.items() if f[0] not in d and f[1] not in d}
+        c = checks.get(i)
+        if c is not None:
+            base, end, k = c
+            facts = {**facts, (base, end): max(k, facts.get((base, end), k))}
+    return facts
+
+
+def _without_own_check(facts: dict, ops: list, p: int) -> dict:
+    """On the taken edge of a check, the check's own fact does not hold."""
+    key = _check_key(ops, p)
+    if key is None:
+        return facts
+    base, end, k = key
+    return {kk: v for kk, v in facts.items() if kk != (base, end)} if facts.get((base, end)) == k \
+        else facts
+
+
+def _check_key(ops: list, i: int):
+    """(base, end, K) if ops[i-2:i+1] is ``t = base; t += K; if t > end goto ...``."""
+    j, a, m = ops[i], ops[i - 1], ops[i - 2]
+    if not (isinstance(j, Op) and j.cls is Jump and j.fields["op"] is JumpOp.JGT
+            and j.fields["width"] == 64 and isinstance(j.fields["src"], VReg)):
+        return None
+    t = j.fields["dst"]
+    if not (isinstance(a, Op) and a.cls is Alu and a.fields["op"] is Arith.ADD
+            and a.fields["dst"] is t and a.fields["width"] == 64 and is_imm(a.fields["src"])):
+        return None
+    if not (isinstance(m, Op) and m.is_move and m.fields["dst"] is t
+            and isinstance(m.fields["src"], VReg)):
+        return None
+    return (m.fields["src"], j.fields["src"], a.fields["src"])
+
+
+# -- value ranges ---------------------------------------------------------------------------
+
+_M64 = (1 << 64) - 1
+_M32 = (1 << 32) - 1
+_TOP = (0, _M64)
+
+
+def drop_decided_jumps(ops: list) -> list:
+    """Conditional jumps that value ranges decide, and masks that change nothing, go.
+
+    Unsigned intervals of every virtual register are propagated over the CFG
+    (loads give their width, ``&``/``>>``/``<<``/``+`` with known operands
+    stay bounded, jumps narrow their operand on each edge, loops widen to
+    "unknown"). A ``if x > 65535 goto short`` on an offset that is provably
+    at most 40 + 60 + 8 * 255, say, cannot jump, and the verifier knows it
+    too; the DSL emits such checks whenever it cannot see that itself.
+    """
+    succ = successors(ops)
+    spans, bsucc = blocks(ops, succ)
+    live = Liveness(ops, succ)  # only values still needed are tracked: states stay small
+    bit, live_out = live.bit, live.out
+    nb = len(spans)
+    state_in: list = [None] * nb
+    visits = [0] * nb
+    back = any(j <= k for k, js in enumerate(bsucc) for j in js)
+    change: dict = {}  # op index -> None (drop) or the Goto replacing it
+
+    def walk(k: int, state: dict, record: bool) -> dict:
+        first, last = spans[k]
+        for i in range(first, last + 1):
+            op = ops[i]
+            if record:
+                if _noop_and(op, state):  # x &= mask with x <= mask changes nothing
+                    change[i] = None
+                elif _decidable(op):
+                    if _never(op, state):
+                        change[i] = None
+                    elif _always(op, state):  # the code it jumps over is unreachable, goes
+                        change[i] = Op(Goto, {"target": op.fields["target"]}, op.source)
+            _range_step_into(op, state)
+        return state
+
+    if nb:
+        state_in[0] = {}
+    work, queued = [0] if nb else [], {0}
+    while work:
+        k = heapq.heappop(work)  # in op order: each block of an acyclic function once
+        queued.discard(k)
+        last = spans[k][1]
+        state = walk(k, dict(state_in[k]), not back)
+        state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
+        jump = ops[last]
+        for idx, j in enumerate(bsucc[k]):  # a Jump's successors: (fall-through, target)
+            edge = _narrow(jump, state, taken=(idx == len(bsucc[k]) - 1 and idx > 0))
+            old = state_in[j]
+            if old is None:
+                new = edge
+            else:
+                new = _hull(old, edge)
+                if new != old:
+                    visits[j] += 1
+                    if visits[j] > 8:  # a loop keeps growing it: give up on what grows
+                        new = {r: v for r, v in new.items() if old.get(r) == v}
+            if new != old:
+                state_in[j] = new
+                if j not in queued:
+                    queued.add(j)
+                    heapq.heappush(work, j)
+    if back:  # loops: states are final only now
+        for k in range(nb):
+            if state_in[k] is not None:
+                walk(k, dict(state_in[k]), True)
+    if not change:
+        return ops
+    if any(op is not None for op in change.values()):
+        ops = list(ops)  # a jump became a goto: what it jumped over may be unreachable now
+        for i, op in change.items():
+            if op is not None:
+                ops[i] = op
+        change = {i: op for i, op in change.items() if op is None}
+        return drop_unreachable([op for i, op in enumerate(ops) if i not in change])
+    out = []
+    for i, op in enumerate(ops):
+        if i in change:
+            op = change[i]
+            if op is None:
+                continue
+        out.append(op)
+    return out
+
+
+_UNSIGNED_JUMPS = (JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE)
+
+
+def _decidable(op) -> bool:
+    return (isinstance(op, Op) and op.cls is Jump and op.fields["op"] in _UNSIGNED_JUMPS
+            and isinstance(op.fields["dst"], VReg) and is_imm(op.fields["src"]))
+
+
+def _jump_k(op):
+    f = op.fields
+    k = f["src"] & (_M64 if f["width"] == 64 else _M32)
+    return f["op"], k
+
+
+def _interval(state: dict, r, width: int = 64):
+    iv = state.get(r, _TOP) if isinstance(r, VReg) else _TOP
+    if width == 32 and iv[1] > _M32:
+        return (0, _M32)
+    return iv
+
+
+def _never(op, state: dict) -> bool:
+    jop, k = _jump_k(op)
+    lo, hi = _interval(state, op.fields["dst"])
+    if op.fields["width"] == 32 and hi > _M32:
+        return False
+    return {JumpOp.JGT: hi <= k, JumpOp.JGE: hi < k, JumpOp.JLT: lo >= k, JumpOp.JLE: lo > k,
+            JumpOp.JEQ: not lo <= k <= hi, JumpOp.JNE: lo == hi == k}[jop]
+
+
+def _noop_and(op, state: dict) -> bool:
+    """``x &= 0xffff`` when x is already at most 0xffff (a checksum fold, a be16 value)."""
+    if not (isinstance(op, Op) and op.cls is Alu and op.fields["op"] is Arith.AND
+            and isinstance(op.fields["dst"], VReg) and is_imm(op.fields["src"])
+            and op.fields["src"] >= 0):
+        return False
+    k = op.fields["src"]
+    return (k + 1) & k == 0 and _interval(state, op.fields["dst"])[1] <= k
+
+
+def _always(op, state: dict) -> bool:
+    jop, k = _jump_k(op)
+    lo, hi = _interval(state, op.fields["dst"])
+    if op.fields["width"] == 32 and hi > _M32:
+        return False
+    return {JumpOp.JGT: lo > k, JumpOp.JGE: lo >= k, JumpOp.JLT: hi < k, JumpOp.JLE: hi <= k,
+            JumpOp.JEQ: lo == hi == k, JumpOp.JNE: not lo <= k <= hi}[jop]
+
+
+def _narrow(op, state: dict, taken: bool) -> dict:
+    if not _decidable(op):
+        return state
+    jop, k = _jump_k(op)
+    r = op.fields["dst"]
+    lo, hi = _interval(state, r)
+    if op.fields["width"] == 32 and hi > _M32:
+        return state
+    if not taken:
+        jop = {JumpOp.JGT: JumpOp.JLE, JumpOp.JGE: JumpOp.JLT, JumpOp.JLT: JumpOp.JGE,
+               JumpOp.JLE: JumpOp.JGT, JumpOp.JEQ: JumpOp.JNE, JumpOp.JNE: JumpOp.JEQ}[jop]
+    if jop is JumpOp.JGT:
+        lo = max(lo, k + 1)
+    elif jop is JumpOp.JGE:
+        lo = max(lo, k)
+    elif jop is JumpOp.JLT:
+        hi = min(hi, k - 1)
+    elif jop is JumpOp.JLE:
+        hi = min(hi, k)
+    elif jop is JumpOp.JEQ:
+        lo, hi = max(lo, k), min(hi, k)
+    if lo > hi:  # this edge cannot be taken: keep the state (it changes nothing downstream)
+        return state
+    return {**state, r: (lo, hi)}
+
+
+def _hull(a: dict, b: dict) -> dict:
+    return {k: (min(v[0], b[k][0]), max(v[1], b[k][1])) for k, v in a.items() if k in b}
+
+
+def _range_step_into(op, state: dict) -> None:
+    """Apply ``op`` to ``state`` in place."""
+    defs = op.defs
+    if not defs:
+        return
+    dst = defs[0] if len(defs) == 1 else None
+    iv = _value_of(op, state) if type(dst) is VReg else None  # before dst is forgotten
+    for d in defs:
+        state.pop(d, None)
+    for d in op.clobbers:
+        state.pop(d, None)
+    if iv is not None and iv != _TOP:
+        state[dst] = iv
+
+
+def _value_of(op, state: dict):
+    cls, f = op.cls, op.fields
+    if cls is Load:
+        return (0, (1 << (8 * f["size"].bytes)) - 1)
+    if cls is Endian:
+        return (0, (1 << f["bits"]) - 1)
+    if cls is LoadImm64:
+        return (f["imm"] & _M64,) * 2
+    if cls is not Alu:
+        return None
+    w = f["width"]
+    mask = _M64 if w == 64 else _M32
+    top = (0, mask)
+    src = f["src"]
+    b = ((src & mask,) * 2) if is_imm(src) else _interval(state, src, w)
+    a = _interval(state, f["dst"], w)
+    aop = f["op"]
+    if aop is Arith.MOV:
+        return b
+    if aop is Arith.ADD:
+        lo, hi = a[0] + b[0], a[1] + b[1]
+    elif aop is Arith.SUB:
+        if a[0] < b[1]:
+            return top
+        lo, hi = a[0] - b[1], a[1] - b[0]
+    elif aop is Arith.MUL:
+        lo, hi = a[0] * b[0], a[1] * b[1]
+    elif aop is Arith.AND:
+        lo, hi = 0, min(a[1], b[1])
+    elif aop in (Arith.OR, Arith.XOR):
+        lo, hi = 0, (1 << max(a[1], b[1]).bit_length()) - 1
+    elif aop is Arith.LSH and b[0] == b[1]:
+        n = b[0] & (w - 1)
+        lo, hi = a[0] << n, a[1] << n
+    elif aop is Arith.RSH:
+        lo, hi = a[0] >> min(b[1], w - 1), a[1] >> (b[0] if b[0] < w else 0)
+    elif aop is Arith.DIV:
+        lo, hi = 0, a[1]
+    elif aop is Arith.MOD:
+        lo, hi = 0, (min(a[1], b[1] - 1) if b[0] > 0 else a[1])
+    else:
+        return top
+    return (lo, hi) if hi <= mask else top

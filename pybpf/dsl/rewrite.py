@@ -1,0 +1,160 @@
+"""Rewrites on virtual-register code before allocation: dead ops (and the jumps
+left over nothing) go, ``x == K1 | x == K2 | ...`` becomes one bit test, and runs
+of zero stores to the stack share one zeroed register.
+"""
+
+from __future__ import annotations
+
+from pybpf.asm import (
+    Alu,
+    Arith,
+    Exit,
+    Jump,
+    JumpOp,
+    LoadImm64,
+    Reg,
+    Size,
+    Store,
+    StoreImm,
+)
+from pybpf.dsl.ir import Mark, Op, VReg
+from pybpf.dsl.jumps import JUMPS
+from pybpf.dsl.regalloc import Liveness
+
+
+def remove_dead(ops: list, pure: tuple) -> tuple[list, Liveness]:
+    """Drop side-effect-free ops whose results nobody reads (loads of unused fields ...).
+
+    One strong-liveness analysis finds them all at once, including chains
+    (a value only read by another dead op) and counters that only feed
+    themselves around a loop or through an unrolled chain. A conditional jump
+    left with nothing to jump over (``if f != 0 goto L; L:`` once the flag it
+    set is gone) goes too, and what only it read follows. Returns the ops
+    left and their liveness (a dead op only passed its live set through).
+    """
+    while True:
+        live = Liveness(ops, pure=pure)
+        if any(live.dead):
+            ops = [op for op, d in zip(ops, live.dead, strict=True) if not d]
+            live = live.without_dead()
+        empty = _empty_jumps(ops)
+        if not empty:
+            return ops, live
+        ops = [op for i, op in enumerate(ops) if i not in empty]
+
+
+def _empty_jumps(ops: list) -> set[int]:
+    """Conditional jumps whose target is the next instruction (only labels between)."""
+    found = set()
+    for i, op in enumerate(ops):
+        if type(op) is Op and op.cls is Jump:
+            target, j = op.fields["target"], i + 1
+            while j < len(ops) and type(ops[j]) is Mark:
+                if ops[j].name == target:
+                    found.add(i)
+                    break
+                j += 1
+    return found
+
+
+def set_membership(ops: list, new_vreg, new_label) -> list:
+    """Three or more ``x == K`` tests of one value against small constants, joined by
+    ``|``, become one bit test (clang's shape): ``if x > 63 goto out; t = MASK;
+    t >>= x; t &= 1; if t == 0 goto out``.
+
+    Each ``if x == K goto L`` edge hands the verifier a state where x is exactly K,
+    so L is walked once per constant; one bit test reaches it once.
+    Form A: ``if x == K1 goto L; ...; if x != Kn goto M; L:``;
+    form B: ``if x == K1 goto L; ...; if x == Kn goto L`` (falls through when not).
+    """
+    out: list = []
+    i, n = 0, len(ops)
+    while i < n:
+        op = ops[i]
+        if not _member_test(op, JumpOp.JEQ):
+            out.append(op)
+            i += 1
+            continue
+        x, w, target = op.fields["dst"], op.fields["width"], op.fields["target"]
+        ks, j = [], i
+        while (j < n and _member_test(ops[j], JumpOp.JEQ) and ops[j].fields["dst"] is x
+               and ops[j].fields["width"] == w and ops[j].fields["target"] == target):
+            ks.append(ops[j].fields["src"])
+            j += 1
+        form_a = (j + 1 < n and _member_test(ops[j], JumpOp.JNE) and ops[j].fields["dst"] is x
+                  and ops[j].fields["width"] == w and type(ops[j + 1]) is Mark
+                  and ops[j + 1].name == target)
+        if form_a:
+            ks.append(ops[j].fields["src"])
+        if len(ks) < 3:
+            out.append(op)
+            i += 1
+            continue
+        src = op.source
+        mask = sum(1 << k for k in set(ks))
+        t = new_vreg("in_set")
+        if form_a:
+            miss, after = ops[j].fields["target"], None
+        else:
+            miss = after = new_label("notin")
+        test = [Op(Jump, {"op": JumpOp.JGT, "dst": x, "src": 63, "target": miss, "width": w}, src)]
+        if mask <= _S32_MAX:
+            test.append(Op(Alu, {"op": Arith.MOV, "dst": t, "src": mask, "width": 64}, src))
+        else:
+            test.append(Op(LoadImm64, {"dst": t, "imm": mask}, src))
+        test += [Op(Alu, {"op": Arith.RSH, "dst": t, "src": x, "width": 64}, src),
+                 Op(Alu, {"op": Arith.AND, "dst": t, "src": 1, "width": 32}, src)]
+        if form_a:
+            test.append(Op(Jump, {"op": JumpOp.JEQ, "dst": t, "src": 0, "target": miss,
+                                  "width": 32}, src))
+            i = j + 1
+        else:
+            test += [Op(Jump, {"op": JumpOp.JNE, "dst": t, "src": 0, "target": target,
+                               "width": 32}, src), Mark(after, src)]
+            i = j
+        out += test
+    return out
+
+
+_S32_MAX = (1 << 31) - 1
+
+
+def _member_test(op, jop) -> bool:
+    if not (type(op) is Op and op.cls is Jump and op.fields["op"] is jop):
+        return False
+    k = op.fields["src"]
+    return type(op.fields["dst"]) is VReg and type(k) is int and 0 <= k <= 63
+
+
+def share_zero_stores(ops: list, new_vreg) -> list:
+    """Three or more ``*(uN *)(r10 + off) = 0`` in a row (no label, jump or call between)
+    store one register set to zero instead, as clang does: the x86-64 JIT turns a
+    store-immediate into ``mov [rbp-x], imm32`` (7-8 bytes) and a register store into 3-4.
+    """
+    out: list = []
+    run: list[int] = []  # positions in ``out`` of the current run's stores
+
+    def flush():
+        if len(run) >= 3 and any(out[j].fields["size"] in _WIDE for j in run):
+            z = new_vreg("zero")
+            first = out[run[0]]
+            for j in run:
+                f = out[j].fields
+                out[j] = Op(Store, {"dst": Reg.R10, "src": z, "off": f["off"], "size": f["size"]},
+                            out[j].source)
+            out.insert(run[0], Op(Alu, {"op": Arith.MOV, "dst": z, "src": 0, "width": 64},
+                                  first.source))
+        run.clear()
+
+    for op in ops:
+        if (type(op) is Op and op.cls is StoreImm and op.fields["imm"] == 0
+                and op.fields["dst"] == Reg.R10):
+            run.append(len(out))
+        elif type(op) is Mark or op.cls in JUMPS or op.cls is Exit or op.clobbers:
+            flush()
+        out.append(op)
+    flush()
+    return out
+
+
+_WIDE = (Size.W, Size.DW)
