@@ -207,7 +207,7 @@ def allocate(ops: list, spill_slot: Callable[[], int],
         # registers of each colour as a bit set: a physical register is its own colour
         owned = {r: bit.get(r, 0) for r in (*ORDER, Reg.R10)}
 
-        def taken_by(mask: int) -> set:
+        def taken_by(mask: int, owned: dict = owned) -> set:  # this round's colours
             return {r for r, m in owned.items() if m & mask}
 
         failed = []
