@@ -28,8 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -141,7 +141,7 @@ def _runs(cprog, pprog, twin: Twin, repeat: int, rounds: int) -> tuple[dict, dic
     outs = [{"ret": (r := prog.test_run(twin.frame, repeat=1)).retval, "out": r.data_out,
              "all": []} for prog in sides]
     for _ in range(rounds):
-        for prog, out in zip(sides, outs):
+        for prog, out in zip(sides, outs, strict=True):
             out["all"].append(prog.test_run(twin.frame, repeat=repeat).duration_ns)
     for out in outs:
         out["ns"] = statistics.median(out.pop("all"))

@@ -16,7 +16,19 @@ import time
 
 from programs.tool import Tool
 from pybpf.dsl import (
-    IPPROTO_TCP, Array, Hash, RingBuf, Struct, be16, be32, s32, s64, tracepoint, u16, u32, u64,
+    IPPROTO_TCP,
+    Array,
+    Hash,
+    RingBuf,
+    Struct,
+    be16,
+    be32,
+    s32,
+    s64,
+    tracepoint,
+    u16,
+    u32,
+    u64,
 )
 from pybpf.types import Bytes
 

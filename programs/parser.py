@@ -29,13 +29,13 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from programs.tool import Tool
 from pybpf.asm import Reg
 from pybpf.dsl import (
     ETH_P_8021AD,
     ETH_P_8021Q,
     ETH_P_IP,
     ETH_P_IPV6,
-    ICMP,
     IPPROTO_DSTOPTS,
     IPPROTO_FRAGMENT,
     IPPROTO_HOPOPTS,
@@ -67,7 +67,6 @@ from pybpf.dsl import (
 )
 from pybpf.dsl.pointers import StackRegion
 from pybpf.types import Array as Words
-from programs.tool import Tool
 
 MAX_IPV6_EXT = 4  # extension headers followed before giving up (on_bad)
 TCPOPT_EOL, TCPOPT_NOP, TCPOPT_MSS = 0, 1, 2
@@ -375,7 +374,6 @@ def parse_test(p):
         out.tci1 = l2.tci[1].host()
         out.l3_off = l2.l3_off
         out.layers = LAYER_ETH
-        l3 = None
         with p.if_(l2.proto == ETH_P_IP):
             v4 = ipv4(p, src, l2.l3_off)
             out.saddr[0] = v4.ip.saddr

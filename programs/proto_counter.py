@@ -12,11 +12,11 @@ import select
 import socket
 import time
 
+from programs import parser
+from programs.tool import Tool
 from pybpf.dsl import ETH_P_IP, ETH_P_IPV6, XDP_PASS, PerCpuArray, Struct, u32, u64, xdp
 from pybpf.sandbox import Sandbox
 from pybpf.syscall.attach import attach_xdp
-from programs import parser
-from programs.tool import Tool
 
 NON_IP = 256
 NAMES = {0: "ipv6-hopopt", 1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 41: "ipv6-in-ip",

@@ -14,11 +14,11 @@ import socket
 import struct
 import time
 
+from programs import parser
+from programs.tool import Tool
 from pybpf.dsl import ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, TCP, TCP_ACK, TCP_SYN, socket_filter, u32
 from pybpf.sandbox import Sandbox
 from pybpf.syscall.attach import attach_socket_filter
-from programs import parser
-from programs.tool import Tool
 
 KEEP, DROP = 0xFFFF, 0   # bytes of the packet the socket keeps
 ETH_P_ALL = 0x0003

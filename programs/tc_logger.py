@@ -16,6 +16,8 @@ import socket
 import struct
 import time
 
+from programs import parser
+from programs.tool import Tool
 from pybpf.dsl import (
     ETH_P_IP,
     ETH_P_IPV6,
@@ -37,8 +39,6 @@ from pybpf.sandbox import Sandbox
 from pybpf.syscall.attach import attach_tc
 from pybpf.syscall.events import RingBuffer
 from pybpf.types import Array as Words
-from programs import parser
-from programs.tool import Tool
 
 INGRESS, EGRESS = 0, 1
 

@@ -18,14 +18,14 @@ import socket
 import sys
 import time
 
+from programs import parser
+from programs.tool import Tool, ToolError
 from pybpf.dsl import ETH_P_IP, ETH_P_IPV6, XDP_DROP, XDP_PASS, LpmTrie, Struct, be32, u32, u64, xdp
 from pybpf.errors import BPFError
 from pybpf.sandbox import Sandbox
 from pybpf.syscall import UpdateFlags
 from pybpf.syscall.attach import attach_xdp
 from pybpf.types import Array as Words
-from programs import parser
-from programs.tool import Tool, ToolError
 
 
 class V4Key(Struct):

@@ -1,7 +1,17 @@
 """pybpf twins of the C programs in this folder (same logic, line for line)."""
 
 from pybpf.dsl import (
-    ETH_P_IP, XDP_DROP, XDP_PASS, Ethernet, IPv4, LpmTrie, Struct, be32, u32, u64, xdp,
+    ETH_P_IP,
+    XDP_DROP,
+    XDP_PASS,
+    Ethernet,
+    IPv4,
+    LpmTrie,
+    Struct,
+    be32,
+    u32,
+    u64,
+    xdp,
 )
 
 

@@ -3,8 +3,29 @@
 import pytest
 
 from pybpf.asm import (
-    R0, R1, R2, R3, R10, Alu, Arith, Atomic, AtomicKind, Call, CallKfunc, CallLocal, Exit, Goto,
-    GotoLong, Jump, JumpOp, Load, LoadImm64, LoadInd, LoadMap, Size, decode,
+    R0,
+    R1,
+    R2,
+    R3,
+    R10,
+    Alu,
+    Arith,
+    Atomic,
+    AtomicKind,
+    Call,
+    CallKfunc,
+    CallLocal,
+    Exit,
+    Goto,
+    GotoLong,
+    Jump,
+    JumpOp,
+    Load,
+    LoadImm64,
+    LoadInd,
+    LoadMap,
+    Size,
+    decode,
 )
 from pybpf.asm.llvm import assemble
 from pybpf.errors import AsmError

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pybpf.errors import BPFError
 from programs import parser as P
+from pybpf.errors import BPFError
 
 pytestmark = pytest.mark.kernel
 
@@ -136,17 +136,25 @@ HOP, ROUTING, FRAGMENT, DSTOPTS = 0, 43, 44, 60
 def case(name):
     f = Frame()
     if name == "ipv4-tcp":
-        ethernet(f, 0x0800); ipv4(f, 6); tcp(f)
+        ethernet(f, 0x0800)
+        ipv4(f, 6)
+        tcp(f)
     elif name == "vlan-ipv4-udp":
-        ethernet(f, 0x0800, [(Q, 0x2064)]); ipv4(f, 17); udp(f)
+        ethernet(f, 0x0800, [(Q, 0x2064)])
+        ipv4(f, 17)
+        udp(f)
     elif name == "qinq-ipv4opts-tcpopts":
         ethernet(f, 0x0800, [(AD, 100), (Q, 0xE0C8)])
         ipv4(f, 6, options=bytes([0x94, 4, 0, 0, 1, 1, 1, 0]))   # router alert, NOPs, EOL
         tcp(f, 0x12, MSS_OPTS, mss=1460)
     elif name == "qinq-ipv6-tcp-ws-first":
-        ethernet(f, 0x86DD, [(Q, 5), (Q, 6)]); ipv6(f, [], 6); tcp(f, 0x02, WS_FIRST, mss=9000)
+        ethernet(f, 0x86DD, [(Q, 5), (Q, 6)])
+        ipv6(f, [], 6)
+        tcp(f, 0x02, WS_FIRST, mss=9000)
     elif name == "ipv6-tcp":
-        ethernet(f, 0x86DD); ipv6(f, [], 6); tcp(f, 0x10)
+        ethernet(f, 0x86DD)
+        ipv6(f, [], 6)
+        tcp(f, 0x10)
     elif name == "ipv6-ext-udp":
         ethernet(f, 0x86DD)
         ipv6(f, [(HOP, bytes([5, 2, 0, 0, 1, 0])), (ROUTING, bytes(14)),
@@ -158,15 +166,24 @@ def case(name):
                  (FRAGMENT, (0, 1))], 58)
         icmp(f, 128)
     elif name == "ipv6-first-fragment-tcp":
-        ethernet(f, 0x86DD); ipv6(f, [(FRAGMENT, (0, 1))], 6); tcp(f)
+        ethernet(f, 0x86DD)
+        ipv6(f, [(FRAGMENT, (0, 1))], 6)
+        tcp(f)
     elif name == "ipv6-later-fragment":
-        ethernet(f, 0x86DD); ipv6(f, [(FRAGMENT, (1448, 0))], 6); f.add(bytes(20))
+        ethernet(f, 0x86DD)
+        ipv6(f, [(FRAGMENT, (1448, 0))], 6)
+        f.add(bytes(20))
     elif name == "ipv4-later-fragment":
-        ethernet(f, 0x0800); ipv4(f, 17, frag=0x2000 | 185); f.add(bytes(8))
+        ethernet(f, 0x0800)
+        ipv4(f, 17, frag=0x2000 | 185)
+        f.add(bytes(8))
     elif name == "ipv4-icmp":
-        ethernet(f, 0x0800, [(Q, 7)]); ipv4(f, 1); icmp(f, 8)
+        ethernet(f, 0x0800, [(Q, 7)])
+        ipv4(f, 1)
+        icmp(f, 8)
     elif name == "arp":
-        ethernet(f, 0x0806); f.add(bytes(28))
+        ethernet(f, 0x0806)
+        f.add(bytes(28))
     else:
         raise KeyError(name)
     return f
@@ -238,7 +255,9 @@ def test_three_vlan_tags_stop_after_two(prog):
 
 def test_tcp_options_without_mss(prog):
     f = Frame()
-    ethernet(f, 0x0800); ipv4(f, 6); tcp(f, 0x02, bytes([1, 1, 4, 2]), mss=0)  # NOP NOP SACKOK
+    ethernet(f, 0x0800)
+    ipv4(f, 6)
+    tcp(f, 0x02, bytes([1, 1, 4, 2]), mss=0)  # NOP NOP SACKOK
     assert run(prog, f.data) == f.expected(len(f.data))
 
 

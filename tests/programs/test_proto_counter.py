@@ -1,14 +1,13 @@
 """The protocol counter: exact per-protocol counts on real traffic and on crafted frames."""
 
-import socket
 import struct
 import time
 
 import pytest
 
+from programs import proto_counter as C
 from pybpf.sandbox import Sandbox
 from pybpf.syscall.attach import attach_xdp
-from programs import proto_counter as C
 
 pytestmark = pytest.mark.kernel
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from pybpf.sandbox import Sandbox
 from programs import syn_filter as S
+from pybpf.sandbox import Sandbox
 
 pytestmark = pytest.mark.kernel
 

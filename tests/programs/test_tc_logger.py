@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from pybpf.sandbox import Sandbox
 from programs import tc_logger as T
+from pybpf.sandbox import Sandbox
 
 pytestmark = pytest.mark.kernel
 

@@ -6,10 +6,10 @@ import struct
 
 import pytest
 
-from pybpf.sandbox import Sandbox
-from pybpf.syscall.attach import attach_xdp
 from programs import xdp_blocker as B
 from programs.tool import ToolError
+from pybpf.sandbox import Sandbox
+from pybpf.syscall.attach import attach_xdp
 
 pytestmark = pytest.mark.kernel
 
