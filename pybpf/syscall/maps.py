@@ -214,34 +214,30 @@ class Map(FdObject):
             value = value.fd
         return self.value.pack(value)
 
-    def lookup(self, key, default=None, *, flags: int = 0):
-        """BPF_MAP_LOOKUP_ELEM: the value at ``key``, or ``default`` when absent."""
+    def _read(self, cmd: Cmd, key, flags: int = 0):
+        """One element command that fills the value buffer; KeyError when ``key`` is absent."""
         attr = self._elem
         attr.map_fd = self.fd
         attr.key = address(self._key_ptr(key)[0])
         attr.value = address(self._vbuf)
         attr.flags = flags
         try:
-            bpf(Cmd.MAP_LOOKUP_ELEM, attr)
-        except BPFError as e:
-            if e.errno == errno.ENOENT:
-                return default
-            raise
-        return self.value.unpack(ffi.buffer(self._vbuf, self.value.size)[:])
-
-    def __getitem__(self, key):
-        attr = self._elem
-        attr.map_fd = self.fd
-        attr.key = address(self._key_ptr(key)[0])
-        attr.value = address(self._vbuf)
-        attr.flags = 0
-        try:
-            bpf(Cmd.MAP_LOOKUP_ELEM, attr)
+            bpf(cmd, attr)
         except BPFError as e:
             if e.errno == errno.ENOENT:
                 raise KeyError(key) from None
             raise
         return self.value.unpack(ffi.buffer(self._vbuf, self.value.size)[:])
+
+    def lookup(self, key, default=None, *, flags: int = 0):
+        """BPF_MAP_LOOKUP_ELEM: the value at ``key``, or ``default`` when absent."""
+        try:
+            return self._read(Cmd.MAP_LOOKUP_ELEM, key, flags)
+        except KeyError:
+            return default
+
+    def __getitem__(self, key):
+        return self._read(Cmd.MAP_LOOKUP_ELEM, key)
 
     def __contains__(self, key) -> bool:
         return self.lookup(key, _MISSING) is not _MISSING
@@ -300,18 +296,7 @@ class Map(FdObject):
 
     def lookup_and_delete(self, key=None):
         """BPF_MAP_LOOKUP_AND_DELETE_ELEM: remove ``key`` and return its value (KeyError)."""
-        attr = self._elem
-        attr.map_fd = self.fd
-        attr.key = address(self._key_ptr(key)[0])
-        attr.value = address(self._vbuf)
-        attr.flags = 0
-        try:
-            bpf(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, attr)
-        except BPFError as e:
-            if e.errno == errno.ENOENT:
-                raise KeyError(key) from None
-            raise
-        return self.value.unpack(ffi.buffer(self._vbuf, self.value.size)[:])
+        return self._read(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, key)
 
     def push(self, value, *, flags: int = UpdateFlags.ANY) -> None:
         """Queue/stack: push ``value`` (flags=EXIST replaces the oldest when full)."""
