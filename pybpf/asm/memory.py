@@ -43,6 +43,14 @@ def _size(insn, allowed=tuple(Size)) -> None:
                        f"(allowed: {names})")
 
 
+def _access(insn, *, writes_dst: bool, sizes=tuple(Size)) -> None:
+    """The checks every register load/store shares: size, dst and src registers, s16 off."""
+    _size(insn, sizes)
+    check_reg(insn, "dst", writes=writes_dst)
+    check_reg(insn, "src")
+    check_int(insn, "off", S16, "s16")
+
+
 def _mem(base, off, size: Size, signed=False) -> str:
     kind = _SIGNED[size] if signed else _UNSIGNED[size]
     return f"*({kind} *)(r{int(base)} {fmt_offset(off)})"
@@ -58,10 +66,7 @@ class Load(Instruction):
     size: Size
 
     def __post_init__(self):
-        _size(self)
-        check_reg(self, "dst", writes=True)
-        check_reg(self, "src")
-        check_int(self, "off", S16, "s16")
+        _access(self, writes_dst=True)
 
     def __str__(self) -> str:
         return f"r{int(self.dst)} = {_mem(self.src, self.off, self.size)}"
@@ -77,10 +82,7 @@ class LoadSX(Instruction):
     size: Size
 
     def __post_init__(self):
-        _size(self, (Size.B, Size.H, Size.W))
-        check_reg(self, "dst", writes=True)
-        check_reg(self, "src")
-        check_int(self, "off", S16, "s16")
+        _access(self, writes_dst=True, sizes=(Size.B, Size.H, Size.W))
 
     def __str__(self) -> str:
         return f"r{int(self.dst)} = {_mem(self.src, self.off, self.size, signed=True)}"
@@ -96,10 +98,7 @@ class Store(Instruction):
     size: Size
 
     def __post_init__(self):
-        _size(self)
-        check_reg(self, "dst")
-        check_reg(self, "src")
-        check_int(self, "off", S16, "s16")
+        _access(self, writes_dst=False)
 
     def __str__(self) -> str:
         reg = f"r{int(self.src)}" if self.size == Size.DW else f"w{int(self.src)}"
@@ -203,10 +202,7 @@ class LoadAcquire(Instruction):
     size: Size
 
     def __post_init__(self):
-        _size(self)
-        check_reg(self, "dst", writes=True)
-        check_reg(self, "src")
-        check_int(self, "off", S16, "s16")
+        _access(self, writes_dst=True)
 
     def __str__(self) -> str:
         p = "r" if self.size == Size.DW else "w"
@@ -224,10 +220,7 @@ class StoreRelease(Instruction):
     size: Size
 
     def __post_init__(self):
-        _size(self)
-        check_reg(self, "dst")
-        check_reg(self, "src")
-        check_int(self, "off", S16, "s16")
+        _access(self, writes_dst=False)
 
     def __str__(self) -> str:
         p = "r" if self.size == Size.DW else "w"
