@@ -17,7 +17,7 @@ import argparse
 import contextlib
 import ipaddress
 import socket
-from dataclasses import dataclass
+from pybpf._record import record
 
 from programs.tool import Tool, ToolError
 from pybpf.dsl import RingBuf, Struct, cgroup_sock_addr, u8, u16, u32
@@ -78,7 +78,7 @@ def log_connect6(p):
 _PROTOCOLS = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp"}
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Connection:
     """A decoded ConnectEvent."""
 

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import itertools
 import socket
 import time
 
 from programs.dnat import tx_checksum_off
 from programs.tool import Tool, ToolError
+from pybpf._record import replace
 from pybpf.dsl import (
     ETH_P_IP,
     TC_ACT_OK,
@@ -168,8 +168,8 @@ class Hosts:
             self.b, self.mb = sb.veth(self.ns_b, self.ns_m)
             self.ns_a.add_address(self.a.ifname, f"10.204.{s}.1/24")
             self.ns_b.add_address(self.b.ifname, f"10.204.{s}.2/24")
-            self.a = dataclasses.replace(self.a, ipv4=f"10.204.{s}.1")
-            self.b = dataclasses.replace(self.b, ipv4=f"10.204.{s}.2")
+            self.a = replace(self.a, ipv4=f"10.204.{s}.1")
+            self.b = replace(self.b, ipv4=f"10.204.{s}.2")
         self.middle = (self.ma, self.mb)
         if mode == "devmap":
             self._full_checksums()

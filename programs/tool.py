@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pybpf._record import field, record
 
 from pybpf.errors import PyBPFError
 
@@ -30,7 +30,7 @@ class ToolError(PyBPFError):
     """A tool was misused from the command line (unknown name, missing option)."""
 
 
-@dataclass
+@record(frozen=False, slots=False)
 class Tool:
     """A tool: name, summary, its programs, a sandboxed demo and a real-system runner."""
 

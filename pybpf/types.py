@@ -23,7 +23,7 @@ than truncating them.
 from __future__ import annotations
 
 import struct as _struct
-from dataclasses import dataclass
+from pybpf._record import record
 from typing import Any, ClassVar
 
 from pybpf.errors import PyBPFError
@@ -33,7 +33,7 @@ class LayoutError(PyBPFError, TypeError):
     """A value does not fit the declared type."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Field:
     """One member of a Struct: its name, type and byte offset."""
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from pybpf._record import record
 
 from pybpf.asm.instruction import (
     Instruction,
@@ -76,7 +76,7 @@ def _reg_name(reg: int, width: int) -> str:
     return f"w{int(reg)}" if width == 32 else f"r{int(reg)}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Alu(Instruction):
     """``dst op= src``: BPF_ALU/BPF_ALU64 with a register (BPF_X) or immediate (BPF_K) source."""
 
@@ -111,7 +111,7 @@ class Alu(Instruction):
         return f"{d} {self.op.operator} {s}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Neg(Instruction):
     """``dst = -dst``: BPF_NEG (immediate form only; the register form is not valid)."""
 
@@ -141,7 +141,7 @@ class ByteOrder(enum.Enum):
         return f"ByteOrder.{self.name}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Endian(Instruction):
     """``dst = be16 dst`` and friends: BPF_END; converts and zero-extends the low ``bits``."""
 
@@ -159,7 +159,7 @@ class Endian(Instruction):
         return f"r{int(self.dst)} = {self.order.value}{self.bits} r{int(self.dst)}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AddrSpaceCast(Instruction):
     """``dst = addr_space_cast(src, dst_as, src_as)``: arena pointer cast (BPF_MOV64, off 1)."""
 

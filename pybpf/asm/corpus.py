@@ -17,7 +17,7 @@ by name. Malformed files raise AsmError naming ``file:line``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from pybpf._record import field, record
 from pathlib import Path
 
 from pybpf.errors import AsmError
@@ -33,7 +33,7 @@ _U64 = re.compile(r"0[xX][0-9a-fA-F]{1,16}$")
 _BYTE = re.compile(r"[0-9a-fA-F]{2}$")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Section:
     """One ``-- name`` section: its body text and the 1-based line its body starts on."""
 
@@ -43,7 +43,7 @@ class Section:
     source: str | None = None  # the ``@ file`` the body came from
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TestFile:
     """A parsed ``.data`` file: its sections by name, in file order."""
 

@@ -6,7 +6,7 @@ names that ``pybpf.asm.Program`` resolves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from pybpf._record import record, replace
 
 from pybpf.asm.instruction import (
     S16,
@@ -51,7 +51,7 @@ class _Targeted(Instruction):
         return replace(self, target=target)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Jump(_Targeted):
     """``if dst op src goto target``: BPF_JMP/BPF_JMP32 conditional jump (JEQ .. JSLE, JSET)."""
 
@@ -84,7 +84,7 @@ class Jump(_Targeted):
         return f"if {p}{int(self.dst)} {CONDITIONS[self.op]} {s} goto {fmt_target(self.target)}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Goto(_Targeted):
     """``goto target``: BPF_JA with a 16-bit offset."""
 
@@ -97,7 +97,7 @@ class Goto(_Targeted):
         return f"goto {fmt_target(self.target)}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GotoLong(_Targeted):
     """``gotol target``: BPF_JMP32 | BPF_JA with a 32-bit offset in imm (v4)."""
 
@@ -110,7 +110,7 @@ class GotoLong(_Targeted):
         return f"gotol {fmt_target(self.target)}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MayGoto(_Targeted):
     """``may_goto target``: BPF_JCOND; jumps once the verifier-bounded loop budget is spent."""
 
@@ -123,7 +123,7 @@ class MayGoto(_Targeted):
         return f"may_goto {fmt_target(self.target)}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Call(Instruction):
     """``call N``: call helper function number N (BPF_CALL, src 0)."""
 
@@ -136,7 +136,7 @@ class Call(Instruction):
         return f"call {self.helper}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallLocal(_Targeted):
     """Call a bpf-to-bpf subprogram (BPF_CALL, src BPF_PSEUDO_CALL, imm relative offset)."""
 
@@ -151,7 +151,7 @@ class CallLocal(_Targeted):
         return f"call pc{fmt_target(self.target)}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallKfunc(Instruction):
     """Call a kernel function by BTF id (BPF_CALL, src BPF_PSEUDO_KFUNC_CALL).
 
@@ -171,7 +171,7 @@ class CallKfunc(Instruction):
         return f"call kfunc({self.btf_id})"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallX(Instruction):
     """``callx dst``: indirect call through a register (BPF_CALL | BPF_X)."""
 
@@ -184,7 +184,7 @@ class CallX(Instruction):
         return f"callx r{int(self.dst)}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Exit(Instruction):
     """``exit``: return r0 to the caller (BPF_EXIT)."""
 

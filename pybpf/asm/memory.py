@@ -7,7 +7,7 @@ For a store the destination is the base register of the memory written.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from pybpf._record import record, replace
 
 from pybpf.asm.instruction import (
     S16,
@@ -56,7 +56,7 @@ def _mem(base, off, size: Size, signed=False) -> str:
     return f"*({kind} *)(r{int(base)} {fmt_offset(off)})"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Load(Instruction):
     """``dst = *(uN *)(src + off)``: BPF_LDX | BPF_MEM, zero-extending."""
 
@@ -72,7 +72,7 @@ class Load(Instruction):
         return f"r{int(self.dst)} = {_mem(self.src, self.off, self.size)}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoadSX(Instruction):
     """``dst = *(sN *)(src + off)``: BPF_LDX | BPF_MEMSX, sign-extending (v4)."""
 
@@ -88,7 +88,7 @@ class LoadSX(Instruction):
         return f"r{int(self.dst)} = {_mem(self.src, self.off, self.size, signed=True)}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Store(Instruction):
     """``*(uN *)(dst + off) = src``: BPF_STX | BPF_MEM."""
 
@@ -105,7 +105,7 @@ class Store(Instruction):
         return f"{_mem(self.dst, self.off, self.size)} = {reg}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoreImm(Instruction):
     """``*(uN *)(dst + off) = imm``: BPF_ST | BPF_MEM (a u64 store sign-extends the s32 imm)."""
 
@@ -152,7 +152,7 @@ class AtomicKind(enum.Enum):
 _LOCK_OPS = {AtomicKind.ADD: "+=", AtomicKind.OR: "|=", AtomicKind.AND: "&=", AtomicKind.XOR: "^="}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Atomic(Instruction):
     """An atomic update of ``*(dst + off)`` with ``src`` (32 or 64 bits).
 
@@ -192,7 +192,7 @@ class Atomic(Instruction):
         return f"{v} = {name}((u32 *)({addr}), {v})"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoadAcquire(Instruction):
     """``dst = load_acquire((uN *)(src + off))``: BPF_ATOMIC with BPF_LOAD_ACQ (kernel 6.15+)."""
 
@@ -210,7 +210,7 @@ class LoadAcquire(Instruction):
         return f"{p}{int(self.dst)} = load_acquire(({kind} *)(r{int(self.src)} {fmt_offset(self.off)}))"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoreRelease(Instruction):
     """``store_release((uN *)(dst + off), src)``: BPF_ATOMIC with BPF_STORE_REL (kernel 6.15+)."""
 
@@ -234,7 +234,7 @@ class _Imm64(Instruction):
     slots = 2
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoadImm64(_Imm64):
     """``dst = imm ll``: the 16-byte BPF_LD | BPF_IMM | BPF_DW with a plain 64-bit value."""
 
@@ -253,7 +253,7 @@ class LoadImm64(_Imm64):
         return f"r{int(self.dst)} = {text} ll"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoadMap(_Imm64):
     """Load a map pointer, or a pointer into its value at ``value_offset`` (BPF_PSEUDO_MAP_*).
 
@@ -294,7 +294,7 @@ class LoadMap(_Imm64):
         return text + f", {self.value_offset}" if self.value_offset else text
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoadBtfId(_Imm64):
     """Load the address of a kernel object by BTF id (BPF_PSEUDO_BTF_ID, typed ksym)."""
 
@@ -312,7 +312,7 @@ class LoadBtfId(_Imm64):
         return text + f", {self.module}" if self.module else text
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoadFunc(_Imm64):
     """Load the address of a subprogram (BPF_PSEUDO_FUNC, e.g. a bpf_loop callback)."""
 
@@ -334,7 +334,7 @@ class LoadFunc(_Imm64):
         return f"ld_pseudo r{int(self.dst)}, 4, {t}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoadAbs(Instruction):
     """``r0 = *(uN *)skb[imm]``: legacy BPF_LD | BPF_ABS packet load (network byte order)."""
 
@@ -349,7 +349,7 @@ class LoadAbs(Instruction):
         return f"r0 = *({_UNSIGNED[self.size]} *)skb[{self.imm}]"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoadInd(Instruction):
     """``r0 = *(uN *)skb[src + imm]``: legacy BPF_LD | BPF_IND packet load."""
 

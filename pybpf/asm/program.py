@@ -12,7 +12,7 @@ until the loader supplies fds to ``encode(maps=...)``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from pybpf._record import record
 from typing import NamedTuple
 
 from pybpf.asm.codec import encode
@@ -37,7 +37,7 @@ class SourcePos(NamedTuple):
         return f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Function:
     """A function's name and the slot index of its first instruction."""
 

@@ -26,7 +26,7 @@ kfunc) or a register (``call %r2``, which is ``callx``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from pybpf._record import record
 
 from pybpf.asm.alu import Alu, Arith, ByteOrder, Endian, Neg
 from pybpf.asm.codec import encode
@@ -79,7 +79,7 @@ _S16 = (-(1 << 15), (1 << 15) - 1)
 _S32 = (-(1 << 31), (1 << 31) - 1)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Tok:
     """An operand's text and its 1-based column."""
 

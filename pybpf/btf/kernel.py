@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from pybpf._record import record
 
 from pybpf.btf import model as m
 from pybpf.btf.reader import TypeIndex
@@ -21,7 +21,7 @@ SYSFS_BTF = "/sys/kernel/btf"
 _QUALIFIERS = (m.Typedef, m.Volatile, m.Const, m.Restrict, m.TypeTag)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FieldLayout:
     """One member of a struct or union as the running kernel lays it out."""
 
@@ -39,7 +39,7 @@ class FieldLayout:
         return self.bitfield_size != 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StructLayout:
     """A struct or union of the running kernel: size, id and members in order."""
 
@@ -67,7 +67,7 @@ class StructLayout:
         return f.offset
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FuncInfo:
     """A kernel function (BTF_KIND_FUNC): its BTF id, signature and linkage."""
 

@@ -11,7 +11,7 @@ offsets.  Maps use ``map_btf`` to get key and value type ids.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pybpf._record import record
 
 from pybpf import types as lt
 from pybpf.btf import model as m
@@ -64,7 +64,7 @@ def _array(b: Builder, elem: int, count: int) -> int:
     return b.add(m.Array(elem, index, count))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MapBTF:
     """BTF for BPF_MAP_CREATE: the blob plus ``btf_key_type_id`` / ``btf_value_type_id``."""
 

@@ -11,13 +11,13 @@ into the string section exist only in ``wire.py`` and ``codec.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pybpf._record import record
 from typing import ClassVar
 
 from pybpf.btf.uapi import FuncLinkage, IntEncoding, Kind, VarLinkage
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Int:
     """BTF_KIND_INT: an integer of ``size`` bytes using ``bits`` bits from bit ``offset``."""
 
@@ -29,7 +29,7 @@ class Int:
     offset: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ptr:
     """BTF_KIND_PTR: a pointer to ``type``."""
 
@@ -37,7 +37,7 @@ class Ptr:
     type: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Array:
     """BTF_KIND_ARRAY: ``nelems`` elements of ``type``, indexed by ``index_type``."""
 
@@ -47,7 +47,7 @@ class Array:
     nelems: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Member:
     """struct btf_member: a field at ``bit_offset``; ``bitfield_size`` 0 means not a bitfield."""
 
@@ -57,7 +57,7 @@ class Member:
     bitfield_size: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Struct:
     """BTF_KIND_STRUCT: ``size`` bytes of ``members``; ``kflag`` packs bitfield sizes in offsets."""
 
@@ -68,7 +68,7 @@ class Struct:
     kflag: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Union:
     """BTF_KIND_UNION: like Struct, every member usually at bit offset 0."""
 
@@ -79,7 +79,7 @@ class Union:
     kflag: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EnumValue:
     """struct btf_enum / btf_enum64: one enumerator."""
 
@@ -87,7 +87,7 @@ class EnumValue:
     value: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Enum:
     """BTF_KIND_ENUM: enumerators with 32-bit values; ``signed`` is the kind_flag."""
 
@@ -98,7 +98,7 @@ class Enum:
     signed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Enum64:
     """BTF_KIND_ENUM64: enumerators with 64-bit values; ``signed`` is the kind_flag."""
 
@@ -109,7 +109,7 @@ class Enum64:
     signed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Fwd:
     """BTF_KIND_FWD: a forward declaration of a struct, or a union when ``union``."""
 
@@ -118,7 +118,7 @@ class Fwd:
     union: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Typedef:
     """BTF_KIND_TYPEDEF: ``name`` is another name for ``type``."""
 
@@ -127,7 +127,7 @@ class Typedef:
     type: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Volatile:
     """BTF_KIND_VOLATILE: ``volatile type``."""
 
@@ -135,7 +135,7 @@ class Volatile:
     type: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Const:
     """BTF_KIND_CONST: ``const type``."""
 
@@ -143,7 +143,7 @@ class Const:
     type: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Restrict:
     """BTF_KIND_RESTRICT: ``restrict type``."""
 
@@ -151,7 +151,7 @@ class Restrict:
     type: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Func:
     """BTF_KIND_FUNC: function ``name`` whose FUNC_PROTO is ``type``; linkage sits in vlen."""
 
@@ -161,7 +161,7 @@ class Func:
     linkage: FuncLinkage = FuncLinkage.STATIC
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Param:
     """struct btf_param: a named argument; a final ``Param("", 0)`` marks varargs."""
 
@@ -169,7 +169,7 @@ class Param:
     type: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FuncProto:
     """BTF_KIND_FUNC_PROTO: a signature returning ``return_type`` (0 = void)."""
 
@@ -178,7 +178,7 @@ class FuncProto:
     params: tuple[Param, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Var:
     """BTF_KIND_VAR: a global or static variable of ``type``."""
 
@@ -188,7 +188,7 @@ class Var:
     linkage: VarLinkage = VarLinkage.STATIC
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VarSecinfo:
     """struct btf_var_secinfo: a VAR (or FUNC) placed at ``offset`` in a DATASEC."""
 
@@ -197,7 +197,7 @@ class VarSecinfo:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Datasec:
     """BTF_KIND_DATASEC: an ELF-style section (``.data``, ``.bss``) holding variables."""
 
@@ -207,7 +207,7 @@ class Datasec:
     vars: tuple[VarSecinfo, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Float:
     """BTF_KIND_FLOAT: a floating point type of ``size`` bytes."""
 
@@ -216,7 +216,7 @@ class Float:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeclTag:
     """BTF_KIND_DECL_TAG: tag ``name`` on ``type`` or, when ``component_idx`` >= 0, a member.
 
@@ -230,7 +230,7 @@ class DeclTag:
     kflag: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TypeTag:
     """BTF_KIND_TYPE_TAG: tag ``name`` (``__user``, ``__rcu``) on the pointee ``type``."""
 

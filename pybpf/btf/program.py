@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from pybpf._record import field, record
 
 from pybpf.asm.program import SourcePos
 from pybpf.btf import model as m
@@ -38,7 +38,7 @@ from pybpf.errors import BTFError
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProgramBTF:
     """What BPF_PROG_LOAD takes: ``prog_btf_fd`` (load ``btf`` first), func and line info."""
 

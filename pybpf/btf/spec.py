@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from pybpf._record import field, record
 
 from pybpf.btf.model import Type, referenced_ids, type_name
 from pybpf.errors import BTFError
 
 
-@dataclass(frozen=True, eq=False)
+@record(slots=False, eq=False)
 class Spec:
     """Types of one BTF blob; ``types[0]`` has id ``first_id``.
 

@@ -23,7 +23,7 @@ and ``check_load(name, size, index=...)``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from pybpf._record import record
 from functools import cache
 
 from pybpf.dsl._ctx import FIELDS, STRUCTS
@@ -36,7 +36,7 @@ class ContextError(PyBPFError, ValueError):
     """A context field is unknown, or not readable/writable that way in this program type."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FieldRule:
     """How one context field may be accessed by one program type / attach type."""
 
@@ -390,7 +390,7 @@ _LK_POINTERS = {"sk": "socket_or_null", "cookie": "socket_or_null"}
 Predicate = Callable[[int, int, bool, "str | None"], bool]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Hook:
     struct: str
     predicate: Predicate

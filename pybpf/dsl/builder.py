@@ -306,13 +306,12 @@ class Builder(Flow):
 
     def insn(self, instruction) -> None:
         """Emit one ``pybpf.asm`` instruction as is (registers physical or virtual)."""
-        import dataclasses
-
+        from pybpf._record import fields as record_fields
         from pybpf.asm import Call
         from pybpf.asm.instruction import Instruction
         if not isinstance(instruction, Instruction):
             raise self.error(f"insn() needs a pybpf.asm instruction, got {instruction!r}")
-        fields = {f.name: getattr(instruction, f.name) for f in dataclasses.fields(instruction)}
+        fields = {name: getattr(instruction, name) for name in record_fields(instruction)}
         nargs = 0
         if isinstance(instruction, Call):
             from pybpf.syscall._uapi import HELPER_PROTOS, HelperId

@@ -22,7 +22,7 @@ with ``@subprog`` become bpf-to-bpf calls.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from pybpf._record import field, record
 
 from pybpf.asm import Alu, Arith, CallLocal, Exit, Reg
 from pybpf.asm.program import Program as AsmProgram
@@ -40,7 +40,7 @@ from pybpf.dsl.values import DSLError, Value
 from pybpf.types import Scalar, StructMeta, as_type, u64
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Kind:
     """A hook: program type, expected attach type, default verdict, packet access."""
 
@@ -225,7 +225,7 @@ def subprog(fn) -> SubprogDef:
     return SubprogDef(fn)
 
 
-@dataclass
+@record(frozen=False, slots=False)
 class Built:
     """A built program: instructions with labels and source lines, and the maps it uses."""
 

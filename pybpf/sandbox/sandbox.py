@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
+from pybpf._record import record
 
 from pybpf.sandbox.cgroup import Cgroup
 from pybpf.sandbox.netns import Netns
@@ -26,7 +26,7 @@ __all__ = ["Endpoint", "Sandbox"]
 _veth_ids = itertools.count()
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Endpoint:
     """One end of a veth pair: its namespace, interface name, ifindex and addresses."""
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass, field
+from pybpf._record import field, record
 from typing import Any
 
 from pybpf.errors import BPFError, PyBPFError
@@ -85,7 +85,7 @@ def hook_error(e: BPFError, hook: str, needs: tuple[int, int] | None) -> BPFErro
     return BPFError(e.errno, e.command, f"attaching to {hook}: {e.detail}")
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class LinkInfo:
     """What the kernel reports about an attachment (struct bpf_link_info, or its equivalent)."""
 

@@ -16,7 +16,7 @@ import mmap
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from pybpf._record import record
 
 from pybpf.errors import BPFError
 from pybpf.syscall import map_batch
@@ -81,7 +81,7 @@ def check_name(name: str) -> bytes:
     return raw
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class MapInfo:
     """struct bpf_map_info, as the kernel reports it."""
 

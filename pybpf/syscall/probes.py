@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
-from dataclasses import dataclass
+from pybpf._record import record
 
 from pybpf.btf.kernel import vmlinux
 from pybpf.errors import BPFError, BTFError
@@ -75,7 +75,7 @@ MAP_NEEDS_BTF = {MapType.SK_STORAGE: "5.2", MapType.STRUCT_OPS: "5.6",
                  MapType.CGRP_STORAGE: "6.2"}
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Probe:
     """One probe's answer: ``supported`` is None when the probe could not decide."""
 
@@ -260,7 +260,7 @@ def _log_true_size() -> bool:
 NO_FD = 0xFFFFFFFF  # -1 as __u32: fdget() fails with EBADF
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class _LinkSpec:
     since: str
     prog: ProgType

@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from pybpf._record import record
 
 from pybpf import asm
 from pybpf.errors import AsmError, BPFError, VerifierError
@@ -93,7 +93,7 @@ def disassemble_at(code: bytes, index: int) -> str | None:
     return str(decoded[0]) if decoded else None
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class ProgramInfo:
     """struct bpf_prog_info, as the kernel reports it."""
 

@@ -25,7 +25,7 @@ it needed in ``data_size_out``; we retry with that size.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
+from pybpf._record import record
 
 from pybpf.errors import BPFError
 from pybpf.syscall._ffi import address, ffi
@@ -44,7 +44,7 @@ MAX_XDP_BATCH = 256
 _CTX_IN_ONLY = {ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE, ProgType.SYSCALL}
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class TestRun:
     """The result of one BPF_PROG_TEST_RUN."""
 

@@ -17,7 +17,7 @@ import errno
 import os
 import re
 import select
-from dataclasses import dataclass
+from pybpf._record import record
 
 from pybpf.errors import PyBPFError
 from pybpf.sandbox import cleanup
@@ -75,7 +75,7 @@ def tracepoint_id(category: str, name: str) -> int:
                          f"{os.path.dirname(os.path.dirname(path))})") from None
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class TraceLine:
     """One parsed trace_pipe line."""
 

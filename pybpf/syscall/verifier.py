@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 import re
-from dataclasses import dataclass
+from pybpf._record import record
 
 from pybpf.errors import BPFError
 from pybpf.syscall._ffi import address, ffi
@@ -28,7 +28,7 @@ LOG_LEVEL_VERBOSE = 2  # BPF_LOG_LEVEL2: every state
 LOG_LEVEL_STATS = 4  # BPF_LOG_STATS: the "processed N insns" summary
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class LogFields:
     """Names of the log attributes of one command inside ``union bpf_attr``."""
 
@@ -42,7 +42,7 @@ PROG_LOG = LogFields("log_level", "log_size", "log_buf", "log_true_size")
 BTF_LOG = LogFields("btf_log_level", "btf_log_size", "btf_log_buf", "btf_log_true_size")
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class VerifierStats:
     """The verifier's BPF_LOG_STATS line: work done while proving the program safe."""
 
@@ -123,7 +123,7 @@ _TRAILER = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Failure:
     """What a verifier log says about a rejected program."""
 

@@ -1,11 +1,11 @@
 """Type model <-> bytes: round trips of random type graphs and checked parsing."""
 
-import dataclasses
 import struct
 
 import pytest
 from hypothesis import given, settings
 
+from pybpf._record import replace
 from pybpf.btf import codec, reader
 from pybpf.btf import model as m
 from pybpf.btf.builder import Builder
@@ -52,7 +52,7 @@ def _shift(t, n):
     if isinstance(t, m.Array):
         return m.Array(s(t.type), s(t.index_type), t.nelems)
     if hasattr(t, "type"):
-        return dataclasses.replace(t, type=s(t.type))
+        return replace(t, type=s(t.type))
     return t
 
 
