@@ -17,9 +17,9 @@ import argparse
 import contextlib
 import ipaddress
 import socket
-from pybpf._record import record
 
 from programs.tool import Tool, ToolError
+from pybpf._record import record
 from pybpf.dsl import RingBuf, Struct, cgroup_sock_addr, u8, u16, u32
 from pybpf.sandbox import Sandbox
 from pybpf.syscall.attach import attach_cgroup

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable
-from pybpf._record import field, record
 
+from pybpf._record import field, record
 from pybpf.errors import PyBPFError
 
 # Module names in the order `pybpf demo` runs them (the guide's chapter order).

@@ -23,9 +23,9 @@ than truncating them.
 from __future__ import annotations
 
 import struct as _struct
-from pybpf._record import record
 from typing import Any, ClassVar
 
+from pybpf._record import record
 from pybpf.errors import PyBPFError
 
 

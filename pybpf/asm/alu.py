@@ -7,8 +7,8 @@
 from __future__ import annotations
 
 import enum
-from pybpf._record import record
 
+from pybpf._record import record
 from pybpf.asm.instruction import (
     Instruction,
     check_choice,

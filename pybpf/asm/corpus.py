@@ -17,9 +17,9 @@ by name. Malformed files raise AsmError naming ``file:line``.
 from __future__ import annotations
 
 import re
-from pybpf._record import field, record
 from pathlib import Path
 
+from pybpf._record import field, record
 from pybpf.errors import AsmError
 
 KNOWN_SECTIONS = frozenset({

@@ -7,7 +7,6 @@ names that ``pybpf.asm.Program`` resolves.
 from __future__ import annotations
 
 from pybpf._record import record, replace
-
 from pybpf.asm.instruction import (
     S16,
     S32,

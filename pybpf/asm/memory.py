@@ -7,8 +7,8 @@ For a store the destination is the base register of the memory written.
 from __future__ import annotations
 
 import enum
-from pybpf._record import record, replace
 
+from pybpf._record import record, replace
 from pybpf.asm.instruction import (
     S16,
     S32,

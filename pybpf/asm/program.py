@@ -12,9 +12,9 @@ until the loader supplies fds to ``encode(maps=...)``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from pybpf._record import record
 from typing import NamedTuple
 
+from pybpf._record import record
 from pybpf.asm.codec import encode
 from pybpf.asm.instruction import S16, Instruction
 from pybpf.asm.jump import Goto, Jump, MayGoto

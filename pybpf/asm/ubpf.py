@@ -26,8 +26,8 @@ kfunc) or a register (``call %r2``, which is ``callx``).
 from __future__ import annotations
 
 import re
-from pybpf._record import record
 
+from pybpf._record import record
 from pybpf.asm.alu import Alu, Arith, ByteOrder, Endian, Neg
 from pybpf.asm.codec import encode
 from pybpf.asm.instruction import Instruction

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import os
-from pybpf._record import record
 
+from pybpf._record import record
 from pybpf.btf import model as m
 from pybpf.btf.reader import TypeIndex
 from pybpf.errors import BTFError

@@ -11,9 +11,8 @@ offsets.  Maps use ``map_btf`` to get key and value type ids.
 
 from __future__ import annotations
 
-from pybpf._record import record
-
 from pybpf import types as lt
+from pybpf._record import record
 from pybpf.btf import model as m
 from pybpf.btf.builder import Builder
 from pybpf.btf.uapi import IntEncoding

@@ -11,9 +11,9 @@ into the string section exist only in ``wire.py`` and ``codec.py``.
 
 from __future__ import annotations
 
-from pybpf._record import record
 from typing import ClassVar
 
+from pybpf._record import record
 from pybpf.btf.uapi import FuncLinkage, IntEncoding, Kind, VarLinkage
 
 

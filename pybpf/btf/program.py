@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from pybpf._record import field, record
 
+from pybpf._record import field, record
 from pybpf.asm.program import SourcePos
 from pybpf.btf import model as m
 from pybpf.btf.builder import Builder

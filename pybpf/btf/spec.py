@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pybpf._record import field, record
 
+from pybpf._record import field, record
 from pybpf.btf.model import Type, referenced_ids, type_name
 from pybpf.errors import BTFError
 

@@ -23,9 +23,9 @@ and ``check_load(name, size, index=...)``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pybpf._record import record
 from functools import cache
 
+from pybpf._record import record
 from pybpf.dsl._ctx import FIELDS, STRUCTS
 from pybpf.errors import PyBPFError
 

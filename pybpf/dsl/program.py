@@ -22,8 +22,8 @@ with ``@subprog`` become bpf-to-bpf calls.
 from __future__ import annotations
 
 import inspect
-from pybpf._record import field, record
 
+from pybpf._record import field, record
 from pybpf.asm import Alu, Arith, CallLocal, Exit, Reg
 from pybpf.asm.program import Program as AsmProgram
 from pybpf.dsl import _netconst as nc

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from pybpf._record import record
 
+from pybpf._record import record
 from pybpf.sandbox.cgroup import Cgroup
 from pybpf.sandbox.netns import Netns
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import errno
 import os
-from pybpf._record import field, record
 from typing import Any
 
+from pybpf._record import field, record
 from pybpf.errors import BPFError, PyBPFError
 from pybpf.syscall._ffi import address, ffi
 from pybpf.syscall._uapi import BPF_F_REPLACE as _BPF_F_REPLACE

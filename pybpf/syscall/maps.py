@@ -16,8 +16,8 @@ import mmap
 import os
 import re
 from collections.abc import Iterator
-from pybpf._record import record
 
+from pybpf._record import record
 from pybpf.errors import BPFError
 from pybpf.syscall import map_batch
 from pybpf.syscall._ffi import address, ffi

@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import functools
 import os
-from pybpf._record import record
 
+from pybpf._record import record
 from pybpf.btf.kernel import vmlinux
 from pybpf.errors import BPFError, BTFError
 from pybpf.syscall._ffi import address, ffi

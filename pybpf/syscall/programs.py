@@ -14,9 +14,9 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Mapping, Sequence
-from pybpf._record import record
 
 from pybpf import asm
+from pybpf._record import record
 from pybpf.errors import AsmError, BPFError, VerifierError
 from pybpf.syscall._ffi import address, ffi
 from pybpf.syscall._uapi import AttachType, Cmd, ProgType, StatsType

@@ -25,8 +25,8 @@ it needed in ``data_size_out``; we retry with that size.
 from __future__ import annotations
 
 import errno
-from pybpf._record import record
 
+from pybpf._record import record
 from pybpf.errors import BPFError
 from pybpf.syscall._ffi import address, ffi
 from pybpf.syscall._uapi import (

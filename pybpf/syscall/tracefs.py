@@ -17,8 +17,8 @@ import errno
 import os
 import re
 import select
-from pybpf._record import record
 
+from pybpf._record import record
 from pybpf.errors import PyBPFError
 from pybpf.sandbox import cleanup
 from pybpf.syscall._ffi import ffi as _ffi

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import errno
 import re
-from pybpf._record import record
 
+from pybpf._record import record
 from pybpf.errors import BPFError
 from pybpf.syscall._ffi import address, ffi
 from pybpf.syscall.bpf import ENOTSUPP, bpf
