@@ -9,9 +9,9 @@ is all the allocator needs. ``Mark`` ops are labels (no instruction).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from pybpf._record import field, record
 from pybpf.asm import (
     Alu,
     Arith,
@@ -61,7 +61,7 @@ class VReg:
 Loc = Reg | VReg
 
 
-@dataclass(eq=False, slots=True)
+@record(frozen=False, eq=False)
 class Op:
     """One instruction before register allocation."""
 
@@ -102,7 +102,7 @@ class Op:
         return f"{self.cls.__name__}({inner})"
 
 
-@dataclass(eq=False, slots=True)
+@record(frozen=False, eq=False)
 class Mark:
     """A label position in the op list."""
 
@@ -160,7 +160,7 @@ def _dataflow(op: Op):
     return (), (), ()
 
 
-@dataclass
+@record(frozen=False, slots=False)
 class Function:
     """The ops of one function, before allocation."""
 
