@@ -16,8 +16,6 @@ import socket
 
 from programs.tool import Tool, ToolError
 from pybpf.dsl import Hash, cgroup_sock_addr, u16, u64
-from pybpf.sandbox import Sandbox
-from pybpf.syscall.attach import attach_cgroup
 
 forbidden = Hash(u16, u64, max_entries=1024)   # port (host order) -> binds refused
 
@@ -47,6 +45,7 @@ class BindGuard:
     """Both programs loaded, sharing one port map, attached to ``cgroup``."""
 
     def __init__(self, cgroup, ports=()):
+        from pybpf.syscall.attach import attach_cgroup
         self._stack = contextlib.ExitStack()
         try:
             v4 = self._stack.enter_context(guard_bind4.load())
@@ -99,6 +98,7 @@ def try_binds(ns, binds) -> list[int]:
 
 
 def demo() -> None:
+    from pybpf.sandbox import Sandbox
     with Sandbox() as sb:
         ns, cg = sb.netns(), sb.cgroup()
         with BindGuard(cg, ports=(8080, 2222)) as guard:

@@ -21,9 +21,6 @@ import socket
 from programs.tool import Tool, ToolError
 from pybpf._record import record
 from pybpf.dsl import RingBuf, Struct, cgroup_sock_addr, u8, u16, u32
-from pybpf.sandbox import Sandbox
-from pybpf.syscall.attach import attach_cgroup
-from pybpf.syscall.events import RingBuffer
 from pybpf.types import Array, Bytes, be16, be32
 
 
@@ -112,6 +109,8 @@ class ConnectionLogger:
     """Both programs loaded and attached to ``cgroup``; ``poll()`` returns Connections."""
 
     def __init__(self, cgroup):
+        from pybpf.syscall.attach import attach_cgroup
+        from pybpf.syscall.events import RingBuffer
         self._stack = contextlib.ExitStack()
         try:
             v4 = self._stack.enter_context(log_connect4.load())
@@ -153,6 +152,7 @@ def _connect_all(ns, targets) -> list[str]:
 
 
 def demo() -> None:
+    from pybpf.sandbox import Sandbox
     with Sandbox() as sb:
         ns, cg = sb.netns(), sb.cgroup()
         with ns.entered():

@@ -27,8 +27,6 @@ import time
 
 from programs.tool import Tool, ToolError
 from pybpf.dsl import Hash, LruHash, Struct, cgroup_sock_addr, u16, u64
-from pybpf.sandbox import Sandbox
-from pybpf.syscall.attach import attach_cgroup
 from pybpf.types import Array, be16, be32
 
 
@@ -227,6 +225,7 @@ class Redirector:
     """The eight programs loaded, sharing their maps per family, attached to ``cgroup``."""
 
     def __init__(self, cgroup, rules_: dict | None = None):
+        from pybpf.syscall.attach import attach_cgroup
         self._stack = contextlib.ExitStack()
         try:
             shared: dict = {}
@@ -343,6 +342,7 @@ class EchoServers:
 
 
 def demo() -> None:
+    from pybpf.sandbox import Sandbox
     services = {4: (("10.96.0.10", 80), ("10.96.0.53", 53)),
                 6: (("fd00:96::10", 80), ("fd00:96::53", 53))}
     with Sandbox() as sb:

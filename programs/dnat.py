@@ -34,6 +34,7 @@ import ipaddress
 import socket
 import struct
 import threading
+from typing import TYPE_CHECKING
 
 from programs.tool import Tool, ToolError
 from pybpf.dsl import (
@@ -56,9 +57,10 @@ from pybpf.dsl import (
     u64,
     xdp,
 )
-from pybpf.sandbox import Sandbox
-from pybpf.syscall.attach import attach_tc, attach_xdp
 from pybpf.types import be16, be32
+
+if TYPE_CHECKING:
+    from pybpf.sandbox import Sandbox
 
 FORWARD, REVERSE = 0, 1
 ETH_LEN = Ethernet.size
@@ -181,6 +183,7 @@ class Nat:
     """
 
     def __init__(self, variant: str, backend_if, client_if=None):
+        from pybpf.syscall.attach import attach_tc, attach_xdp
         if variant not in ("tc", "xdp"):
             raise ToolError(f"variant {variant!r} is not tc or xdp")
         if variant == "xdp" and client_if is None:
@@ -328,6 +331,7 @@ def talk(ns, service: str, tcp_port: int, udp_port: int, payload: bytes) -> dict
 
 
 def demo() -> None:
+    from pybpf.sandbox import Sandbox
     payload = bytes(range(97, 123)) * 2000   # 52 kB: many segments each way
     for variant in ("tc", "xdp"):
         with Sandbox() as sb:

@@ -15,8 +15,6 @@ import time
 from programs import parser
 from programs.tool import Tool
 from pybpf.dsl import ETH_P_IP, ETH_P_IPV6, XDP_PASS, PerCpuArray, Struct, u32, u64, xdp
-from pybpf.sandbox import Sandbox
-from pybpf.syscall.attach import attach_xdp
 
 NON_IP = 256
 NAMES = {0: "ipv6-hopopt", 1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 41: "ipv6-in-ip",
@@ -104,6 +102,8 @@ def traffic(left, right, udp: int = 5, tcp: int = 1, udp6: int = 3) -> None:
 
 
 def demo() -> None:
+    from pybpf.sandbox import Sandbox
+    from pybpf.syscall.attach import attach_xdp
     with Sandbox() as sb:
         left, right = sb.veth_pair()
         with proto_counter.load() as prog:
@@ -123,6 +123,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> None:
+    from pybpf.syscall.attach import attach_xdp
     with proto_counter.load() as prog, attach_xdp(prog, args.iface, mode=args.mode):
         print(f"counting on {args.iface}; Ctrl-C to stop", flush=True)
         try:

@@ -31,6 +31,7 @@ import contextlib
 import itertools
 import socket
 import time
+from typing import TYPE_CHECKING
 
 from programs.dnat import tx_checksum_off
 from programs.tool import Tool, ToolError
@@ -52,9 +53,10 @@ from pybpf.dsl import (
     xdp,
 )
 from pybpf.dsl.program import xdp_cpumap
-from pybpf.sandbox import Sandbox
-from pybpf.syscall.attach import attach_tc, attach_xdp
 from pybpf.types import s32
+
+if TYPE_CHECKING:
+    from pybpf.sandbox import Sandbox
 
 ports = Hash(u32, u32, max_entries=64)        # ingress ifindex -> egress ifindex
 redirected = PerCpuArray(u32, u64, max_entries=1)
@@ -203,6 +205,7 @@ class Redirector:
             self._stack.enter_context(fn(end.ifname))
 
     def _setup(self, hosts: Hosts, mode: str, cpu: int) -> None:
+        from pybpf.syscall.attach import attach_tc, attach_xdp
         if mode == "cpumap":
             target = self._load(on_cpu)
             prog = self._load(xdp_to_cpu)
@@ -302,6 +305,7 @@ _BEFORE = {None: "A and B share a veth", False: "unreachable before",
 
 
 def demo() -> None:
+    from pybpf.sandbox import Sandbox
     for mode, what in MODES.items():
         with Sandbox() as sb:
             hosts = Hosts(sb, mode)
@@ -326,6 +330,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from pybpf.syscall.attach import attach_tc, attach_xdp
     try:
         idx = [socket.if_nametoindex(name) for name in args.iface]
     except OSError:

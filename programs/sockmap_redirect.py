@@ -22,8 +22,6 @@ import time
 
 from programs.tool import Tool
 from pybpf.dsl import SK_PASS, Array, SockHash, Struct, sk_msg, sock_ops, u32, u64
-from pybpf.sandbox import Sandbox
-from pybpf.syscall.attach import attach_cgroup, attach_sockmap
 from pybpf.types import be32
 
 # enum in linux/bpf.h
@@ -91,6 +89,7 @@ class SocketRedirector:
     """Both programs loaded; sk_msg attached to the sockhash, sock_ops to ``cgroup``."""
 
     def __init__(self, cgroup):
+        from pybpf.syscall.attach import attach_cgroup, attach_sockmap
         self._stack = contextlib.ExitStack()
         try:
             ops = self._stack.enter_context(track_established.load())
@@ -173,6 +172,7 @@ def talk_in_cgroup(ns, rounds: int, size: int) -> tuple[bool, int]:
 
 
 def demo() -> None:
+    from pybpf.sandbox import Sandbox
     with Sandbox() as sb:
         ns, cg = sb.netns(), sb.cgroup()
         with SocketRedirector(cg) as redir:

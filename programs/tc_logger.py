@@ -35,9 +35,6 @@ from pybpf.dsl import (
     u32,
     u64,
 )
-from pybpf.sandbox import Sandbox
-from pybpf.syscall.attach import attach_tc
-from pybpf.syscall.events import RingBuffer
 from pybpf.types import Array as Words
 
 INGRESS, EGRESS = 0, 1
@@ -156,6 +153,8 @@ class Logger:
     """Both programs loaded (sharing one ring), attached to one interface, and the reader."""
 
     def __init__(self, ifname: str, directions=("ingress", "egress")):
+        from pybpf.syscall.attach import attach_tc
+        from pybpf.syscall.events import RingBuffer
         self.loaded = []
         self.attachments = []
         try:
@@ -202,6 +201,7 @@ def _icmp_echo(dst: str) -> None:
 
 
 def demo() -> None:
+    from pybpf.sandbox import Sandbox
     with Sandbox() as sb:
         left, right = sb.veth_pair()
         with right.ns.entered():

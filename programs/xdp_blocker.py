@@ -22,9 +22,7 @@ from programs import parser
 from programs.tool import Tool, ToolError
 from pybpf.dsl import ETH_P_IP, ETH_P_IPV6, XDP_DROP, XDP_PASS, LpmTrie, Struct, be32, u32, u64, xdp
 from pybpf.errors import BPFError
-from pybpf.sandbox import Sandbox
 from pybpf.syscall import UpdateFlags
-from pybpf.syscall.attach import attach_xdp
 from pybpf.types import Array as Words
 
 
@@ -134,6 +132,8 @@ def _receive(server: socket.socket) -> int:
 
 
 def demo() -> None:
+    from pybpf.sandbox import Sandbox
+    from pybpf.syscall.attach import attach_xdp
     with Sandbox() as sb:
         left, right = sb.veth_pair()
         blocked_v4, blocked_v6 = "10.199.1.3", "fd00:199:1::8003"
@@ -185,6 +185,7 @@ def add_arguments(parser_) -> None:
 
 
 def run(args) -> None:
+    from pybpf.syscall.attach import attach_xdp
     for prefix in args.block:
         _key(prefix)  # validate before touching the interface
     with xdp_blocker.load() as prog:
