@@ -213,6 +213,17 @@ def test_missing_return_in_a_subprogram():
     fails(prog, "sub-no-return", "'helper' can reach its end without return_")
 
 
+def test_subprogram_signature_is_checked_when_declared():
+    with pytest.raises(DSLError, match="takes 6 arguments; the limit is 5"):
+        @subprog
+        def six(p, a, b, c, d, e, f):
+            p.return_(0)
+    with pytest.raises(DSLError, match="only positional parameters"):
+        @subprog
+        def variadic(p, *values):
+            p.return_(0)
+
+
 def test_code_after_return():
     @xdp
     def prog(p):
