@@ -33,12 +33,14 @@ from pybpf.asm import (
     StoreImm,
 )
 from pybpf.asm.program import SourcePos
+from pybpf.dsl.cfg import Cfg
 from pybpf.dsl.cse import cse_loads
 from pybpf.dsl.flow import Flow
 from pybpf.dsl.ir import Mark, Op, VReg
+from pybpf.dsl.jumps import drop_unreachable
 from pybpf.dsl.optimize import optimize
 from pybpf.dsl.ranges import drop_decided_jumps, drop_implied_checks
-from pybpf.dsl.regalloc import Liveness, allocate, successors
+from pybpf.dsl.regalloc import Liveness, allocate
 from pybpf.dsl.rewrite import remove_dead, set_membership, share_zero_stores
 from pybpf.dsl.values import DSLError, Value, _fold, _wrap, const_type, imm32, imm64, promote
 from pybpf.types import Scalar, u64
@@ -384,8 +386,14 @@ class Builder(Flow):
     def finish(self) -> list:
         """Instructions and labels after dead-code removal and register allocation."""
         self.check_end()
-        ops = drop_implied_checks(_reachable(self.ops))
-        ops = share_zero_stores(drop_decided_jumps(cse_loads(ops)), self.new_vreg)
+        # one control-flow graph serves the analyses while they leave the ops alone
+        ops = drop_unreachable(self.ops)
+        cfg = Cfg(ops)
+        ops = drop_implied_checks(ops, cfg)
+        cfg = cfg.same(ops)
+        ops = cse_loads(ops, cfg)
+        ops = drop_decided_jumps(ops, cfg.same(ops))
+        ops = share_zero_stores(ops, self.new_vreg)
         ops = set_membership(ops, self.new_vreg, self.label)
         ops, live = remove_dead(ops, _PURE)
         _check_defined(ops, self.entry_regs(), live)
@@ -529,15 +537,3 @@ def _next_use(ops: list, after: int, v):
 def _where(op) -> str | None:
     return f"{op.source.file}:{op.source.line}" if op is not None and op.source else None
 
-
-def _reachable(ops: list) -> list:
-    succ = successors(ops)
-    seen = [False] * len(ops)
-    stack = [0] if ops else []
-    while stack:
-        i = stack.pop()
-        if seen[i]:
-            continue
-        seen[i] = True
-        stack.extend(succ[i])
-    return [op for op, keep in zip(ops, seen, strict=True) if keep]

@@ -24,11 +24,11 @@ from pybpf.asm import (
     StoreImm,
     StoreRelease,
 )
+from pybpf.dsl.cfg import Cfg
 from pybpf.dsl.ir import Mark, Op, VReg
-from pybpf.dsl.regalloc import blocks, successors
 
 
-def cse_loads(ops: list) -> list:
+def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
     """A load repeated with the same base, offset and size, and no store in between, goes.
 
     Forward "available loads" over the control-flow graph (intersection at
@@ -41,12 +41,18 @@ def cse_loads(ops: list) -> list:
     for op in ops:
         for d in op.defs:
             defs[d] = defs.get(d, 0) + 1
-    keys = [_load_key(op, defs) or _alu_key(ops, i, defs) for i, op in enumerate(ops)]
+    keys: list = [None] * len(ops)
+    for i, op in enumerate(ops):
+        if type(op) is Op:
+            cls = op.cls
+            if cls is Load or cls is LoadSX:
+                keys[i] = _load_key(op, defs)
+            elif cls in _ALU_KEYED:
+                keys[i] = _alu_key(ops, i, defs)
     if not any(keys):
         return ops
-    succ = successors(ops)
-    spans, bsucc = blocks(ops, succ)
-    back = any(j <= k for k, js in enumerate(bsucc) for j in js)
+    cfg = Cfg(ops) if cfg is None else cfg
+    spans, bsucc, back = cfg.spans, cfg.bsucc, cfg.back
     # Facts indexed by the registers whose write ends them (those the key names and
     # the register holding the value). Without loops a fact only names values
     # defined before it, so a value written once is never rewritten under it: only
@@ -57,14 +63,14 @@ def cse_loads(ops: list) -> list:
             for r in (*_key_regs(key), op.fields["dst"]):
                 if back or not isinstance(r, VReg) or defs.get(r, 0) > 1:
                     ends.setdefault(r, set()).add(key)
+    steps = _steps(ops, keys, ends, spans)
     nb = len(spans)
     state_in: list = [None] * nb  # None: not reached yet (top); else (loads, alus)
     rename: dict = {}
     drop: set[int] = set()
 
     def walk(k: int, avail: tuple, record: bool) -> tuple:
-        first, last = spans[k]
-        for i in range(first, last + 1):
+        for i in steps[k]:
             op, key = ops[i], keys[i]
             if record and key is not None and i > 0:
                 found = avail[key[0] == "alu"].get(key)
@@ -104,9 +110,27 @@ def cse_loads(ops: list) -> list:
         return ops
     keep = [op for i, op in enumerate(ops) if i not in drop]
     for op in keep:
-        if type(op) is Op:
-            op.replace(rename)
+        for r in op.uses:  # a renamed value is written only by a dropped op
+            if r in rename:
+                op.replace(rename)
+                break
     return keep
+
+
+def _steps(ops: list, keys: list, ends: dict, spans: list) -> list[list[int]]:
+    """The ops of each block that can change the available values (the others pass them on)."""
+    steps = []
+    for first, last in spans:
+        mine = []
+        for i in range(first, last + 1):
+            op = ops[i]
+            if keys[i] is not None:
+                mine.append(i)
+            elif type(op) is Op and (op.cls in _STORES or op.clobbers or op.cls in _CALLS
+                                     or any(r in ends for r in op.defs)):
+                mine.append(i)
+        steps.append(mine)
+    return steps
 
 
 def _key_regs(key: tuple) -> tuple:
@@ -168,20 +192,22 @@ _CALLS = (Call, CallKfunc, CallLocal, CallX)
 
 
 _ALU_KEYED = (Alu, Neg, Endian)
+_MOVES = (Arith.MOV, Arith.MOVSX8, Arith.MOVSX16, Arith.MOVSX32)
 
 
 def _alu_key(ops: list, i: int, defs: dict):
     """A key for ``t = a; t op= c`` (one arithmetic result: t written exactly there)."""
     op = ops[i]
-    if type(op) is not Op or op.cls not in _ALU_KEYED or op.is_move:
-        return None
-    if op.cls is Alu and op.fields["op"] in (Arith.MOV, Arith.MOVSX8, Arith.MOVSX16,
-                                             Arith.MOVSX32):
+    if type(op) is not Op or op.cls not in _ALU_KEYED:
         return None
     t = op.fields["dst"]
-    mov = ops[i - 1] if i > 0 else None
-    if not (isinstance(t, VReg) and defs.get(t) == 2 and isinstance(mov, Op) and mov.is_move
-            and mov.fields["dst"] is t and isinstance(mov.fields["src"], VReg)):
+    if i == 0 or defs.get(t) != 2 or not isinstance(t, VReg):
+        return None
+    if op.cls is Alu and op.fields["op"] in _MOVES:
+        return None
+    mov = ops[i - 1]
+    if not (isinstance(mov, Op) and mov.is_move and mov.fields["dst"] is t
+            and isinstance(mov.fields["src"], VReg)):
         return None
     rest = tuple(sorted((k, v) for k, v in op.fields.items() if k != "dst"))
     if any(v is t for _, v in rest):

@@ -18,8 +18,8 @@ from pybpf.asm import (
     MayGoto,
     Reg,
 )
+from pybpf.dsl.cfg import Cfg
 from pybpf.dsl.ir import Mark, Op
-from pybpf.dsl.regalloc import successors
 
 _INVERSE = {JumpOp.JEQ: JumpOp.JNE, JumpOp.JNE: JumpOp.JEQ, JumpOp.JGT: JumpOp.JLE,
             JumpOp.JLE: JumpOp.JGT, JumpOp.JGE: JumpOp.JLT, JumpOp.JLT: JumpOp.JGE,
@@ -33,19 +33,18 @@ JUMPS = (Jump, Goto, GotoLong, MayGoto)
 
 def drop_jumps_to_next(ops: list) -> list:
     """Remove ``goto L`` when L is the next label(s) (left by if/else joins)."""
-    out = []
+    n, drop = len(ops), set()
     for i, op in enumerate(ops):
-        if isinstance(op, Op) and op.cls is Goto:
-            j, target, skip = i + 1, op.fields["target"], False
-            while j < len(ops) and isinstance(ops[j], Mark):
+        if type(op) is Op and op.cls is Goto:
+            j, target = i + 1, op.fields["target"]
+            while j < n and type(ops[j]) is Mark:
                 if ops[j].name == target:
-                    skip = True
+                    drop.add(i)
                     break
                 j += 1
-            if skip:
-                continue
-        out.append(op)
-    return out
+    if not drop:
+        return ops
+    return [op for i, op in enumerate(ops) if i not in drop]
 
 
 def relax(ops: list) -> list:
@@ -104,9 +103,9 @@ def _is_return_const(ops: list, i: int) -> bool:
 def merge_exits(ops: list, new_label) -> list:
     """Keep one ``r0 = K; exit`` per K; the others jump to it (or their jumps do)."""
     groups: dict[int, list] = {}
-    for i in range(len(ops) - 1):
-        if _is_return_const(ops, i):
-            groups.setdefault(ops[i].fields["src"], []).append(i)
+    for j, op in enumerate(ops):
+        if type(op) is Op and op.cls is Exit and j and _is_return_const(ops, j - 1):
+            groups.setdefault(ops[j - 1].fields["src"], []).append(j - 1)
     rename: dict[str, str] = {}
     drop: set[int] = set()
     put: dict[int, object] = {}
@@ -165,24 +164,26 @@ def merge_exits(ops: list, new_label) -> list:
 
 
 def _retarget(ops: list, rename: dict) -> list:
-    if not rename:
-        return ops
-    for op in ops:
-        if isinstance(op, Op) and op.cls in JUMPS:
+    """Jumps to renamed labels go to the new names; a new list when one changed."""
+    changed = False
+    for op in ops if rename else ():
+        if type(op) is Op and op.cls in JUMPS:
             t = op.fields["target"]
             while t in rename:
                 t = rename[t]
-            op.fields["target"] = t
-    return ops
+            if t != op.fields["target"]:
+                op.fields["target"] = t
+                changed = True
+    return list(ops) if changed else ops
 
 
 def thread_jumps(ops: list) -> list:
     """A jump to a label followed by ``goto L2`` goes to L2 directly."""
     first_after: dict[str, object] = {}
     for i, op in enumerate(ops):
-        if isinstance(op, Mark):
+        if type(op) is Mark:
             j = i + 1
-            while j < len(ops) and isinstance(ops[j], Mark):
+            while j < len(ops) and type(ops[j]) is Mark:
                 j += 1
             first_after[op.name] = ops[j] if j < len(ops) else None
     rename = {}
@@ -202,14 +203,18 @@ def thread_jumps(ops: list) -> list:
 
 def drop_unused_marks(ops: list) -> list:
     """Labels no jump names (joins of if/else) are dropped, so listings stay short."""
-    used = {op.fields["target"] for op in ops if isinstance(op, Op) and op.cls in JUMPS}
-    used |= {op.fields["target"] for op in ops if isinstance(op, Op) and "target" in op.fields}
-    return [op for op in ops if not isinstance(op, Mark) or op.name in used or op.function]
+    used = {op.fields["target"] for op in ops  # jumps, and calls of local functions
+            if type(op) is Op and "target" in op.fields}
+    keep = [op for op in ops if type(op) is not Mark or op.name in used or op.function]
+    return ops if len(keep) == len(ops) else keep
 
 
-def drop_unreachable(ops: list) -> list:
-    """Ops no path reaches (left behind when jumps were retargeted) go."""
-    succ = successors(ops)
+def drop_unreachable(ops: list, cfg: Cfg | None = None) -> list:
+    """Ops no path reaches (left behind when jumps were retargeted) go.
+
+    Returns ``ops`` itself when every op is reachable.
+    """
+    succ = (Cfg(ops) if cfg is None else cfg).succ
     seen = [False] * len(ops)
     stack = [0] if ops else []
     while stack:
@@ -217,6 +222,8 @@ def drop_unreachable(ops: list) -> list:
         if not seen[i]:
             seen[i] = True
             stack.extend(succ[i])
+    if all(seen):
+        return ops
     return [op for op, keep in zip(ops, seen, strict=True) if keep]
 
 
@@ -226,7 +233,7 @@ def invert_over_goto(ops: list) -> list:
     i = 0
     while i < len(ops):
         op = ops[i]
-        if (isinstance(op, Op) and op.cls is Jump and op.fields["op"] in _INVERSE
+        if (type(op) is Op and op.cls is Jump and op.fields["op"] in _INVERSE
                 and i + 2 < len(ops) and isinstance(ops[i + 1], Op) and ops[i + 1].cls is Goto
                 and isinstance(ops[i + 2], Mark) and ops[i + 2].name == op.fields["target"]):
             f = dict(op.fields)
@@ -236,4 +243,4 @@ def invert_over_goto(ops: list) -> list:
             continue
         out.append(op)
         i += 1
-    return out
+    return out if len(out) != len(ops) else ops

@@ -22,19 +22,29 @@ def optimize(ops: list, new_label) -> list:
 
     The straight-line ones (masks, merges) run before the control-flow ones and
     again only when those removed something (a dropped jump can make two ops
-    neighbours).
+    neighbours). Each pass returns the list it was given when it changes
+    nothing, so a pass is not run again on a list it already left alone.
     """
-    ops = straight_line(ops)
+    settled: dict = {}  # pass -> the op list it last returned unchanged
+
+    def run(step, ops: list) -> list:
+        if settled.get(step) is ops:
+            return ops
+        out = step(ops)
+        if out is ops:
+            settled[step] = ops
+        return out
+
+    def merge(ops: list) -> list:
+        return merge_exits(ops, new_label)
+
+    ops = run(straight_line, ops)
     for _ in range(4):
         before = len(ops)
-        ops = drop_jumps_to_next(ops)
-        ops = merge_exits(ops, new_label)
-        ops = thread_jumps(ops)
-        ops = drop_jumps_to_next(ops)
-        ops = invert_over_goto(ops)
-        ops = drop_unreachable(ops)
-        ops = drop_unused_marks(ops)
+        for step in (drop_jumps_to_next, merge, thread_jumps, drop_jumps_to_next,
+                     invert_over_goto, drop_unreachable, drop_unused_marks):
+            ops = run(step, ops)
         if len(ops) == before:
             break
-        ops = straight_line(ops)
+        ops = run(straight_line, ops)
     return relax(ops)

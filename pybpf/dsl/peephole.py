@@ -33,8 +33,11 @@ def _merge_alu(ops: list) -> list:
     """``rX += a; rX += b`` (or -=) with nothing between becomes ``rX += a + b``."""
     out: list = []
     for op in ops:
-        prev = out[-1] if out else None
-        if (isinstance(op, Op) and isinstance(prev, Op) and op.cls is Alu and prev.cls is Alu
+        if type(op) is not Op or op.cls is not Alu or not out:
+            out.append(op)
+            continue
+        prev = out[-1]
+        if (type(prev) is Op and prev.cls is Alu
                 and op.fields["op"] in _MERGEABLE and prev.fields["op"] in _MERGEABLE
                 and op.fields["dst"] == prev.fields["dst"] and op.fields["width"] == prev.fields["width"]
                 and is_imm(op.fields["src"]) and is_imm(prev.fields["src"])):
@@ -49,7 +52,7 @@ def _merge_alu(ops: list) -> list:
                     out.pop()
                 continue
         out.append(op)
-    return out
+    return out if len(out) != len(ops) else ops
 
 
 def _alu32(op, aop: Arith, dst=None) -> bool:
@@ -69,6 +72,10 @@ def _fold_masks(ops: list) -> list:
     i, n = 0, len(ops)
     while i < n:
         op = ops[i]
+        if type(op) is not Op or op.cls is not Alu:  # both shapes start with an ALU op
+            out.append(op)
+            i += 1
+            continue
         nxt = ops[i + 1] if i + 1 < n else None
         if (_alu32(op, Arith.AND) and type(nxt) is Op and nxt.cls is Endian
                 and nxt.fields["dst"] == op.fields["dst"]
@@ -94,7 +101,7 @@ def _fold_masks(ops: list) -> list:
                 continue
         out.append(op)
         i += 1
-    return out
+    return out if len(out) != n else ops
 
 
 def _drop_undemanded_masks(ops: list) -> list:
@@ -140,8 +147,11 @@ def _merge_store_imm(ops: list) -> list:
     32 bits and aligned, as the verifier wants stack accesses."""
     out: list = []
     for op in ops:
-        prev = out[-1] if out else None
-        if (type(op) is Op and op.cls is StoreImm and type(prev) is Op and prev.cls is StoreImm
+        if type(op) is not Op or op.cls is not StoreImm or not out:
+            out.append(op)
+            continue
+        prev = out[-1]
+        if (type(prev) is Op and prev.cls is StoreImm
                 and op.fields["dst"] == Reg.R10 and prev.fields["dst"] == Reg.R10
                 and op.fields["size"] is prev.fields["size"]
                 and op.fields["size"] in _HALVES):
@@ -157,7 +167,7 @@ def _merge_store_imm(ops: list) -> list:
                                         "size": _HALVES[size]}, prev.source)
                 continue
         out.append(op)
-    return out
+    return out if len(out) != len(ops) else ops
 
 
 _HALVES = {Size.B: Size.H, Size.H: Size.W}

@@ -17,12 +17,13 @@ from pybpf.asm import (
     Load,
     LoadImm64,
 )
+from pybpf.dsl.cfg import Cfg
 from pybpf.dsl.ir import Op, VReg, is_imm
 from pybpf.dsl.jumps import drop_unreachable
-from pybpf.dsl.regalloc import Liveness, blocks, successors
+from pybpf.dsl.regalloc import Liveness
 
 
-def drop_implied_checks(ops: list) -> list:
+def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
     """A packet bounds check implied by an earlier one on every path goes.
 
     The DSL's check is ``t = base; t += K; if t > end goto short``. Past it
@@ -37,8 +38,8 @@ def drop_implied_checks(ops: list) -> list:
             checks[i] = key
     if not checks:
         return ops
-    succ = successors(ops)
-    spans, bsucc = blocks(ops, succ)
+    cfg = Cfg(ops) if cfg is None else cfg
+    succ, spans, bsucc = cfg.succ, cfg.spans, cfg.bsucc
     nb = len(spans)
     state_in: list = [None] * nb  # facts at block entry: {(base, end): K}; None: top
     if nb:
@@ -72,6 +73,8 @@ def drop_implied_checks(ops: list) -> list:
         base, end, kk = checks[last]
         if facts.get((base, end), -1) >= kk:
             drop.add(last)
+    if not drop:
+        return ops
     return [op for i, op in enumerate(ops) if i not in drop]
 
 
@@ -123,7 +126,7 @@ _M32 = (1 << 32) - 1
 _TOP = (0, _M64)
 
 
-def drop_decided_jumps(ops: list) -> list:
+def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     """Conditional jumps that value ranges decide, and masks that change nothing, go.
 
     Unsigned intervals of every virtual register are propagated over the CFG
@@ -133,14 +136,14 @@ def drop_decided_jumps(ops: list) -> list:
     at most 40 + 60 + 8 * 255, say, cannot jump, and the verifier knows it
     too; the DSL emits such checks whenever it cannot see that itself.
     """
-    succ = successors(ops)
-    spans, bsucc = blocks(ops, succ)
+    cfg = Cfg(ops) if cfg is None else cfg
+    succ, spans, bsucc = cfg.succ, cfg.spans, cfg.bsucc
     live = Liveness(ops, succ)  # only values still needed are tracked: states stay small
     bit, live_out = live.bit, live.out
     nb = len(spans)
     state_in: list = [None] * nb
     visits = [0] * nb
-    back = any(j <= k for k, js in enumerate(bsucc) for j in js)
+    back = cfg.back
     change: dict = {}  # op index -> None (drop) or the Goto replacing it
 
     def walk(k: int, state: dict, record: bool) -> dict:

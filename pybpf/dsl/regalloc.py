@@ -20,56 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pybpf.asm import Exit, Goto, GotoLong, Jump, Load, MayGoto, Reg, Size, Store
+from pybpf.asm import Load, Reg, Size, Store
+from pybpf.dsl.cfg import successors
 from pybpf.dsl.ir import Mark, Op, VReg
 from pybpf.errors import AsmError
 
 ORDER = (Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4, Reg.R5, Reg.R6, Reg.R7, Reg.R8, Reg.R9)
-
-
-def successors(ops: list) -> list[tuple[int, ...]]:
-    """Indices of the ops that may run after each op."""
-    labels = {op.name: i for i, op in enumerate(ops) if type(op) is Mark}
-    out = []
-    n = len(ops)
-    for i, op in enumerate(ops):
-        if type(op) is Mark:
-            out.append((i + 1,) if i + 1 < n else ())
-            continue
-        cls = op.cls
-        if cls in _BRANCHES:
-            target = labels[op.fields["target"]]
-            if cls is Jump or cls is MayGoto:
-                out.append((i + 1, target) if i + 1 < n else (target,))
-            else:
-                out.append((target,))
-        elif cls is Exit:
-            out.append(())
-        else:
-            out.append((i + 1,) if i + 1 < n else ())
-    return out
-
-
-_BRANCHES = frozenset((Jump, MayGoto, Goto, GotoLong))
-
-
-def blocks(ops: list, succ: list) -> tuple[list[tuple[int, int]], list[tuple[int, ...]]]:
-    """Basic blocks as (first, last) op indices in op order, and each block's successor blocks."""
-    n = len(ops)
-    leader = [False] * n
-    if n:
-        leader[0] = True
-    for i, ss in enumerate(succ):
-        if len(ss) != 1 or ss[0] != i + 1:
-            for j in ss:
-                leader[j] = True
-            if i + 1 < n:
-                leader[i + 1] = True
-    starts = [i for i in range(n) if leader[i]]
-    index = {start: k for k, start in enumerate(starts)}
-    spans = [(start, (starts[k + 1] if k + 1 < len(starts) else n) - 1)
-             for k, start in enumerate(starts)]
-    return spans, [tuple(index[j] for j in succ[last]) for _, last in spans]
 
 
 class Liveness:
