@@ -78,6 +78,14 @@ MAX_TCP_OPTIONS = 4  # options scanned for MSS (SYNs carry MSS first or after a 
 class Direct:
     """Headers read in place (XDP, TC, cgroup skb): ``p.packet.header`` with its bounds check."""
 
+    # Which IPv6 extension header the unrolled walk puts on the fall-through, the path the
+    # verifier explores first and keeps the states of (later paths are pruned when a kept state
+    # covers theirs). Here a fragment header right after the fixed one sits at a constant offset:
+    # its bounds check lengthens the range the verifier knows for the packet pointer itself
+    # (data + 62 <= data_end), a state no variable-offset path through the options matches. The
+    # options first keep the offsets variable; fragment paths then arrive with longer ranges.
+    fragment_first = False
+
     def __init__(self, p, *, on_short=None, on_bad=None):
         self.p = p
         self.on_short = p.kind.default if on_short is None else on_short
@@ -93,6 +101,11 @@ class Direct:
 
 class Copied:
     """Headers copied to the stack with ``bpf_skb_load_bytes`` (socket filters, TC)."""
+
+    # Offsets are helper arguments the verifier never needs exactly, so the paths through the
+    # IPv6 extension headers differ in frag_off: unknown after a fragment header, 0 otherwise.
+    # Unknown covers 0 and not the reverse: the fragment goes first (see Direct.fragment_first).
+    fragment_first = True
 
     def __init__(self, p, *, on_short=None, on_bad=None):
         self.p = p
@@ -218,25 +231,38 @@ def ipv6(p, src, off, *, max_ext: int = MAX_IPV6_EXT) -> L3:
     count = p.var(u32, 0)
     frag_off = p.var(u32, 0)
     done = p.label("ext_done")
+
+    def options() -> None:   # hop-by-hop, routing, destination options: 8 * (hdrlen + 1) bytes
+        ext = src.header(IPv6Ext, l4)
+        length = (ext.hdrlen.cast(u32) + 1) << 3
+        nexthdr.set(ext.nexthdr)
+        l4.set(l4 + length)
+        src.header(u8, l4 - 1)   # the whole header is in the packet
+
+    def fragment() -> None:
+        frag = src.header(IPv6Frag, l4)
+        nexthdr.set(frag.nexthdr)
+        frag_off.set(frag.frag_off.host() & 0xFFF8)   # offset in 8-byte units, already << 3
+        l4.set(l4 + IPv6Frag.size)
+
+    is_options = ((nexthdr == IPPROTO_HOPOPTS) | (nexthdr == IPPROTO_ROUTING)
+                  | (nexthdr == IPPROTO_DSTOPTS))
     for _ in range(max_ext):
         # if/else nested by hand: an elif_ chain of three falls through (see test_dsl_gaps.py)
-        with p.if_((nexthdr == IPPROTO_HOPOPTS) | (nexthdr == IPPROTO_ROUTING)
-                   | (nexthdr == IPPROTO_DSTOPTS)):
-            ext = src.header(IPv6Ext, l4)
-            length = (ext.hdrlen.cast(u32) + 1) << 3
-            nexthdr.set(ext.nexthdr)
-            l4.set(l4 + length)
-            src.header(u8, l4 - 1)   # the whole header is in the packet
-        with p.else_():
-            p.branch(nexthdr != IPPROTO_FRAGMENT, done, True)
-            frag = src.header(IPv6Frag, l4)
-            nexthdr.set(frag.nexthdr)
-            fo = frag.frag_off.host() & 0xFFF8   # offset in 8-byte units, already << 3
-            frag_off.set(fo)
-            l4.set(l4 + IPv6Frag.size)
+        if src.fragment_first:
+            with p.if_(nexthdr == IPPROTO_FRAGMENT):
+                fragment()
+            with p.else_():
+                p.branch(~is_options, done, True)
+                options()
+        else:
+            with p.if_(is_options):
+                options()
+            with p.else_():
+                p.branch(nexthdr != IPPROTO_FRAGMENT, done, True)
+                fragment()
         count.set(count + 1)
-    with p.if_((nexthdr == IPPROTO_HOPOPTS) | (nexthdr == IPPROTO_ROUTING)
-               | (nexthdr == IPPROTO_DSTOPTS) | (nexthdr == IPPROTO_FRAGMENT)):
+    with p.if_(is_options | (nexthdr == IPPROTO_FRAGMENT)):
         src.bad()   # more extension headers than we follow
     p.mark(done)
     return L3(ip, nexthdr, l4, _flag(p, frag_off != 0), count, frag_off)
