@@ -9,13 +9,16 @@ both programs and can change while they run.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import socket
+from typing import TYPE_CHECKING
 
 from programs.tool import Tool, ToolError
 from pybpf.dsl import Hash, cgroup_sock_addr, u16, u64
+
+if TYPE_CHECKING:
+    import argparse
 
 forbidden = Hash(u16, u64, max_entries=1024)   # port (host order) -> binds refused
 

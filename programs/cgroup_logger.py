@@ -13,15 +13,18 @@ routes it, so even a connection refused by the peer is logged.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ipaddress
 import socket
+from typing import TYPE_CHECKING
 
 from programs.tool import Tool, ToolError
 from pybpf._record import record
 from pybpf.dsl import RingBuf, Struct, cgroup_sock_addr, u8, u16, u32
 from pybpf.types import Array, Bytes, be16, be32
+
+if TYPE_CHECKING:
+    import argparse
 
 
 class ConnectEvent(Struct):

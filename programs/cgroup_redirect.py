@@ -18,16 +18,19 @@ IPv6 (``user_ip6``, four 32-bit words).  A rule maps within one family.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ipaddress
 import socket
 import struct
 import time
+from typing import TYPE_CHECKING
 
 from programs.tool import Tool, ToolError
 from pybpf.dsl import Hash, LruHash, Struct, cgroup_sock_addr, u16, u64
 from pybpf.types import Array, be16, be32
+
+if TYPE_CHECKING:
+    import argparse
 
 
 class Service(Struct):

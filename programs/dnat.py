@@ -26,7 +26,6 @@ A UDP checksum of 0 means "none" and stays 0; a computed 0 is sent as 0xffff.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import fcntl
@@ -60,6 +59,8 @@ from pybpf.dsl import (
 from pybpf.types import be16, be32
 
 if TYPE_CHECKING:
+    import argparse
+
     from pybpf.sandbox import Sandbox
 
 FORWARD, REVERSE = 0, 1

@@ -26,7 +26,6 @@ to the one it leaves by (both directions are entries).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import socket
@@ -56,6 +55,8 @@ from pybpf.dsl.program import xdp_cpumap
 from pybpf.types import s32
 
 if TYPE_CHECKING:
+    import argparse
+
     from pybpf.sandbox import Sandbox
 
 ports = Hash(u32, u32, max_entries=64)        # ingress ifindex -> egress ifindex

@@ -14,15 +14,18 @@ itself carried (almost) no bytes.  A message whose peer is not in the map
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import socket
 import struct
 import time
+from typing import TYPE_CHECKING
 
 from programs.tool import Tool
 from pybpf.dsl import SK_PASS, Array, SockHash, Struct, sk_msg, sock_ops, u32, u64
 from pybpf.types import be32
+
+if TYPE_CHECKING:
+    import argparse
 
 # enum in linux/bpf.h
 BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB = 4, 5

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pybpf._record import field, record
 from pybpf.errors import PyBPFError
@@ -24,6 +24,9 @@ MODULES = (
     "sockmap_redirect",  # 7c. sock_ops + sk_msg socket redirection
     "syn_filter",        # 8. socket filter passing TCP SYNs
 )
+
+if TYPE_CHECKING:
+    import argparse
 
 
 class ToolError(PyBPFError):
