@@ -39,7 +39,7 @@ def syn_filter(p):
         with p.if_(l2.proto != ETH_P_IPV6):
             p.return_(DROP)
         v6 = parser.ipv6(p, src, l2.l3_off)
-        with p.if_((v6.proto != IPPROTO_TCP) | (v6.later_fragment != 0)):
+        with p.if_((v6.proto != IPPROTO_TCP) | (v6.frag_off != 0)):   # not a later fragment
             p.return_(DROP)
         l4.set(v6.l4_off)
     flags = src.header(TCP, l4).flags
