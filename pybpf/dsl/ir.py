@@ -77,7 +77,12 @@ class Op:
         self.uses, self.defs, self.clobbers = _dataflow(self)
 
     def replace(self, mapping: dict) -> None:
-        """Substitute registers (VReg -> Reg or VReg -> VReg) in place."""
+        """Substitute registers (VReg -> Reg or VReg -> VReg) in place.
+
+        Every register an op reads or writes is one of its fields or a fixed
+        physical register (never a key of ``mapping``), so ``uses`` and ``defs``
+        take the same substitution instead of being derived again.
+        """
         changed = False
         fields = self.fields
         for k, v in fields.items():
@@ -85,7 +90,9 @@ class Op:
                 fields[k] = mapping[v]
                 changed = True
         if changed:
-            self.uses, self.defs, self.clobbers = _dataflow(self)
+            get = mapping.get
+            self.uses = tuple([get(r, r) for r in self.uses])
+            self.defs = tuple([get(r, r) for r in self.defs])
 
     @property
     def is_move(self) -> bool:

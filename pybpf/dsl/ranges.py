@@ -33,13 +33,18 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
     """
     checks = {}
     for i in range(2, len(ops)):
-        key = _check_key(ops, i)
-        if key is not None:
-            checks[i] = key
+        if type(ops[i]) is Op and ops[i].cls is Jump:
+            key = _check_key(ops, i)
+            if key is not None:
+                checks[i] = key
     if not checks:
         return ops
     cfg = Cfg(ops) if cfg is None else cfg
     succ, spans, bsucc = cfg.succ, cfg.spans, cfg.bsucc
+    # the ops that can change a fact: checks, and writes of a checked base or end
+    regs = {r for base, end, _ in checks.values() for r in (base, end)}
+    steps = [[i for i in range(first, last + 1)
+              if i in checks or any(d in regs for d in ops[i].defs)] for first, last in spans]
     nb = len(spans)
     state_in: list = [None] * nb  # facts at block entry: {(base, end): K}; None: top
     if nb:
@@ -49,12 +54,12 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
         k = heapq.heappop(work)
         queued.discard(k)
         first, last = spans[k]
-        facts = _check_facts(ops, first, last + 1, state_in[k], checks)
+        facts = _check_facts(ops, steps[k], state_in[k], checks)
         jump = isinstance(ops[last], Op) and ops[last].cls is Jump
         for j, target in zip(bsucc[k], succ[last], strict=True):
             edge = facts
             if jump and target != last + 1:  # the taken edge of a check
-                edge = _without_own_check(facts, ops, last)
+                edge = _without_own_check(facts, checks.get(last))
             old = state_in[j]
             if old is None:
                 new = edge
@@ -66,10 +71,10 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
                     queued.add(j)
                     heapq.heappush(work, j)
     drop = set()
-    for k, (first, last) in enumerate(spans):
+    for k, (_, last) in enumerate(spans):
         if last not in checks or state_in[k] is None:
             continue
-        facts = _check_facts(ops, first, last, state_in[k], checks)
+        facts = _check_facts(ops, steps[k][:-1], state_in[k], checks)  # up to the check
         base, end, kk = checks[last]
         if facts.get((base, end), -1) >= kk:
             drop.add(last)
@@ -78,9 +83,9 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
     return [op for i, op in enumerate(ops) if i not in drop]
 
 
-def _check_facts(ops: list, first: int, stop: int, facts: dict, checks: dict) -> dict:
-    """Facts after ops[first:stop] (on the fall-through edge of a check)."""
-    for i in range(first, stop):
+def _check_facts(ops: list, steps: list, facts: dict, checks: dict) -> dict:
+    """Facts after the ops at indices ``steps`` (on the fall-through edge of a check)."""
+    for i in steps:
         op = ops[i]
         if op.defs and facts:
             d = op.defs
@@ -93,9 +98,8 @@ def _check_facts(ops: list, first: int, stop: int, facts: dict, checks: dict) ->
     return facts
 
 
-def _without_own_check(facts: dict, ops: list, p: int) -> dict:
-    """On the taken edge of a check, the check's own fact does not hold."""
-    key = _check_key(ops, p)
+def _without_own_check(facts: dict, key) -> dict:
+    """On the taken edge of a check (``key``, None for other jumps), its own fact does not hold."""
     if key is None:
         return facts
     base, end, k = key
@@ -137,18 +141,20 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     too; the DSL emits such checks whenever it cannot see that itself.
     """
     cfg = Cfg(ops) if cfg is None else cfg
-    succ, spans, bsucc = cfg.succ, cfg.spans, cfg.bsucc
-    live = Liveness(ops, succ)  # only values still needed are tracked: states stay small
-    bit, live_out = live.bit, live.out
+    spans, bsucc, back = cfg.spans, cfg.bsucc, cfg.back
+    if back:  # only values still needed are tracked, so that states stay small
+        live = Liveness(ops, cfg.succ)
+        bit, live_out = live.bit, live.out
+        steps = [range(first, last + 1) for first, last in spans]
+    else:  # without loops, only ops on the way to a decision need to be walked
+        steps = _steps_to_decisions(ops, spans)
     nb = len(spans)
     state_in: list = [None] * nb
     visits = [0] * nb
-    back = cfg.back
     change: dict = {}  # op index -> None (drop) or the Goto replacing it
 
     def walk(k: int, state: dict, record: bool) -> dict:
-        first, last = spans[k]
-        for i in range(first, last + 1):
+        for i in steps[k]:
             op = ops[i]
             if record:
                 if _noop_and(op, state):  # x &= mask with x <= mask changes nothing
@@ -169,7 +175,8 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
         queued.discard(k)
         last = spans[k][1]
         state = walk(k, dict(state_in[k]), not back)
-        state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
+        if back:
+            state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
         jump = ops[last]
         for idx, j in enumerate(bsucc[k]):  # a Jump's successors: (fall-through, target)
             edge = _narrow(jump, state, taken=(idx == len(bsucc[k]) - 1 and idx > 0))
@@ -210,6 +217,26 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     return out
 
 
+def _steps_to_decisions(ops: list, spans: list) -> list[list[int]]:
+    """Per block, the ops a decision depends on: decidable jumps and masks, and the ops
+    computing the values they read, transitively.
+
+    For code without loops (every edge goes forward in op order) one backward
+    pass finds them: a value is wanted where a later decision reads it. The
+    other ops cannot change a decision, so the walk passes over them.
+    """
+    wanted: set = set()
+    marked = [False] * len(ops)
+    for i in range(len(ops) - 1, -1, -1):
+        op = ops[i]
+        if type(op) is not Op:
+            continue
+        if _decidable(op) or _and_mask(op) or any(d in wanted for d in op.defs):
+            marked[i] = True
+            wanted.update(op.uses)
+    return [[i for i in range(first, last + 1) if marked[i]] for first, last in spans]
+
+
 _UNSIGNED_JUMPS = (JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE)
 
 
@@ -242,12 +269,17 @@ def _never(op, state: dict) -> bool:
 
 def _noop_and(op, state: dict) -> bool:
     """``x &= 0xffff`` when x is already at most 0xffff (a checksum fold, a be16 value)."""
+    return _and_mask(op) and _interval(state, op.fields["dst"])[1] <= op.fields["src"]
+
+
+def _and_mask(op) -> bool:
+    """``x &= 2**n - 1`` on a virtual register."""
     if not (isinstance(op, Op) and op.cls is Alu and op.fields["op"] is Arith.AND
             and isinstance(op.fields["dst"], VReg) and is_imm(op.fields["src"])
             and op.fields["src"] >= 0):
         return False
     k = op.fields["src"]
-    return (k + 1) & k == 0 and _interval(state, op.fields["dst"])[1] <= k
+    return (k + 1) & k == 0
 
 
 def _always(op, state: dict) -> bool:
