@@ -221,7 +221,7 @@ def ipv6(p, src, off, *, max_ext: int = MAX_IPV6_EXT) -> L3:
     ``max_ext=0`` reads the fixed header only (``proto`` is then its nexthdr).
     """
     ip = src.header(IPv6, off)
-    with p.if_((ip.ver_tc_flow & 0xF0000000) != 0x60000000):   # in network order: no swap
+    with p.if_((ip.view(u8).value >> 4) != 6):   # the version: the first byte's high nibble
         src.bad()
     if not max_ext:
         zero = p.const(0, u32)
