@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import socket
 import time
 from typing import TYPE_CHECKING
@@ -208,12 +209,9 @@ class Redirector:
     def _setup(self, hosts: Hosts, mode: str, cpu: int) -> None:
         from pybpf.syscall.attach import attach_tc, attach_xdp
         if mode == "cpumap":
-            target = self._load(on_cpu)
-            prog = self._load(xdp_to_cpu)
-            self.counter, self.seen_on = prog["redirected"], target["seen_on"]
-            prog["steer_to"][0] = cpu
-            prog["cpus"][cpu] = CpuMapValue(qsize=256, prog_fd=target.fd)
-            self._attach(hosts.b, lambda i: attach_xdp(prog, i))
+            with hosts.ns_b.entered():
+                prog, self.seen_on = _steer(self._stack, hosts.b.ifname, cpu)
+            self.counter = prog["redirected"]
             return
         ma, mb = hosts.middle
         if mode == "devmap":
@@ -324,43 +322,74 @@ def demo() -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=("redirect", "redirect_peer", "redirect_neigh",
-                                           "devmap"), default="redirect")
-    parser.add_argument("--iface", nargs=2, required=True, metavar=("IF1", "IF2"),
-                        help="two interfaces to join: frames arriving on one leave by the other")
+    parser.add_argument("--mode", choices=tuple(MODES), default="redirect")
+    parser.add_argument("--iface", nargs="+", required=True, metavar="IF",
+                        help="two interfaces to join: frames arriving on one leave by the other "
+                             "(cpumap: one interface, whose frames are processed on --cpu)")
+    parser.add_argument("--cpu", type=int, default=0,
+                        help="cpumap: the CPU that builds the skbs of the frames (default 0)")
+
+
+def _ifindexes(names: list[str], wanted: int) -> list[int]:
+    if len(names) != wanted:
+        raise ToolError(f"--iface takes {wanted} interface(s) in this mode, got {len(names)}")
+    if len(set(names)) != len(names):
+        raise ToolError("give two different interfaces")
+    try:
+        return [socket.if_nametoindex(name) for name in names]
+    except OSError:
+        raise ToolError(f"no interface{'s' if wanted > 1 else ''} {' and '.join(names)} in this "
+                        "network namespace") from None
+
+
+def _steer(stack: contextlib.ExitStack, iface: str, cpu: int):
+    """cpumap: frames arriving on ``iface`` queued to ``cpu``; (program, per-CPU counts map)."""
+    from pybpf.syscall.attach import attach_xdp
+    limit = min(os.cpu_count() or 1, cpus.max_entries)
+    if not 0 <= cpu < limit:
+        raise ToolError(f"--cpu {cpu} is not a CPU of this machine (0..{limit - 1})")
+    target = stack.enter_context(on_cpu.load())
+    prog = stack.enter_context(xdp_to_cpu.load())
+    prog["steer_to"][0] = cpu
+    prog["cpus"][cpu] = CpuMapValue(qsize=256, prog_fd=target.fd)
+    stack.enter_context(attach_xdp(prog, iface))
+    return prog, target["seen_on"]
 
 
 def run(args: argparse.Namespace) -> None:
     from pybpf.syscall.attach import attach_tc, attach_xdp
-    try:
-        idx = [socket.if_nametoindex(name) for name in args.iface]
-    except OSError:
-        raise ToolError(f"no interfaces {' and '.join(args.iface)} in this network namespace "
-                        "(both must exist)") from None
-    if idx[0] == idx[1]:
-        raise ToolError("give two different interfaces")
+    idx = _ifindexes(args.iface, 1 if args.mode == "cpumap" else 2)
     with contextlib.ExitStack() as stack:
-        if args.mode == "devmap":
-            prog = stack.enter_context(xdp_to_device.load())
-            table = prog["devices"]
+        seen_on = None
+        if args.mode == "cpumap":
+            prog, seen_on = _steer(stack, args.iface[0], args.cpu)
+            where = f"frames arriving on {args.iface[0]} processed on CPU {args.cpu}"
         else:
-            prog = stack.enter_context({"redirect": tc_redirect, "redirect_peer": tc_redirect_peer,
-                                        "redirect_neigh": tc_redirect_neigh}[args.mode].load())
-            table = prog["ports"]
-        table[idx[0]], table[idx[1]] = idx[1], idx[0]
-        for name in args.iface:
-            stack.enter_context(attach_xdp(prog, name) if args.mode == "devmap"
-                                else attach_tc(prog, name, "ingress"))
+            if args.mode == "devmap":
+                prog = stack.enter_context(xdp_to_device.load())
+                table = prog["devices"]
+            else:
+                prog = stack.enter_context({"redirect": tc_redirect,
+                                            "redirect_peer": tc_redirect_peer,
+                                            "redirect_neigh": tc_redirect_neigh}[args.mode].load())
+                table = prog["ports"]
+            table[idx[0]], table[idx[1]] = idx[1], idx[0]
+            for name in args.iface:
+                stack.enter_context(attach_xdp(prog, name) if args.mode == "devmap"
+                                    else attach_tc(prog, name, "ingress"))
+            where = f"joining {args.iface[0]} and {args.iface[1]}"
         last = None
         with contextlib.suppress(KeyboardInterrupt):
             # ready (and Ctrl-C safe): tests and scripts wait for this line
-            print(f"joining {args.iface[0]} and {args.iface[1]} ({MODES[args.mode]}); "
-                  "Ctrl-C to stop", flush=True)
+            print(f"{where} ({MODES[args.mode]}); Ctrl-C to stop", flush=True)
             while True:
-                n = sum(prog["redirected"][0])
-                if n != last:
-                    print(f"{n} frames redirected", flush=True)
-                last = n
+                now = (sum(prog["redirected"][0]),
+                       {c: n for c, n in seen_on.items() if n} if seen_on is not None else None)
+                if now != last:
+                    print(f"{now[0]} frames redirected"
+                          + (f", processed on CPU(s) {now[1]}" if seen_on is not None else ""),
+                          flush=True)
+                last = now
                 time.sleep(1)
 
 

@@ -111,3 +111,36 @@ def test_xdp_devmap_and_cpumap_decorators_load_with_their_attach_types():
                                                                        "xdp_cpumap")
     with on_egress.load(), on_target.load():
         pass
+
+
+def test_cli_run_cpumap_steers_one_interface_to_a_cpu(sandbox):
+    import os
+    cpu = os.cpu_count() - 1
+    hosts = Hosts(sandbox, "cpumap")
+    proc = cli_kit.start(["redirect", "--mode", "cpumap", "--iface", hosts.b.ifname,
+                          "--cpu", str(cpu)], ns=hosts.ns_b)
+    try:
+        assert "0 frames redirected" in cli_kit.line(proc)
+        assert exchange(hosts)["tcp_ok"]
+        deadline, last = time.monotonic() + 5, ""
+        while f"processed on CPU(s) {{{cpu}: " not in last and time.monotonic() < deadline:
+            last = cli_kit.line(proc, 1.5) or last
+    finally:
+        cli_kit.interrupt(proc)
+    assert f"processed on CPU(s) {{{cpu}: " in last
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--mode", "cpumap", "--iface", "lo", "--cpu", "4096"], "--cpu 4096 is not a CPU"),
+    (["--mode", "cpumap", "--iface", "lo", "lo"], "takes 1 interface(s) in this mode, got 2"),
+    (["--mode", "redirect", "--iface", "lo"], "takes 2 interface(s) in this mode, got 1"),
+    (["--mode", "devmap", "--iface", "lo", "lo"], "two different interfaces"),
+    (["--mode", "redirect", "--iface", "nosuch0", "nosuch1"], "no interfaces nosuch0 and nosuch1"),
+])
+def test_cli_run_refuses_bad_interfaces_and_cpus(argv, message):
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "pybpf.cli", "run", "redirect", *argv],
+                         capture_output=True, text=True, cwd=cli_kit.ROOT, timeout=60)
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
