@@ -360,8 +360,15 @@ def demo() -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", choices=("tc", "xdp"), default="tc",
+                        help="tc: helpers fix the checksums, one interface; xdp: RFC 1624 "
+                             "arithmetic in the program, replies rewritten on --reply-iface")
     parser.add_argument("--iface", required=True,
-                        help="the backend-side interface (TC: ingress and egress)")
+                        help="where packets to the services arrive (tc: also where replies "
+                             "leave: the backend-side interface, ingress and egress)")
+    parser.add_argument("--reply-iface",
+                        help="xdp: where the backends' replies arrive (e.g. a router's "
+                             "backend-facing interface)")
     parser.add_argument("--rule", action="append", required=True,
                         metavar="PROTO:SERVICE:PORT=BACKEND:PORT",
                         help="e.g. tcp:192.0.2.10:80=10.0.0.5:8080 (repeat for more)")
@@ -382,13 +389,24 @@ def _parse_rule(text: str):
 def run(args: argparse.Namespace) -> None:
     import time
     rules = [_parse_rule(r) for r in args.rule]
-    with Nat("tc", (None, args.iface)) as nat:
+    if args.variant == "xdp" and not args.reply_iface:
+        raise ToolError("the XDP variant needs --reply-iface: XDP sees only received frames")
+    if args.variant == "tc" and args.reply_iface:
+        raise ToolError("--reply-iface is for the XDP variant (TC rewrites replies at egress)")
+    for name in filter(None, (args.iface, args.reply_iface)):
+        try:
+            socket.if_nametoindex(name)
+        except OSError:
+            raise ToolError(f"no interface {name} in this network namespace") from None
+    where = (f"{args.iface} (TC ingress and egress)" if args.variant == "tc"
+             else f"{args.iface} (XDP), replies on {args.reply_iface} (XDP)")
+    with Nat(args.variant, (None, args.iface), (None, args.reply_iface)) as nat:
         for rule in rules:
             nat.add(*rule)
         last = None
         with contextlib.suppress(KeyboardInterrupt):
             # ready (and Ctrl-C safe): tests and scripts wait for this line
-            print(f"DNAT on {args.iface} (TC ingress and egress); Ctrl-C to stop", flush=True)
+            print(f"DNAT on {where}; Ctrl-C to stop", flush=True)
             while True:
                 now = nat.counts()
                 if now != last:

@@ -6,7 +6,16 @@ import cli_kit
 import pytest
 
 from programs import dnat
-from programs.dnat import IPPROTO_TCP, IPPROTO_UDP, Echo, Lab, Nat, checksum_errors, talk
+from programs.dnat import (
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    Echo,
+    Lab,
+    Nat,
+    checksum_errors,
+    talk,
+    tx_checksum_off,
+)
 from pybpf.sandbox import Sandbox
 
 pytestmark = pytest.mark.kernel
@@ -139,3 +148,59 @@ def test_cli_run_on_the_backend_interface(lab):
     finally:
         cli_kit.interrupt(proc)
     assert checksum_errors(lab.backend.ns)["tcp"] == 0
+
+
+def test_cli_run_xdp_variant_on_a_router():
+    """client -- router -- backend: the XDP variant rewrites on the router's two interfaces."""
+    service = Lab.SERVICE
+    with Sandbox() as sb:
+        client_ns, router_ns, backend_ns = sb.netns(), sb.netns(), sb.netns()
+        client, rc = sb.veth(client_ns, router_ns, ipv4=("10.211.0.1/24", "10.211.0.254/24"))
+        backend, rb = sb.veth(backend_ns, router_ns, ipv4=("10.212.0.1/24", "10.212.0.254/24"))
+        client_ns.add_route("default", gateway=rc.ipv4)
+        backend_ns.add_route("default", gateway=rb.ipv4)
+        with router_ns.entered(), open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+            f.write("1")                 # this namespace's own sysctl
+        for end in (client, backend):    # XDP sees whole frames: complete checksums on the wire
+            tx_checksum_off(end.ns, end.ifname)
+        with Echo(backend_ns, backend.ipv4) as echo:
+            rule = f"tcp:{service}:80={backend.ipv4}:{echo.tcp_port}"
+            proc = cli_kit.start(["dnat", "--variant", "xdp", "--iface", rc.ifname,
+                                  "--reply-iface", rb.ifname, "--rule", rule], ns=router_ns)
+            try:
+                assert "0 packets to backends" in cli_kit.line(proc)
+                with client_ns.entered():
+                    s = socket.create_connection((service, 80), timeout=2)
+                with s:
+                    assert s.getpeername() == (service, 80)
+                    s.sendall(PAYLOAD)
+                    s.shutdown(socket.SHUT_WR)
+                    got = b""
+                    while chunk := s.recv(65536):
+                        got += chunk
+                counts = ["0"] * 5   # "N packets to backends, M replies rewritten"
+                while "0" in (counts[0], counts[4]) and (text := cli_kit.line(proc, 3)):
+                    counts = text.split()
+            finally:
+                cli_kit.interrupt(proc)
+        assert got == PAYLOAD.upper()
+        assert echo.peers == [("tcp", echo.peers[0][1])] and echo.peers[0][1][0] == client.ipv4
+        assert int(counts[0]) > 0 and int(counts[4]) > 0, counts
+        assert checksum_errors(backend_ns)["tcp"] == 0 and checksum_errors(client_ns)["tcp"] == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--variant", "xdp", "--iface", "lo"], "needs --reply-iface"),
+    (["--iface", "lo", "--reply-iface", "lo"], "--reply-iface is for the XDP variant"),
+    (["--variant", "xdp", "--iface", "nosuch0", "--reply-iface", "lo"], "no interface nosuch0"),
+    (["--iface", "lo", "--rule", "sctp:1.2.3.4:80=5.6.7.8:90"], "is not PROTO:SERVICE:PORT"),
+])
+def test_cli_run_refuses_bad_options(argv, message):
+    import subprocess
+    import sys
+    if "--rule" not in argv:
+        argv = [*argv, "--rule", "tcp:192.0.2.10:80=10.0.0.5:8080"]
+    out = subprocess.run([sys.executable, "-m", "pybpf.cli", "run", "dnat", *argv],
+                         capture_output=True, text=True, cwd=cli_kit.ROOT, timeout=60)
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
