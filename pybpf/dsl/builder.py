@@ -13,7 +13,6 @@ register is set before it is read and survives calls, allocates registers
 from __future__ import annotations
 
 import contextlib
-import linecache
 import os
 import sys
 
@@ -70,12 +69,43 @@ def user_frame_pos() -> SourcePos | None:
     pos = _POS.get(key)
     if pos is None:
         filename, lineno = f.f_code.co_filename, f.f_lineno
-        text = linecache.getline(filename, lineno).rstrip("\n")
+        text = source_line(filename, lineno)
         col = len(text) - len(text.lstrip()) + 1 if text else 0
         pos = _POS[key] = SourcePos(filename, lineno, col, text)
     return pos
 
 
+def source_line(filename: str, lineno: int) -> str:
+    """Line ``lineno`` (1-based) of a source file without its newline; "" when unknown.
+
+    A file is read once with ``open()`` and its lines kept: a build asks for
+    hundreds of lines of the same few files. ``linecache`` (whose import of
+    ``tokenize`` costs ~4 ms of a cold start) serves what is not a plain UTF-8
+    file: IPython cells, zipimported modules, a ``coding:`` declaration. Like
+    ``linecache.getline``, a file is not read again when it changes on disk.
+    """
+    lines = _LINES.get(filename)
+    if lines is None:
+        lines = _LINES[filename] = _read_lines(filename)
+    if 1 <= lineno <= len(lines):
+        return lines[lineno - 1]
+    return ""
+
+
+def _read_lines(filename: str) -> list[str]:
+    try:
+        with open(filename, "rb") as f:
+            data = f.read()
+        if b"coding" in b"\n".join(data.split(b"\n", 2)[:2]):
+            raise ValueError("not necessarily UTF-8")
+        text = data.decode("utf-8-sig")
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        import linecache
+        return [line.rstrip("\n") for line in linecache.getlines(filename)]
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+_LINES: dict = {}  # file name -> its lines
 _INSIDE: dict = {}  # code object -> is it pybpf's (or contextlib's)?
 _POS: dict = {}  # (code object, line) -> SourcePos (a rewritten file has new code objects)
 
@@ -87,11 +117,10 @@ def function_pos(fn) -> SourcePos | None:
         return None
     line = code.co_firstlineno
     while True:  # skip decorator lines to the def itself
-        text = linecache.getline(code.co_filename, line)
+        text = source_line(code.co_filename, line)
         if not text or not text.lstrip().startswith("@"):
             break
         line += 1
-    text = text.rstrip("\n")
     return SourcePos(code.co_filename, line, len(text) - len(text.lstrip()) + 1, text)
 
 
