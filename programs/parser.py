@@ -27,9 +27,9 @@ exports every field into a map, so tests can check it with test_run.
 
 import ipaddress
 import struct
-from dataclasses import dataclass
 
 from programs.tool import Tool
+from pybpf._record import record
 from pybpf.asm import Reg
 from pybpf.dsl import (
     ETH_P_8021AD,
@@ -128,8 +128,10 @@ class Copied:
 
 
 # -- layers -----------------------------------------------------------------------------------
+# The results are plain holders compared by identity: their fields are DSL values, whose ==
+# builds a condition.
 
-@dataclass
+@record(frozen=False, slots=False, eq=False)
 class L2:
     """Ethernet and VLAN tags: the inner EtherType (be16) and where L3 starts."""
 
@@ -159,7 +161,7 @@ def ethernet(p, src, *, max_vlans: int = 2) -> L2:
     return L2(eth, proto, off, vlans, tuple(tcis))
 
 
-@dataclass
+@record(frozen=False, slots=False, eq=False)
 class L3:
     """An IPv4 or IPv6 header: the L4 protocol, where L4 starts, fragment state."""
 
@@ -281,7 +283,7 @@ class TcpOption(Struct):
     data: be16
 
 
-@dataclass
+@record(frozen=False, slots=False, eq=False)
 class L4:
     """A TCP or UDP header and where its payload starts."""
 

@@ -17,8 +17,6 @@ import time
 from programs import parser
 from programs.tool import Tool
 from pybpf.dsl import ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, TCP, TCP_ACK, TCP_SYN, socket_filter, u32
-from pybpf.sandbox import Sandbox
-from pybpf.syscall.attach import attach_socket_filter
 
 KEEP, DROP = 0xFFFF, 0   # bytes of the packet the socket keeps
 ETH_P_ALL = 0x0003
@@ -52,6 +50,7 @@ def syn_filter(p):
 
 def open_socket(ifname: str, prog) -> tuple[socket.socket, object]:
     """A raw AF_PACKET socket on ``ifname`` with the filter attached before any packet queues."""
+    from pybpf.syscall.attach import attach_socket_filter
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)   # protocol 0: receives nothing yet
     try:
         att = attach_socket_filter(prog, s)
@@ -90,6 +89,7 @@ def receive_all(s: socket.socket, wait: float = 0.2) -> list[bytes]:
 
 
 def demo() -> None:
+    from pybpf.sandbox import Sandbox
     with Sandbox() as sb:
         left, right = sb.veth_pair()
         with syn_filter.load() as prog:
