@@ -69,10 +69,11 @@ MAP_TYPE_SINCE = {
     MapType.BLOOM_FILTER: ("5.16", 0, 4, 1, 0), MapType.USER_RINGBUF: ("6.1", 0, 0, 4096, 0),
     MapType.ARENA: ("6.9", 0, 0, 1, MapFlags.MMAPABLE),
 }
-#: Map types whose creation needs BTF for the value (not probed here).
-MAP_NEEDS_BTF = {MapType.SK_STORAGE: "5.2", MapType.STRUCT_OPS: "5.6",
-                 MapType.INODE_STORAGE: "5.10", MapType.TASK_STORAGE: "5.11",
-                 MapType.CGRP_STORAGE: "6.2"}
+#: Local-storage maps: created with BTF (an int key, a struct value), no preallocation.
+LOCAL_STORAGE_SINCE = {MapType.SK_STORAGE: "5.2", MapType.INODE_STORAGE: "5.10",
+                       MapType.TASK_STORAGE: "5.11", MapType.CGRP_STORAGE: "6.2"}
+#: Maps of maps: created with a template inner map.
+MAP_OF_MAPS_SINCE = {MapType.ARRAY_OF_MAPS: "4.12", MapType.HASH_OF_MAPS: "4.12"}
 
 
 @record(slots=False)
@@ -119,17 +120,58 @@ def prog_type(ptype: ProgType) -> Probe:
 
 @functools.cache
 def map_type(mtype: MapType) -> Probe:
-    """Can a map of ``mtype`` be created?"""
+    """Can a map of ``mtype`` be created? (as libbpf's ``libbpf_probe_bpf_map_type``)."""
     name = f"map_type {mtype.name.lower()}"
-    if mtype in MAP_NEEDS_BTF:
-        return Probe(name, None, MAP_NEEDS_BTF[mtype], "needs BTF to probe")
-    if mtype not in MAP_TYPE_SINCE:
-        return Probe(name, None, "?", "no probe")
-    since, key, value, entries, flags = MAP_TYPE_SINCE[mtype]
+    if mtype == MapType.STRUCT_OPS:
+        return _struct_ops_probe(name)
+    if mtype in LOCAL_STORAGE_SINCE:
+        since = LOCAL_STORAGE_SINCE[mtype]
+        create = _create_local_storage
+    elif mtype in MAP_OF_MAPS_SINCE:
+        since = MAP_OF_MAPS_SINCE[mtype]
+        create = _create_map_of_maps
+    elif mtype in MAP_TYPE_SINCE:
+        since, key, value, entries, flags = MAP_TYPE_SINCE[mtype]
+        def create(mtype):
+            return Map.create(mtype, key, value, entries, flags=flags)
+    else:
+        return Probe(name, None, "?", "no probe in pybpf's table for this type")
     try:
-        Map.create(mtype, key, value, entries, flags=flags).close()
+        create(mtype).close()
     except BPFError as e:
         if e.errno in (errno.EINVAL, errno.E2BIG, ENOTSUPP):
+            return Probe(name, False, since, e.detail.split(":")[0])
+        return Probe(name, None, since, str(e))
+    return Probe(name, True, since)
+
+
+def _create_map_of_maps(mtype: MapType) -> Map:
+    with Map.create(MapType.HASH, 4, 4, 1) as inner:
+        return Map.create(mtype, 4, 4, 1, inner_map=inner)
+
+
+def _create_local_storage(mtype: MapType) -> Map:
+    # The kernel checks the key is a 4-byte int in BTF; the value needs any BTF type.
+    from pybpf.btf import model as m
+    from pybpf.btf.emit import encode
+    from pybpf.btf.uapi import IntEncoding
+    from pybpf.syscall.btf_object import load_btf
+    int_ = m.Int("int", 4, 32, IntEncoding.SIGNED)
+    value = m.Struct("val", 4, (m.Member("cnt", 1, 0),))
+    with load_btf(encode([int_, value])) as btf:
+        return Map.create(mtype, 4, 4, 0, flags=MapFlags.NO_PREALLOC, btf_fd=btf.fd,
+                          btf_key_type_id=1, btf_value_type_id=2)
+
+
+def _struct_ops_probe(name: str) -> Probe:
+    """A STRUCT_OPS map naming vmlinux type 1 (never a struct_ops type): ENOTSUPP if known."""
+    since = "5.6"
+    try:
+        Map.create(MapType.STRUCT_OPS, 4, 4, 1, btf_vmlinux_value_type_id=1).close()
+    except BPFError as e:
+        if e.errno == ENOTSUPP:
+            return Probe(name, True, since)
+        if e.errno == errno.EINVAL:
             return Probe(name, False, since, e.detail.split(":")[0])
         return Probe(name, None, since, str(e))
     return Probe(name, True, since)

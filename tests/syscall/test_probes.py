@@ -24,6 +24,26 @@ def test_program_and_map_types():
     assert probes.prog_type(ProgType.XDP) is probes.prog_type(ProgType.XDP)  # cached
 
 
+@pytest.mark.parametrize("mtype, since", [
+    (MapType.ARRAY_OF_MAPS, "4.12"), (MapType.HASH_OF_MAPS, "4.12"),   # with an inner map
+    (MapType.SK_STORAGE, "5.2"), (MapType.INODE_STORAGE, "5.10"),     # with BTF for key/value
+    (MapType.TASK_STORAGE, "5.11"), (MapType.CGRP_STORAGE, "6.2"),
+    (MapType.STRUCT_OPS, "5.6"),                                       # ENOTSUPP: type known
+])
+def test_map_types_that_need_an_inner_map_or_btf_are_probed(mtype, since):
+    if mtype == MapType.INODE_STORAGE and not kernel_config("CONFIG_BPF_LSM"):
+        pytest.skip("inode storage needs CONFIG_BPF_LSM")
+    probe = probes.map_type(mtype)
+    assert (probe.supported, probe.since) == (True, since), probe
+
+
+def test_every_map_type_this_kernel_knows_is_decided():
+    undecided = [str(probes.map_type(t)) for t in MapType
+                 if t.value and probes.map_type(t).supported is None
+                 and t not in (MapType.INSN_ARRAY, MapType.RHASH)]   # not in the probe table
+    assert undecided == []
+
+
 def test_helpers():
     lookup = probes.helper(ProgType.XDP, HelperId.map_lookup_elem)
     assert lookup.supported is True and lookup.since == "3.19"
