@@ -89,6 +89,19 @@ def _forbid_port(maps, mod) -> None:
     maps["forbidden"][8080] = 0
 
 
+def _pair_loopback(maps, mod) -> None:
+    maps["ports"][1] = 1          # test_run's skb arrives on lo (ifindex 1): redirected
+
+
+def _devmap_loopback(maps, mod) -> None:
+    maps["devices"][1] = 1        # the XDP test frame's ingress_ifindex is lo's
+
+
+def _steer_to_cpu0(maps, mod) -> None:
+    maps["steer_to"][0] = 0
+    maps["cpus"][0] = mod.CpuMapValue(qsize=256, prog_fd=0)   # no program on the CPU
+
+
 def _nat_service(maps, mod) -> None:
     key = mod.NatKey(int(ipaddress.IPv4Address("10.0.0.2")), 80, 6, mod.FORWARD)
     maps["nat"][key] = mod.NatTarget(int(ipaddress.IPv4Address("10.0.0.9")), 8080, 0)
@@ -116,6 +129,13 @@ TWINS = [
     Twin("redirect_to_peer", "programs.sockmap_redirect:redirect_to_peer", "sk_msg"),
     Twin("tc_dnat", "programs.dnat:tc_dnat", "tc", frame_tcp_syn(), _nat_service),
     Twin("xdp_dnat", "programs.dnat:xdp_dnat", "xdp", frame_tcp_syn(), _nat_service),
+    Twin("redirect_connect4", "programs.cgroup_redirect:redirect_connect4", "cgroup/connect4"),
+    Twin("restore_getpeername4", "programs.cgroup_redirect:restore_getpeername4",
+         "cgroup/getpeername4"),
+    Twin("tc_redirect", "programs.redirect:tc_redirect", "tc", frame_tcp_syn(), _pair_loopback),
+    Twin("xdp_to_device", "programs.redirect:xdp_to_device", "xdp", frame_udp(),
+         _devmap_loopback),
+    Twin("xdp_to_cpu", "programs.redirect:xdp_to_cpu", "xdp", frame_udp(), _steer_to_cpu0),
     Twin("ip_blocker", "benchmarks.twins.dsl_programs:ip_blocker", "xdp", frame_udp()),
 ]
 

@@ -41,6 +41,10 @@ HELPER(void *, ringbuf_reserve, void *rb, __u64 size, __u64 flags);
 HELPER(void, ringbuf_submit, void *data, __u64 flags);
 HELPER(long, sock_hash_update, void *ops, void *map, void *key, __u64 flags);
 HELPER(long, msg_redirect_hash, void *msg, void *map, void *key, __u64 flags);
+HELPER(long, map_update_elem, void *map, const void *key, const void *value, __u64 flags);
+HELPER(__u64, get_socket_cookie, void *ctx);
+HELPER(long, redirect, __u32 ifindex, __u64 flags);
+HELPER(long, redirect_map, void *map, __u64 key, __u64 flags);
 
 char _license[] SEC("license") = "GPL";
 #endif
