@@ -51,27 +51,38 @@ _S32 = (-(1 << 31), (1 << 31) - 1)
 
 
 def user_frame_pos() -> SourcePos | None:
-    """The innermost stack frame outside the pybpf package, as a SourcePos."""
+    """The innermost stack frame outside the pybpf package, as a SourcePos.
+
+    Called for every op emitted, so both caches are keyed by ints: ``id()`` of
+    a code object (hashing the code object itself hashes its contents) and the
+    frame's last instruction offset (``f_lineno`` decodes the line table).
+    ``_CODES`` keeps every code object seen alive, so no id is reused.
+    """
     f = sys._getframe(1)
     inside = _INSIDE
     while f is not None:
         code = f.f_code
-        mine = inside.get(code)
+        mine = inside.get(id(code))
         if mine is None:
             name = code.co_filename
-            mine = inside[code] = name.startswith(_PKG_DIR) or name == contextlib.__file__
+            mine = inside[id(code)] = name.startswith(_PKG_DIR) or name == contextlib.__file__
+            _CODES.append(code)
         if not mine:
             break
         f = f.f_back
     if f is None:
         return None
-    key = (f.f_code, f.f_lineno)
-    pos = _POS.get(key)
+    at = (id(f.f_code), f.f_lasti)
+    pos = _AT.get(at)
     if pos is None:
-        filename, lineno = f.f_code.co_filename, f.f_lineno
-        text = source_line(filename, lineno)
-        col = len(text) - len(text.lstrip()) + 1 if text else 0
-        pos = _POS[key] = SourcePos(filename, lineno, col, text)
+        key = (at[0], f.f_lineno)
+        pos = _POS.get(key)
+        if pos is None:
+            filename, lineno = f.f_code.co_filename, f.f_lineno
+            text = source_line(filename, lineno)
+            col = len(text) - len(text.lstrip()) + 1 if text else 0
+            pos = _POS[key] = SourcePos(filename, lineno, col, text)
+        _AT[at] = pos
     return pos
 
 
@@ -106,8 +117,10 @@ def _read_lines(filename: str) -> list[str]:
 
 
 _LINES: dict = {}  # file name -> its lines
-_INSIDE: dict = {}  # code object -> is it pybpf's (or contextlib's)?
-_POS: dict = {}  # (code object, line) -> SourcePos (a rewritten file has new code objects)
+_INSIDE: dict = {}  # id(code object) -> is it pybpf's (or contextlib's)?
+_CODES: list = []  # the code objects of _INSIDE, kept alive
+_POS: dict = {}  # (id(code object), line) -> SourcePos (a rewritten file has new code objects)
+_AT: dict = {}  # (id(code object), instruction offset) -> SourcePos
 
 
 def function_pos(fn) -> SourcePos | None:

@@ -49,7 +49,15 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
                 keys[i] = _load_key(op, defs)
             elif cls in _ALU_KEYED:
                 keys[i] = _alu_key(ops, i, defs)
-    if not any(keys):
+    # A value is reused only where an earlier op has the same key: without a key
+    # seen twice there is nothing to find, and the analysis is skipped.
+    seen: set = set()
+    for key in keys:
+        if key is not None:
+            if key in seen:
+                break
+            seen.add(key)
+    else:
         return ops
     cfg = Cfg(ops) if cfg is None else cfg
     spans, bsucc, back = cfg.spans, cfg.bsucc, cfg.back

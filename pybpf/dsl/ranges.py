@@ -37,7 +37,9 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
             key = _check_key(ops, i)
             if key is not None:
                 checks[i] = key
-    if not checks:
+    # A check is implied only by another check of the same base and end: when no
+    # two checks share them, there is nothing to look for.
+    if len({(base, end) for base, end, _ in checks.values()}) == len(checks):
         return ops
     cfg = Cfg(ops) if cfg is None else cfg
     succ, spans, bsucc = cfg.succ, cfg.spans, cfg.bsucc
@@ -156,7 +158,7 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     def walk(k: int, state: dict, record: bool) -> dict:
         for i in steps[k]:
             op = ops[i]
-            if record:
+            if record and type(op) is Op and (op.cls is Alu or op.cls is Jump):
                 if _noop_and(op, state):  # x &= mask with x <= mask changes nothing
                     change[i] = None
                 elif _decidable(op):
@@ -231,9 +233,15 @@ def _steps_to_decisions(ops: list, spans: list) -> list[list[int]]:
         op = ops[i]
         if type(op) is not Op:
             continue
-        if _decidable(op) or _and_mask(op) or any(d in wanted for d in op.defs):
-            marked[i] = True
-            wanted.update(op.uses)
+        for d in op.defs:
+            if d in wanted:
+                break
+        else:
+            cls = op.cls
+            if not (cls is Jump and _decidable(op) or cls is Alu and _and_mask(op)):
+                continue
+        marked[i] = True
+        wanted.update(op.uses)
     return [[i for i in range(first, last + 1) if marked[i]] for first, last in spans]
 
 

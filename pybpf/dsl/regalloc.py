@@ -3,7 +3,9 @@
 1. Liveness over the control-flow graph of the op list (jumps, labels, exits).
 2. Interference: a register written (or clobbered by a call) at a point
    interferes with everything live after that point; a move's source and
-   destination do not interfere, so they may share a register.
+   destination do not interfere, so they may share a register. Kept as one
+   row per written register (one side of each edge), which the colouring
+   reads from both sides.
 3. Colouring in order of first appearance, preferring the register a move
    connects the value to (argument registers before calls, r0 after them),
    so most moves become ``rX = rX`` and are deleted.
@@ -120,14 +122,22 @@ def liveness(ops: list) -> list[set]:
 
 
 def _interference(ops: list, live: Liveness):
-    """Neighbours of each register as a bit set over ``live.bit``, and move hints."""
+    """Interference rows as bit sets over ``live.bit``, and move hints.
+
+    ``rows[d]`` holds what is live where ``d`` is written (or clobbered): one
+    side of each edge only. Two registers interfere when either is in the
+    other's row; the colouring asks exactly that (``_Colours``), so the rows
+    are never expanded into neighbour sets, which cost one dict update per
+    live register per definition.
+    """
     bit = live.bit
-    graph: dict = {}
+    rows: dict = {}
     hints: dict = {}
+    out_sets = live.out
     for i, op in enumerate(ops):
-        if isinstance(op, Mark):
+        if type(op) is Mark:
             continue
-        out = live.out[i]
+        out = out_sets[i]
         if op.is_move:
             skip, dst = op.fields["src"], op.fields["dst"]
             hints.setdefault(dst, []).append(skip)
@@ -140,10 +150,18 @@ def _interference(ops: list, live: Liveness):
                 live.regs.append(d)
             mask = out & ~db
             if mask:
-                graph[d] = graph.get(d, 0) | mask
-                for v in live.members(mask):
-                    graph[v] = graph.get(v, 0) | db
-    return graph, hints
+                rows[d] = rows.get(d, 0) | mask
+    return rows, hints
+
+
+def _neighbours(rows: dict, live: Liveness) -> dict:
+    """The interference graph as sets of neighbours (both sides of every edge)."""
+    graph: dict = {}
+    for d, mask in rows.items():
+        for v in live.members(mask):
+            graph.setdefault(d, set()).add(v)
+            graph.setdefault(v, set()).add(d)
+    return graph
 
 
 def allocate(ops: list, spill_slot: Callable[[], int],
@@ -156,19 +174,23 @@ def allocate(ops: list, spill_slot: Callable[[], int],
     slots: dict[int, set] = {}  # stack offset -> ops at which a value spilled there is live
     for _ in range(200):
         live = Liveness(ops) if live is None else live
-        graph, hints = _interference(ops, live)
+        rows, hints = _interference(ops, live)
         order = _first_appearance(ops)
         colour: dict = {}
         bit = live.bit
-        # registers of each colour as a bit set: a physical register is its own colour
+        # per colour, its registers as a bit set (a physical register is its own colour)
+        # and the union of their interference rows
         owned = {r: bit.get(r, 0) for r in (*ORDER, Reg.R10)}
+        owned_rows = {r: rows.get(r, 0) for r in owned}
 
-        def taken_by(mask: int, owned: dict = owned) -> set:  # this round's colours
-            return {r for r, m in owned.items() if m & mask}
+        def taken_by(v, owned: dict = owned, owned_rows: dict = owned_rows) -> set:
+            """The colours of the registers ``v`` interferes with (this round's)."""
+            row, b = rows.get(v, 0), bit[v]
+            return {r for r, m in owned.items() if m & row or owned_rows[r] & b}
 
         failed = []
         for v in order:
-            taken = taken_by(graph.get(v, 0))
+            taken = taken_by(v)
             choice = None
             for h in hints.get(v, ()):
                 h = colour.get(h, h)
@@ -176,10 +198,11 @@ def allocate(ops: list, spill_slot: Callable[[], int],
                     choice = h
                     break
             if choice is None:  # a register the move partner can take too, so the move goes
-                mine = graph.get(v, 0)
+                mine, b = rows.get(v, 0), bit[v]
                 for h in hints.get(v, ()):
-                    if isinstance(h, VReg) and h not in colour and not mine & bit[h]:
-                        theirs = taken_by(graph.get(h, 0))
+                    if (isinstance(h, VReg) and h not in colour and not mine & bit[h]
+                            and not rows.get(h, 0) & b):
+                        theirs = taken_by(h)
                         choice = next((r for r in ORDER if r not in taken and r not in theirs),
                                       None)
                         if choice is not None:
@@ -191,10 +214,11 @@ def allocate(ops: list, spill_slot: Callable[[], int],
             else:
                 colour[v] = choice
                 owned[choice] |= bit[v]
+                owned_rows[choice] |= rows.get(v, 0)
         if not failed:
             return colour
         live_out = live.sets()
-        graph = {k: set(live.members(m)) for k, m in graph.items()}
+        graph = _neighbours(rows, live)
         accesses: dict = {}
         for op in ops:
             for r in (*op.uses, *op.defs):
