@@ -72,9 +72,13 @@ class Op:
     uses: tuple[Loc, ...] = ()
     defs: tuple[Loc, ...] = ()
     clobbers: tuple[Reg, ...] = ()
+    is_move: bool = False  # ``rX = rY`` (64-bit): the allocator may give both one register
 
     def __post_init__(self):
         self.uses, self.defs, self.clobbers = _dataflow(self)
+        f = self.fields  # derived once: passes ask it of every op, and no pass changes it
+        self.is_move = (self.cls is Alu and f["op"] is Arith.MOV and f["width"] == 64
+                        and isinstance(f["src"], (Reg, VReg)))
 
     def replace(self, mapping: dict) -> None:
         """Substitute registers (VReg -> Reg or VReg -> VReg) in place.
@@ -93,12 +97,6 @@ class Op:
             get = mapping.get
             self.uses = tuple([get(r, r) for r in self.uses])
             self.defs = tuple([get(r, r) for r in self.defs])
-
-    @property
-    def is_move(self) -> bool:
-        f = self.fields
-        return (self.cls is Alu and f["op"] is Arith.MOV and f["width"] == 64
-                and isinstance(f["src"], (Reg, VReg)))
 
     def build(self):
         """The real instruction (all registers must be physical by now)."""
