@@ -429,8 +429,9 @@ class Builder(Flow):
         """Instructions and labels after dead-code removal and register allocation."""
         self.check_end()
         # one control-flow graph serves the analyses while they leave the ops alone
-        ops = drop_unreachable(self.ops)
-        cfg = Cfg(ops)
+        cfg = Cfg(self.ops)
+        ops = drop_unreachable(self.ops, cfg)
+        cfg = cfg.same(ops)
         ops = drop_implied_checks(ops, cfg)
         cfg = cfg.same(ops)
         ops = cse_loads(ops, cfg)

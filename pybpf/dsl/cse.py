@@ -134,9 +134,14 @@ def _steps(ops: list, keys: list, ends: dict, spans: list) -> list[list[int]]:
             op = ops[i]
             if keys[i] is not None:
                 mine.append(i)
-            elif type(op) is Op and (op.cls in _STORES or op.clobbers or op.cls in _CALLS
-                                     or any(r in ends for r in op.defs)):
-                mine.append(i)
+            elif type(op) is Op:
+                if op.cls in _STORES or op.clobbers or op.cls in _CALLS:
+                    mine.append(i)
+                else:
+                    for r in op.defs:
+                        if r in ends:
+                            mine.append(i)
+                            break
         steps.append(mine)
     return steps
 
