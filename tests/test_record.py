@@ -91,3 +91,26 @@ def test_required_field_after_default_is_an_error():
         class Bad:
             a: int = 0
             b: int
+
+    with pytest.raises(TypeError, match="'b' without a default"):
+        @record(frozen=False)
+        class BadFactory:
+            a: list = field(default_factory=list)
+            b: int
+
+
+def test_init_compiled_on_first_construction():
+    @record
+    class Late:
+        a: int
+        b: int = 2
+
+    class Sub(Late):
+        pass
+
+    deferred = Late.__init__
+    assert Sub(1) == Sub(1, 2) and Sub(1).b == 2   # a subclass constructs first
+    assert Late.__init__ is not deferred and Late.__init__.__qualname__.endswith("Late.__init__")
+    assert Late(a=3).a == 3
+    with pytest.raises(TypeError):
+        Late()
