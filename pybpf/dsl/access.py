@@ -448,13 +448,16 @@ class ContextRules:
         self.struct = STRUCTS[hook.struct][1]
         self.kernel_function = hook.predicate.__name__
         self._predicate = hook.predicate
-        self.fields: dict[str, FieldRule] = {}
-        for f in FIELDS[hook.struct].values():
-            self.fields[f.name] = FieldRule(
-                f.name, f.offset, f.slot, f.type,
-                tuple(s for s in SIZES if self.allows(f.offset, s, False)),
-                tuple(s for s in SIZES if self.allows(f.offset, s, True)),
-                hook.pointers.get(f.name))
+        self._pointers = hook.pointers
+        # Rules are derived when a field is first used: a program touches a few of
+        # the context's fields, and asking the predicate about all of __sk_buff's
+        # (eight questions per field) took a millisecond.
+        self._rules: dict[str, FieldRule] = {}
+
+    @property
+    def fields(self) -> dict[str, FieldRule]:
+        """Every field's rule by name, in the order of the context struct."""
+        return {name: self.field(name) for name in FIELDS[self.struct_name]}
 
     def __repr__(self) -> str:
         attach = f", {self.attach_type!r}" if self.attach_type else ""
@@ -468,13 +471,21 @@ class ContextRules:
 
     def field(self, name: str) -> FieldRule:
         """The rule of field ``name``; ContextError naming the accessible fields if unknown."""
-        try:
-            return self.fields[name]
-        except KeyError:
+        rule = self._rules.get(name)
+        if rule is not None:
+            return rule
+        f = FIELDS[self.struct_name].get(name)
+        if f is None:
             readable = ", ".join(n for n, r in self.fields.items() if r.read)
             raise ContextError(
                 f"struct {self.struct_name} has no field {name!r} (in {self._where()} "
-                f"the readable fields are: {readable})") from None
+                f"the readable fields are: {readable})")
+        rule = self._rules[name] = FieldRule(
+            f.name, f.offset, f.slot, f.type,
+            tuple(s for s in SIZES if self.allows(f.offset, s, False)),
+            tuple(s for s in SIZES if self.allows(f.offset, s, True)),
+            self._pointers.get(f.name))
+        return rule
 
     def check_load(self, name: str, size: int | None = None, index: int = 0) -> FieldRule:
         """The rule of ``name`` if a ``size``-byte load (default: the natural one) at element
