@@ -172,6 +172,11 @@ class L3:
     ext_count: Value | None = None   # IPv6: extension headers skipped
     frag_off: Value | None = None    # fragment offset in bytes (0 when not fragmented)
 
+    @property
+    def is_later_fragment(self):
+        """A condition: a fragment other than the first (tests the offset, no flag variable)."""
+        return self.frag_off != 0
+
 
 class IPv4L3:
     """L3 for IPv4: the fields are read from the header when used (no code for unused ones)."""
@@ -190,7 +195,12 @@ class IPv4L3:
 
     @property
     def later_fragment(self) -> Value:
-        return _flag(self.p, (self.ip.frag_off & 0x1FFF) != 0)
+        return _flag(self.p, self.is_later_fragment)
+
+    @property
+    def is_later_fragment(self):
+        """A condition: a fragment other than the first (the offset bits, in network order)."""
+        return (self.ip.frag_off & 0x1FFF) != 0
 
 
 def ipv4(p, src, off) -> IPv4L3:

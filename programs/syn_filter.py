@@ -30,14 +30,14 @@ def syn_filter(p):
     l4 = p.var(u32, 0)
     with p.if_(l2.proto == ETH_P_IP):
         v4 = parser.ipv4(p, src, l2.l3_off)
-        with p.if_((v4.proto != IPPROTO_TCP) | ((v4.ip.frag_off & 0x1FFF) != 0)):
+        with p.if_((v4.proto != IPPROTO_TCP) | v4.is_later_fragment):
             p.return_(DROP)
         l4.set(v4.l4_off)
     with p.else_():
         with p.if_(l2.proto != ETH_P_IPV6):
             p.return_(DROP)
         v6 = parser.ipv6(p, src, l2.l3_off)
-        with p.if_((v6.proto != IPPROTO_TCP) | (v6.frag_off != 0)):   # not a later fragment
+        with p.if_((v6.proto != IPPROTO_TCP) | v6.is_later_fragment):
             p.return_(DROP)
         l4.set(v6.l4_off)
     flags = src.header(TCP, l4).flags

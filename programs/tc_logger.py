@@ -89,7 +89,7 @@ def _log(p, direction: int) -> None:
 def _l4(p, src, e, l3, icmp_proto: int) -> None:
     proto = l3.proto
     e.ip_proto = proto
-    with p.if_(l3.later_fragment == 0):
+    with p.if_(~l3.is_later_fragment):   # later fragments carry no L4 header
         with p.if_((proto == IPPROTO_TCP) | (proto == IPPROTO_UDP)):
             ports = src.header(parser.UDP, l3.l4_off)   # ports are the first 4 bytes of both
             e.sport = ports.source.host()
