@@ -6,6 +6,7 @@ Header sha256: 7074f8a1af29261d
 """
 
 import enum
+from collections.abc import Mapping
 
 # The IntEnums are built with enum._simple_enum, as the standard library builds its
 # own large enums (http.HTTPStatus, re.RegexFlag): the same classes in half the
@@ -1377,15 +1378,30 @@ cgrp_storage_delete|long|struct bpf_map *:map|struct cgroup *:cgroup
 """
 
 
-def _helper_protos(table: str) -> dict[str, tuple[str, tuple[tuple[str, ...], ...]]]:
+class _HelperProtos(Mapping):
     """name -> (return type, ((type, arg), ...)); varargs are ("...", "...")."""
-    protos = {}
-    for line in table.splitlines():
-        if line:
-            name, ret, *args = line.split("|")
-            protos[name] = (ret, tuple(tuple(a.rsplit(":", 1)) for a in args))
-    return protos
+
+    def __init__(self, table: str) -> None:
+        self._table = table
+        self._parsed: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {}
+
+    def __getitem__(self, name: str) -> tuple[str, tuple[tuple[str, ...], ...]]:
+        proto = self._parsed.get(name)
+        if proto is None:
+            named = isinstance(name, str) and name.isidentifier()
+            start = self._table.find(f"\n{name}|") + 1 if named else 0
+            if not start:
+                raise KeyError(name)
+            _, ret, *args = self._table[start:self._table.index("\n", start)].split("|")
+            proto = self._parsed[name] = (ret, tuple(tuple(a.rsplit(":", 1)) for a in args))
+        return proto
+
+    def __iter__(self):
+        return (line.partition("|")[0] for line in self._table.splitlines() if line)
+
+    def __len__(self) -> int:
+        return self._table.count("\n") - 1
 
 
 #: Helper prototypes: name -> (return type, ((type, arg), ...)).
-HELPER_PROTOS = _helper_protos(_HELPER_PROTO_TABLE)
+HELPER_PROTOS = _HelperProtos(_HELPER_PROTO_TABLE)

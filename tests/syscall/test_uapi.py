@@ -25,3 +25,17 @@ def test_helper_prototypes():
     assert [a for _, a in args] == ["map", "key", "value", "flags"]
     assert _uapi.HELPER_PROTOS["map_lookup_elem"][0] == "void *"
     assert len(_uapi.HELPER_PROTOS) > 200
+
+
+def test_helper_prototypes_parsed_on_lookup_agree_with_the_whole_table():
+    table = {}
+    for line in _uapi._HELPER_PROTO_TABLE.splitlines():
+        if line:
+            name, ret, *args = line.split("|")
+            table[name] = (ret, tuple(tuple(a.rsplit(":", 1)) for a in args))
+    protos = _uapi.HELPER_PROTOS
+    assert list(protos) == list(table) and len(protos) == len(table)
+    assert all(protos[name] == proto for name, proto in table.items())
+    assert protos["trace_printk"][1][-1] == ("...", "...")
+    assert "probe_read" in protos and "probe_rea" not in protos and protos.get("") is None
+    assert protos.get("map_lookup_elem|void *") is None and 1 not in protos
