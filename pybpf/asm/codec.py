@@ -324,10 +324,7 @@ def _decode(data: bytes) -> list[Instruction]:
                 out.append(_decode_imm64(dst, src, off, imm, imm2))
                 i += 2
                 continue
-            fn = _DECODERS.get(op)
-            if fn is None:
-                raise AsmError(f"unknown opcode {op:#04x}")
-            out.append(fn(op, dst, src, off, imm))
+            out.append(_DECODERS[op & 0x07](op, dst, src, off, imm))
         except PyBPFError as e:
             raise AsmError(f"insn {i} ({data[i * 8:i * 8 + 8].hex(' ')}): {_bare(e)}") from None
         except (ValueError, KeyError) as e:
@@ -423,14 +420,14 @@ def _decode_jmp(op, dst, src, off, imm):
 
 def _decode_ld(op, dst, src, off, imm):
     mode, size = op & 0xE0, _SZ[op & 0x18]
+    if mode not in (Mode.ABS, Mode.IND) or size is Size.DW:
+        raise AsmError(f"unknown opcode {op:#04x}")   # LD is LD_ABS, LD_IND and LDDW only
     _unused("off", off, "LD_ABS/LD_IND")
     _unused("dst", dst, "LD_ABS/LD_IND")
     if mode == Mode.ABS:
         _unused("src", src, "LD_ABS")
         return LoadAbs(size, imm)
-    if mode == Mode.IND:
-        return LoadInd(size, _reg(src), imm)
-    raise AsmError(f"LD mode {mode:#04x} does not exist")
+    return LoadInd(size, _reg(src), imm)
 
 
 def _decode_ldx(op, dst, src, off, imm):
@@ -489,23 +486,10 @@ def _decode_imm64(dst, src, off, lo, hi):
     raise AsmError(f"64-bit immediate load with unknown pseudo source {src}")
 
 
-def _build_decoders():
-    table = {}
-    for op in range(256):
-        cls = op & 0x07
-        if cls in (Class.ALU, Class.ALU64):
-            table[op] = _decode_alu
-        elif cls in (Class.JMP, Class.JMP32):
-            table[op] = _decode_jmp
-        elif cls == Class.LD and op & 0xE0 in (Mode.ABS, Mode.IND) and op & 0x18 != Size.DW:
-            table[op] = _decode_ld
-        elif cls == Class.LDX:
-            table[op] = _decode_ldx
-        elif cls == Class.ST:
-            table[op] = _decode_st
-        elif cls == Class.STX:
-            table[op] = _decode_stx
-    return table
-
-
-_DECODERS = _build_decoders()
+# Decoders by instruction class (opcode bits 0-2); each rejects the opcodes of its class
+# that do not exist.
+_DECODERS = {
+    Class.LD: _decode_ld, Class.LDX: _decode_ldx, Class.ST: _decode_st, Class.STX: _decode_stx,
+    Class.ALU: _decode_alu, Class.JMP: _decode_jmp, Class.JMP32: _decode_jmp,
+    Class.ALU64: _decode_alu,
+}
