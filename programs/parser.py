@@ -95,6 +95,10 @@ class Direct:
         """A pointer to a ``t`` at byte ``at`` (int or u32 value); short packet -> on_short."""
         return self.p.packet.header(t, at=at, on_short=self.on_short)
 
+    def require(self, end) -> None:
+        """The packet holds ``end`` bytes (the end of options that are skipped, not read)."""
+        self.p.packet.require(end, on_short=self.on_short)
+
     def bad(self) -> None:
         self.p.return_(self.on_bad)
 
@@ -122,6 +126,10 @@ class Copied:
         with p.if_(err != 0):
             p.return_(self.on_short)
         return buf
+
+    def require(self, end) -> None:
+        """The packet holds ``end`` bytes: its last byte can be copied."""
+        self.header(u8, end - 1)
 
     def bad(self) -> None:
         self.p.return_(self.on_bad)
@@ -213,8 +221,8 @@ def ipv4(p, src, off) -> IPv4L3:
     with p.if_(hlen < IPv4.size):
         src.bad()
     l4 = p.var(u32, off + hlen)
-    with p.if_(hlen > IPv4.size):  # options: their last byte must be in the packet too
-        src.header(u8, l4 - 1)
+    with p.if_(hlen > IPv4.size):  # options: they must be in the packet too
+        src.require(l4)
     return IPv4L3(p, ip, l4)
 
 
@@ -249,7 +257,7 @@ def ipv6(p, src, off, *, max_ext: int = MAX_IPV6_EXT) -> L3:
         length = (ext.hdrlen.cast(u32) + 1) << 3
         nexthdr.set(ext.nexthdr)
         l4.set(l4 + length)
-        src.header(u8, l4 - 1)   # the whole header is in the packet
+        src.require(l4)   # the whole header is in the packet
 
     def fragment() -> None:
         frag = src.header(IPv6Frag, l4)
@@ -310,7 +318,7 @@ def tcp(p, src, off, *, parse_mss: bool = False) -> L4:
         src.bad()
     payload = p.var(u32, off + hlen)
     with p.if_(hlen > TCP.size):
-        src.header(u8, payload - 1)
+        src.require(payload)
     mss = None
     if parse_mss:
         mss = p.var(u32, 0)

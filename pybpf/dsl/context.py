@@ -204,6 +204,27 @@ class Packet:
             return self._fixed(t, data, at, None, on_short)
         return self._variable(t, data, 0, b.coerce(at, u32), on_short)
 
+    def require(self, length, *, on_short=None) -> None:
+        """The packet holds at least ``length`` bytes (int or u32 value); else ``on_short``.
+
+        For the end of a variable-length header (IPv4 or TCP options, an IPv6 extension
+        header) whose bytes are not read: ``data + length > data_end`` is the whole check,
+        where ``header(u8, at=length - 1)`` would compute ``length - 1`` and add the 1 back.
+        """
+        b = self.b
+        data, _ = self._pointers()
+        if isinstance(length, int):
+            self._check(data, length, on_short)
+            return
+        length = b.coerce(length, u32)
+        if length.is_const:
+            self._check(data, length.loc, on_short)
+            return
+        if length.max is None or length.max > MAX_PACKET_OFFSET:
+            b.emit(Jump, op=JumpOp.JGT, dst=length.loc, src=MAX_PACKET_OFFSET,
+                   target=b.exit_with(on_short), width=64)
+        self._check(data, length.loc, on_short)
+
     def _fixed(self, t, base, off: int, region, on_short) -> Ptr:
         end = off + t.size
         self._check(base, end, on_short)

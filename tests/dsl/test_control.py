@@ -421,6 +421,25 @@ def test_implied_bounds_checks_are_dropped_and_wider_ones_kept():
 
 
 @xdp
+def required(p):
+    eth = p.packet.header(Ethernet)
+    p.packet.require(40, on_short=1)                 # a constant length
+    need = p.var(u32, eth.dst[0] * 4)                # a length read from the packet
+    p.packet.require(need, on_short=3)
+    p.return_(2)
+
+
+def test_require_checks_a_length_without_reading_the_bytes():
+    listing = required.listing()
+    assert "-= 1" not in listing and "+= 1\n" not in listing   # data + need > data_end, as is
+    with required.load() as loaded:
+        for size, first, want in [(39, 0, 1), (40, 0, 2), (40, 10, 2), (40, 11, 3),
+                                  (80, 20, 2), (80, 21, 3), (80, 255, 3)]:
+            frame_ = bytes([first]).ljust(size, b"\0")
+            assert loaded.test_run(frame_).retval == want, (size, first)
+
+
+@xdp
 def ranges(p):
     eth = p.packet.header(Ethernet)
     x = eth.dst[0]
