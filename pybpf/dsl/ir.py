@@ -61,24 +61,28 @@ class VReg:
 Loc = Reg | VReg
 
 
-@record(frozen=False, eq=False)
 class Op:
-    """One instruction before register allocation."""
+    """One instruction before register allocation.
 
-    cls: type
-    fields: dict[str, Any]
-    source: SourcePos | None = None
-    nargs: int = 0  # arguments a call reads from r1..r5
-    uses: tuple[Loc, ...] = ()
-    defs: tuple[Loc, ...] = ()
-    clobbers: tuple[Reg, ...] = ()
-    is_move: bool = False  # ``rX = rY`` (64-bit): the allocator may give both one register
+    A plain class rather than a record: the builder makes one per emitted
+    instruction and the passes make more, so construction is one short
+    ``__init__`` that reads the registers from the class's row of ``_DATAFLOW``.
+    """
 
-    def __post_init__(self):
-        self.uses, self.defs, self.clobbers = _dataflow(self)
-        f = self.fields  # derived once: passes ask it of every op, and no pass changes it
-        self.is_move = (self.cls is Alu and f["op"] is Arith.MOV and f["width"] == 64
-                        and isinstance(f["src"], (Reg, VReg)))
+    __slots__ = ("cls", "fields", "source", "nargs", "uses", "defs", "clobbers", "is_move")
+
+    def __init__(self, cls: type, fields: dict[str, Any], source: SourcePos | None = None,
+                 nargs: int = 0):
+        self.cls = cls
+        self.fields = fields
+        self.source = source
+        self.nargs = nargs  # arguments a call reads from r1..r5
+        flow = _DATAFLOW.get(cls)
+        self.uses, self.defs, self.clobbers = flow(fields, nargs) if flow else _NOTHING
+        # ``rX = rY`` (64-bit): the allocator may give both one register. Derived
+        # once: passes ask it of every op, and no pass changes an op's operator or source.
+        self.is_move = (cls is Alu and fields["op"] is Arith.MOV and fields["width"] == 64
+                        and type(fields["src"]) in _REGS)
 
     def replace(self, mapping: dict) -> None:
         """Substitute registers (VReg -> Reg or VReg -> VReg) in place.
@@ -119,50 +123,85 @@ class Mark:
     clobbers: tuple = ()
 
 
-def _is_reg(v) -> bool:
-    return isinstance(v, (Reg, VReg))
-
-
 def is_imm(src) -> bool:
     """An immediate operand (an int that is not a register)."""
     return isinstance(src, int) and not isinstance(src, (Reg, VReg))
 
 
-def _dataflow(op: Op):
-    c, f = op.cls, op.fields
-    if c is Alu:
-        src = (f["src"],) if _is_reg(f["src"]) else ()
-        if f["op"] in (Arith.MOV, Arith.MOVSX8, Arith.MOVSX16, Arith.MOVSX32):
-            return src, (f["dst"],), ()
-        return (f["dst"], *src), (f["dst"],), ()
-    if c in (Neg, Endian):
-        return (f["dst"],), (f["dst"],), ()
-    if c in (Load, LoadSX, LoadAcquire):
-        return (f["src"],), (f["dst"],), ()
-    if c in (Store, StoreRelease):
-        return (f["dst"], f["src"]), (), ()
-    if c is StoreImm:
-        return (f["dst"],), (), ()
-    if c is Atomic:
-        kind = f["op"]
-        if kind is AtomicKind.CMPXCHG:
-            return (f["dst"], f["src"], Reg.R0), (Reg.R0,), ()
-        return (f["dst"], f["src"]), ((f["src"],) if kind.fetches else ()), ()
-    if c in (LoadImm64, LoadMap, LoadFunc, LoadBtfId):
-        return (), (f["dst"],), ()
-    if c is Jump:
-        src = (f["src"],) if _is_reg(f["src"]) else ()
-        return (f["dst"], *src), (), ()
-    if c in (Call, CallKfunc, CallLocal):
-        return ARGS[:op.nargs], (Reg.R0,), CALLER_SAVED
-    if c is CallX:
-        return (f["dst"], *ARGS[:op.nargs]), (Reg.R0,), CALLER_SAVED
-    if c is Exit:
-        return (Reg.R0,), (), ()
-    if c in (LoadAbs, LoadInd):
-        src = (f["src"],) if c is LoadInd else ()
-        return (Reg.R6, *src), (Reg.R0,), CALLER_SAVED
-    return (), (), ()
+# (uses, defs, clobbers) of each instruction class, from its fields and the
+# number of arguments a call reads; classes not listed touch no register.
+_NOTHING = ((), (), ())
+_REGS = (Reg, VReg)
+_MOVES = frozenset((Arith.MOV, Arith.MOVSX8, Arith.MOVSX16, Arith.MOVSX32))
+
+
+def _alu(f, nargs):
+    dst, src = f["dst"], f["src"]
+    if f["op"] in _MOVES:
+        return ((src,) if type(src) in _REGS else ()), (dst,), ()
+    return ((dst, src) if type(src) in _REGS else (dst,)), (dst,), ()
+
+
+def _in_place(f, nargs):
+    return (f["dst"],), (f["dst"],), ()
+
+
+def _load(f, nargs):
+    return (f["src"],), (f["dst"],), ()
+
+
+def _store(f, nargs):
+    return (f["dst"], f["src"]), (), ()
+
+
+def _store_imm(f, nargs):
+    return (f["dst"],), (), ()
+
+
+def _atomic(f, nargs):
+    kind = f["op"]
+    if kind is AtomicKind.CMPXCHG:
+        return (f["dst"], f["src"], Reg.R0), (Reg.R0,), ()
+    return (f["dst"], f["src"]), ((f["src"],) if kind.fetches else ()), ()
+
+
+def _load_imm(f, nargs):
+    return (), (f["dst"],), ()
+
+
+def _jump(f, nargs):
+    dst, src = f["dst"], f["src"]
+    return ((dst, src) if type(src) in _REGS else (dst,)), (), ()
+
+
+def _call(f, nargs):
+    return ARGS[:nargs], (Reg.R0,), CALLER_SAVED
+
+
+def _callx(f, nargs):
+    return (f["dst"], *ARGS[:nargs]), (Reg.R0,), CALLER_SAVED
+
+
+def _exit(f, nargs):
+    return (Reg.R0,), (), ()
+
+
+def _load_abs(f, nargs):
+    return (Reg.R6,), (Reg.R0,), CALLER_SAVED
+
+
+def _load_ind(f, nargs):
+    return (Reg.R6, f["src"]), (Reg.R0,), CALLER_SAVED
+
+
+_DATAFLOW = {
+    Alu: _alu, Neg: _in_place, Endian: _in_place,
+    Load: _load, LoadSX: _load, LoadAcquire: _load,
+    Store: _store, StoreRelease: _store, StoreImm: _store_imm, Atomic: _atomic,
+    LoadImm64: _load_imm, LoadMap: _load_imm, LoadFunc: _load_imm, LoadBtfId: _load_imm,
+    Jump: _jump, Call: _call, CallKfunc: _call, CallLocal: _call, CallX: _callx,
+    Exit: _exit, LoadAbs: _load_abs, LoadInd: _load_ind,
+}
 
 
 @record(frozen=False, slots=False)
