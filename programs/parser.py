@@ -128,8 +128,9 @@ class Copied:
         return buf
 
     def require(self, end) -> None:
-        """The packet holds ``end`` bytes: its last byte can be copied."""
-        self.header(u8, end - 1)
+        """The packet holds ``end`` bytes: compared with skb->len, nothing copied."""
+        with self.p.if_(end > self.p.ctx.len):
+            self.p.return_(self.on_short)
 
     def bad(self) -> None:
         self.p.return_(self.on_bad)
