@@ -16,7 +16,6 @@ as BPF_PROG_LOAD expects.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 from pybpf._record import field, record
@@ -34,8 +33,6 @@ from pybpf.btf.uapi import (
     IntEncoding,
 )
 from pybpf.errors import BTFError
-
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @record
@@ -124,7 +121,7 @@ def _check_functions(funcs: list[tuple[str, int]]) -> None:
     seen: dict[str, int] = {}
     offsets: set[int] = set()
     for name, insn in funcs:
-        if not _IDENT.match(name):
+        if not (name.isascii() and name.isidentifier()):   # [A-Za-z_][A-Za-z0-9_]*
             raise BTFError(f"function name {name!r} is not a C identifier (the kernel requires one)")
         if name in seen:
             raise BTFError(f"function {name!r} is listed twice (insn {seen[name]} and {insn})")

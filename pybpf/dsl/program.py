@@ -21,7 +21,6 @@ with ``@subprog`` become bpf-to-bpf calls.
 
 from __future__ import annotations
 
-
 from pybpf._record import field, record
 from pybpf.asm import Alu, Arith, CallLocal, Exit, Reg
 from pybpf.asm.program import Program as AsmProgram
@@ -34,7 +33,6 @@ from pybpf.dsl.context import Ctx, Packet
 from pybpf.dsl.ir import ARGS, Mark
 from pybpf.dsl.maps import MapDef
 from pybpf.dsl.pointers import Ptr, StackRegion
-from pybpf.dsl.tracepoint import tracepoint_rules
 from pybpf.dsl.values import DSLError, Value
 from pybpf.types import Scalar, StructMeta, as_type, u64
 
@@ -53,6 +51,8 @@ class Kind:
 
     def context_rules(self):
         if self.tracepoint is not None:
+            # Only tracepoint programs read a record format (tracefs, a regex).
+            from pybpf.dsl.tracepoint import tracepoint_rules
             return tracepoint_rules(*self.tracepoint)
         return context_rules(self.prog_type, self.attach_type)
 

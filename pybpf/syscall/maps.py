@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import mmap
 import os
-import re
 from collections.abc import Iterator
 
 from pybpf._record import record
@@ -53,7 +52,7 @@ _HINTS = {
     MapType.HASH_OF_MAPS: "needs inner_map (a template map) and a 4-byte value",
 }
 
-_NAME = re.compile(r"^[A-Za-z0-9_.]*$")
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
 
 
 def map_type(value) -> MapType:
@@ -74,7 +73,7 @@ def map_type(value) -> MapType:
 def check_name(name: str) -> bytes:
     """An object name as the kernel accepts it (bpf_obj_name_cpy: <16 chars of [A-Za-z0-9_.])."""
     raw = name.encode()
-    if len(raw) >= BPF_OBJ_NAME_LEN or not _NAME.match(name):
+    if len(raw) >= BPF_OBJ_NAME_LEN or not _NAME_CHARS.issuperset(name):
         raise ValueError(
             f"name {name!r} must be at most {BPF_OBJ_NAME_LEN - 1} characters of A-Z a-z 0-9 _ ."
         )

@@ -56,7 +56,9 @@ class VerifierStats:
     stack_depth: tuple[int, ...] = ()
 
 
-_STATS = re.compile(
+# The log patterns are strings compiled (and cached) by re when a log is first parsed:
+# a load that succeeds never reads one.
+_STATS = (
     r"processed (\d+) insns \(limit (\d+)\) max_states_per_insn (\d+) total_states (\d+) "
     r"peak_states (\d+) mark_read (\d+)"
 )
@@ -64,7 +66,7 @@ _STATS = re.compile(
 
 def parse_stats(log: str) -> VerifierStats | None:
     """The statistics in a log, or None when the log has none."""
-    m = _STATS.search(log)
+    m = re.search(_STATS, log)
     if not m:
         return None
     t = re.search(r"verification time (\d+) usec", log)
@@ -115,9 +117,9 @@ def load_with_log(cmd, attr, fields: LogFields, *, log_level: int = 0,
         return fd, ffi.string(buf).decode(errors="replace")
 
 
-_INSN_LINE = re.compile(r"^(\d+): \(([0-9a-f]{2})\) (.*?)(?:\s+;.*)?$")
-_SOURCE_LINE = re.compile(r"^; (.*?) @ (\S+:\d+)$")
-_TRAILER = re.compile(
+_INSN_LINE = r"^(\d+): \(([0-9a-f]{2})\) (.*?)(?:\s+;.*)?$"
+_SOURCE_LINE = r"^; (.*?) @ (\S+:\d+)$"
+_TRAILER = (
     r"^(processed \d+ insns|verification time|stack depth|max_states_per_insn|"
     r"-- END PROG LOAD LOG --)"
 )
@@ -136,16 +138,16 @@ class Failure:
 def parse_failure(log: str) -> Failure:
     """Find the error message, the failing instruction and the source line in a log."""
     lines = [ln.rstrip() for ln in log.splitlines() if ln.strip()]
-    while lines and _TRAILER.match(lines[-1]):
+    while lines and re.match(_TRAILER, lines[-1]):
         lines.pop()
     summary = lines[-1] if lines else "no verifier log"
     index = insn_text = source = None
     for pos in range(len(lines) - 1, -1, -1):
-        m = _INSN_LINE.match(lines[pos])
+        m = re.match(_INSN_LINE, lines[pos])
         if m:
             index, insn_text = int(m.group(1)), f"({m.group(2)}) {m.group(3)}"
             for back in range(pos - 1, -1, -1):
-                s = _SOURCE_LINE.match(lines[back])
+                s = re.match(_SOURCE_LINE, lines[back])
                 if s:
                     source = f"{s.group(2)}: {s.group(1).strip()}"
                     break
