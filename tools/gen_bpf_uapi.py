@@ -182,6 +182,27 @@ def enum_class(cls: str, c_name: str, members, prefix: str, flag: bool) -> str:
     return "\n".join(head + body)
 
 
+# Enums built when first asked for (through the module's __getattr__) rather than at
+# import: HelperId has some 200 members (0.7 ms to build), and neither the DSL, which
+# finds helpers in HELPER_PROTOS, nor a program load needs it.
+DEFERRED_ENUMS = ("HelperId",)
+
+
+def deferred_enum(cls: str, text: str) -> str:
+    """The class ``text`` made by a function, and a module ``__getattr__`` calling it."""
+    body = "\n".join(("    " + line) if line else line for line in text.strip("\n").splitlines())
+    return "\n".join([
+        "", "", f"def _make_{cls}() -> type[enum.IntEnum]:", body, "",
+        f'    {cls}.__qualname__ = "{cls}"', f"    return {cls}", "", "",
+        "def __getattr__(name: str):",
+        f'    if name == "{cls}":  # built on first use, see tools/gen_bpf_uapi.py',
+        f"        global {cls}",
+        f"        {cls} = _make_{cls}()",
+        f"        return {cls}",
+        '    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")',
+    ])
+
+
 def find_types(tree: c_ast.FileAST) -> dict[str, c_ast.Node]:
     """Complete struct/union definitions at file scope, keyed ``"struct name"``."""
     found: dict[str, c_ast.Node] = {}
@@ -273,7 +294,7 @@ def helper_protos(raw: str) -> dict[str, tuple[str, tuple[tuple[str, str], ...]]
 # ~5 ms to compile whenever no .pyc can be used, and parsing all 200 lines at
 # import costs 0.4 ms, while a program calls a handful of helpers.
 HELPER_PROTOS_HEAD = '''
-# Helper prototypes from the doc comments, one per line: name|return type|type:arg|...
+# Helper prototypes from the doc comments, one per line: name|id|return type|type:arg|...
 _HELPER_PROTO_TABLE = """'''
 HELPER_PROTOS_TAIL = '''"""
 
@@ -283,18 +304,26 @@ class _HelperProtos(Mapping):
 
     def __init__(self, table: str) -> None:
         self._table = table
-        self._parsed: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {}
+        self._parsed: dict[str, tuple[int, str, tuple[tuple[str, ...], ...]]] = {}
 
-    def __getitem__(self, name: str) -> tuple[str, tuple[tuple[str, ...], ...]]:
-        proto = self._parsed.get(name)
-        if proto is None:
+    def _line(self, name: str) -> tuple[int, str, tuple[tuple[str, ...], ...]]:
+        entry = self._parsed.get(name)
+        if entry is None:
             named = isinstance(name, str) and name.isidentifier()
             start = self._table.find(f"\\n{name}|") + 1 if named else 0
             if not start:
                 raise KeyError(name)
-            _, ret, *args = self._table[start:self._table.index("\\n", start)].split("|")
-            proto = self._parsed[name] = (ret, tuple(tuple(a.rsplit(":", 1)) for a in args))
-        return proto
+            _, number, ret, *args = self._table[start:self._table.index("\\n", start)].split("|")
+            entry = self._parsed[name] = (
+                int(number), ret, tuple(tuple(a.rsplit(":", 1)) for a in args))
+        return entry
+
+    def __getitem__(self, name: str) -> tuple[str, tuple[tuple[str, ...], ...]]:
+        return self._line(name)[1:]
+
+    def helper_id(self, name: str) -> int:
+        """The helper's number in enum bpf_func_id (BPF_FUNC_<name>); KeyError if unknown."""
+        return self._line(name)[0]
 
     def __iter__(self):
         return (line.partition("|")[0] for line in self._table.splitlines() if line)
@@ -329,7 +358,8 @@ def generate(header: str, label: str) -> str:
         "_int_enum = enum._simple_enum(enum.IntEnum)",
     ]
     for c_name, cls, prefix, flag in NAMED_ENUMS:
-        out.append(enum_class(cls, f"enum {c_name}", parsed.enums[c_name], prefix, flag))
+        text = enum_class(cls, f"enum {c_name}", parsed.enums[c_name], prefix, flag)
+        out.append(deferred_enum(cls, text) if cls in DEFERRED_ENUMS else text)
     for member, cls, prefix, flag in ANONYMOUS_ENUMS:
         members = next(m for m in parsed.anonymous if any(n == member for n, _ in m))
         out.append(enum_class(cls, f"anonymous enum with {member}", members, prefix, flag))
@@ -365,7 +395,7 @@ def generate(header: str, label: str) -> str:
     out.append(HELPER_PROTOS_HEAD)
     for name, (ret, args) in protos.items():
         if f"BPF_FUNC_{name}" in ids:
-            fields = [name, ret, *(f"{t}:{a}" for t, a in args)]
+            fields = [name, str(ids[f"BPF_FUNC_{name}"]), ret, *(f"{t}:{a}" for t, a in args)]
             if any("|" in f or "\n" in f for f in fields) or any(":" in a for _, a in args):
                 raise ValueError(f"helper {name}: prototype {ret} {args} does not fit the table")
             out.append("|".join(fields))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pybpf.asm import Alu, Arith, Call, LoadFunc, LoadMap, Reg
 from pybpf.dsl.ir import ARGS
 from pybpf.dsl.values import Value
-from pybpf.syscall._uapi import HELPER_PROTOS, HelperId
+from pybpf.syscall._uapi import HELPER_PROTOS
 from pybpf.types import s32, s64, u32, u64
 
 _RETURNS = {"u64": u64, "__u64": u64, "long": s64, "u32": u32, "__u32": u32, "int": s32,
@@ -34,7 +34,7 @@ def prototype(b, name: str):
     """(return type, [(ctype, argname)]) of helper ``name``; a clear error if unknown."""
     name = name.removeprefix("bpf_")
     proto = HELPER_PROTOS.get(name)
-    if proto is None or name not in HelperId.__members__:
+    if proto is None:
         close = sorted(n for n in HELPER_PROTOS if name[:5] in n)[:5]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise b.error(f"unknown helper bpf_{name}{hint}")
@@ -111,7 +111,7 @@ def call(b, name: str, *args) -> Value:
             b.load_const(reg, item[1], u64)
         else:
             b.emit(Alu, op=Arith.MOV, dst=reg, src=item[1], width=64)
-    b.emit(Call, helper=int(HelperId[name]), nargs=len(args))
+    b.emit(Call, helper=HELPER_PROTOS.helper_id(name), nargs=len(args))
     if name in CHANGES_PACKET:
         b.packet_changed(name)
     result = b.new_vreg(name)

@@ -1,9 +1,9 @@
 """The kernel interface: bpf() through cffi, maps, programs, test runs, probes."""
 
+from pybpf.syscall import _uapi
 from pybpf.syscall._uapi import (
     AttachType,
     Cmd,
-    HelperId,
     LinkType,
     MapFlags,
     MapType,
@@ -26,3 +26,9 @@ __all__ = [
     "TestRun", "UpdateFlags", "VerifierStats", "bpf", "enable_stats", "load_btf",
     "load_program", "next_ids", "obj_get", "obj_pin", "possible_cpus", "test_run", "unpin",
 ]
+
+
+def __getattr__(name: str):
+    if name == "HelperId":   # built when first asked for (see _uapi)
+        return _uapi.HelperId
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

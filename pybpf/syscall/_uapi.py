@@ -238,223 +238,235 @@ class LinkType:
     TRACING_MULTI = 15
 
 
-@enum.unique
-@_int_enum
-class HelperId:
-    """enum bpf_func_id (linux/bpf.h)."""
+def _make_HelperId() -> type[enum.IntEnum]:
+    @enum.unique
+    @_int_enum
+    class HelperId:
+        """enum bpf_func_id (linux/bpf.h)."""
 
-    unspec = 0
-    map_lookup_elem = 1
-    map_update_elem = 2
-    map_delete_elem = 3
-    probe_read = 4
-    ktime_get_ns = 5
-    trace_printk = 6
-    get_prandom_u32 = 7
-    get_smp_processor_id = 8
-    skb_store_bytes = 9
-    l3_csum_replace = 10
-    l4_csum_replace = 11
-    tail_call = 12
-    clone_redirect = 13
-    get_current_pid_tgid = 14
-    get_current_uid_gid = 15
-    get_current_comm = 16
-    get_cgroup_classid = 17
-    skb_vlan_push = 18
-    skb_vlan_pop = 19
-    skb_get_tunnel_key = 20
-    skb_set_tunnel_key = 21
-    perf_event_read = 22
-    redirect = 23
-    get_route_realm = 24
-    perf_event_output = 25
-    skb_load_bytes = 26
-    get_stackid = 27
-    csum_diff = 28
-    skb_get_tunnel_opt = 29
-    skb_set_tunnel_opt = 30
-    skb_change_proto = 31
-    skb_change_type = 32
-    skb_under_cgroup = 33
-    get_hash_recalc = 34
-    get_current_task = 35
-    probe_write_user = 36
-    current_task_under_cgroup = 37
-    skb_change_tail = 38
-    skb_pull_data = 39
-    csum_update = 40
-    set_hash_invalid = 41
-    get_numa_node_id = 42
-    skb_change_head = 43
-    xdp_adjust_head = 44
-    probe_read_str = 45
-    get_socket_cookie = 46
-    get_socket_uid = 47
-    set_hash = 48
-    setsockopt = 49
-    skb_adjust_room = 50
-    redirect_map = 51
-    sk_redirect_map = 52
-    sock_map_update = 53
-    xdp_adjust_meta = 54
-    perf_event_read_value = 55
-    perf_prog_read_value = 56
-    getsockopt = 57
-    override_return = 58
-    sock_ops_cb_flags_set = 59
-    msg_redirect_map = 60
-    msg_apply_bytes = 61
-    msg_cork_bytes = 62
-    msg_pull_data = 63
-    bind = 64
-    xdp_adjust_tail = 65
-    skb_get_xfrm_state = 66
-    get_stack = 67
-    skb_load_bytes_relative = 68
-    fib_lookup = 69
-    sock_hash_update = 70
-    msg_redirect_hash = 71
-    sk_redirect_hash = 72
-    lwt_push_encap = 73
-    lwt_seg6_store_bytes = 74
-    lwt_seg6_adjust_srh = 75
-    lwt_seg6_action = 76
-    rc_repeat = 77
-    rc_keydown = 78
-    skb_cgroup_id = 79
-    get_current_cgroup_id = 80
-    get_local_storage = 81
-    sk_select_reuseport = 82
-    skb_ancestor_cgroup_id = 83
-    sk_lookup_tcp = 84
-    sk_lookup_udp = 85
-    sk_release = 86
-    map_push_elem = 87
-    map_pop_elem = 88
-    map_peek_elem = 89
-    msg_push_data = 90
-    msg_pop_data = 91
-    rc_pointer_rel = 92
-    spin_lock = 93
-    spin_unlock = 94
-    sk_fullsock = 95
-    tcp_sock = 96
-    skb_ecn_set_ce = 97
-    get_listener_sock = 98
-    skc_lookup_tcp = 99
-    tcp_check_syncookie = 100
-    sysctl_get_name = 101
-    sysctl_get_current_value = 102
-    sysctl_get_new_value = 103
-    sysctl_set_new_value = 104
-    strtol = 105
-    strtoul = 106
-    sk_storage_get = 107
-    sk_storage_delete = 108
-    send_signal = 109
-    tcp_gen_syncookie = 110
-    skb_output = 111
-    probe_read_user = 112
-    probe_read_kernel = 113
-    probe_read_user_str = 114
-    probe_read_kernel_str = 115
-    tcp_send_ack = 116
-    send_signal_thread = 117
-    jiffies64 = 118
-    read_branch_records = 119
-    get_ns_current_pid_tgid = 120
-    xdp_output = 121
-    get_netns_cookie = 122
-    get_current_ancestor_cgroup_id = 123
-    sk_assign = 124
-    ktime_get_boot_ns = 125
-    seq_printf = 126
-    seq_write = 127
-    sk_cgroup_id = 128
-    sk_ancestor_cgroup_id = 129
-    ringbuf_output = 130
-    ringbuf_reserve = 131
-    ringbuf_submit = 132
-    ringbuf_discard = 133
-    ringbuf_query = 134
-    csum_level = 135
-    skc_to_tcp6_sock = 136
-    skc_to_tcp_sock = 137
-    skc_to_tcp_timewait_sock = 138
-    skc_to_tcp_request_sock = 139
-    skc_to_udp6_sock = 140
-    get_task_stack = 141
-    load_hdr_opt = 142
-    store_hdr_opt = 143
-    reserve_hdr_opt = 144
-    inode_storage_get = 145
-    inode_storage_delete = 146
-    d_path = 147
-    copy_from_user = 148
-    snprintf_btf = 149
-    seq_printf_btf = 150
-    skb_cgroup_classid = 151
-    redirect_neigh = 152
-    per_cpu_ptr = 153
-    this_cpu_ptr = 154
-    redirect_peer = 155
-    task_storage_get = 156
-    task_storage_delete = 157
-    get_current_task_btf = 158
-    bprm_opts_set = 159
-    ktime_get_coarse_ns = 160
-    ima_inode_hash = 161
-    sock_from_file = 162
-    check_mtu = 163
-    for_each_map_elem = 164
-    snprintf = 165
-    sys_bpf = 166
-    btf_find_by_name_kind = 167
-    sys_close = 168
-    timer_init = 169
-    timer_set_callback = 170
-    timer_start = 171
-    timer_cancel = 172
-    get_func_ip = 173
-    get_attach_cookie = 174
-    task_pt_regs = 175
-    get_branch_snapshot = 176
-    trace_vprintk = 177
-    skc_to_unix_sock = 178
-    kallsyms_lookup_name = 179
-    find_vma = 180
-    loop = 181
-    strncmp = 182
-    get_func_arg = 183
-    get_func_ret = 184
-    get_func_arg_cnt = 185
-    get_retval = 186
-    set_retval = 187
-    xdp_get_buff_len = 188
-    xdp_load_bytes = 189
-    xdp_store_bytes = 190
-    copy_from_user_task = 191
-    skb_set_tstamp = 192
-    ima_file_hash = 193
-    kptr_xchg = 194
-    map_lookup_percpu_elem = 195
-    skc_to_mptcp_sock = 196
-    dynptr_from_mem = 197
-    ringbuf_reserve_dynptr = 198
-    ringbuf_submit_dynptr = 199
-    ringbuf_discard_dynptr = 200
-    dynptr_read = 201
-    dynptr_write = 202
-    dynptr_data = 203
-    tcp_raw_gen_syncookie_ipv4 = 204
-    tcp_raw_gen_syncookie_ipv6 = 205
-    tcp_raw_check_syncookie_ipv4 = 206
-    tcp_raw_check_syncookie_ipv6 = 207
-    ktime_get_tai_ns = 208
-    user_ringbuf_drain = 209
-    cgrp_storage_get = 210
-    cgrp_storage_delete = 211
+        unspec = 0
+        map_lookup_elem = 1
+        map_update_elem = 2
+        map_delete_elem = 3
+        probe_read = 4
+        ktime_get_ns = 5
+        trace_printk = 6
+        get_prandom_u32 = 7
+        get_smp_processor_id = 8
+        skb_store_bytes = 9
+        l3_csum_replace = 10
+        l4_csum_replace = 11
+        tail_call = 12
+        clone_redirect = 13
+        get_current_pid_tgid = 14
+        get_current_uid_gid = 15
+        get_current_comm = 16
+        get_cgroup_classid = 17
+        skb_vlan_push = 18
+        skb_vlan_pop = 19
+        skb_get_tunnel_key = 20
+        skb_set_tunnel_key = 21
+        perf_event_read = 22
+        redirect = 23
+        get_route_realm = 24
+        perf_event_output = 25
+        skb_load_bytes = 26
+        get_stackid = 27
+        csum_diff = 28
+        skb_get_tunnel_opt = 29
+        skb_set_tunnel_opt = 30
+        skb_change_proto = 31
+        skb_change_type = 32
+        skb_under_cgroup = 33
+        get_hash_recalc = 34
+        get_current_task = 35
+        probe_write_user = 36
+        current_task_under_cgroup = 37
+        skb_change_tail = 38
+        skb_pull_data = 39
+        csum_update = 40
+        set_hash_invalid = 41
+        get_numa_node_id = 42
+        skb_change_head = 43
+        xdp_adjust_head = 44
+        probe_read_str = 45
+        get_socket_cookie = 46
+        get_socket_uid = 47
+        set_hash = 48
+        setsockopt = 49
+        skb_adjust_room = 50
+        redirect_map = 51
+        sk_redirect_map = 52
+        sock_map_update = 53
+        xdp_adjust_meta = 54
+        perf_event_read_value = 55
+        perf_prog_read_value = 56
+        getsockopt = 57
+        override_return = 58
+        sock_ops_cb_flags_set = 59
+        msg_redirect_map = 60
+        msg_apply_bytes = 61
+        msg_cork_bytes = 62
+        msg_pull_data = 63
+        bind = 64
+        xdp_adjust_tail = 65
+        skb_get_xfrm_state = 66
+        get_stack = 67
+        skb_load_bytes_relative = 68
+        fib_lookup = 69
+        sock_hash_update = 70
+        msg_redirect_hash = 71
+        sk_redirect_hash = 72
+        lwt_push_encap = 73
+        lwt_seg6_store_bytes = 74
+        lwt_seg6_adjust_srh = 75
+        lwt_seg6_action = 76
+        rc_repeat = 77
+        rc_keydown = 78
+        skb_cgroup_id = 79
+        get_current_cgroup_id = 80
+        get_local_storage = 81
+        sk_select_reuseport = 82
+        skb_ancestor_cgroup_id = 83
+        sk_lookup_tcp = 84
+        sk_lookup_udp = 85
+        sk_release = 86
+        map_push_elem = 87
+        map_pop_elem = 88
+        map_peek_elem = 89
+        msg_push_data = 90
+        msg_pop_data = 91
+        rc_pointer_rel = 92
+        spin_lock = 93
+        spin_unlock = 94
+        sk_fullsock = 95
+        tcp_sock = 96
+        skb_ecn_set_ce = 97
+        get_listener_sock = 98
+        skc_lookup_tcp = 99
+        tcp_check_syncookie = 100
+        sysctl_get_name = 101
+        sysctl_get_current_value = 102
+        sysctl_get_new_value = 103
+        sysctl_set_new_value = 104
+        strtol = 105
+        strtoul = 106
+        sk_storage_get = 107
+        sk_storage_delete = 108
+        send_signal = 109
+        tcp_gen_syncookie = 110
+        skb_output = 111
+        probe_read_user = 112
+        probe_read_kernel = 113
+        probe_read_user_str = 114
+        probe_read_kernel_str = 115
+        tcp_send_ack = 116
+        send_signal_thread = 117
+        jiffies64 = 118
+        read_branch_records = 119
+        get_ns_current_pid_tgid = 120
+        xdp_output = 121
+        get_netns_cookie = 122
+        get_current_ancestor_cgroup_id = 123
+        sk_assign = 124
+        ktime_get_boot_ns = 125
+        seq_printf = 126
+        seq_write = 127
+        sk_cgroup_id = 128
+        sk_ancestor_cgroup_id = 129
+        ringbuf_output = 130
+        ringbuf_reserve = 131
+        ringbuf_submit = 132
+        ringbuf_discard = 133
+        ringbuf_query = 134
+        csum_level = 135
+        skc_to_tcp6_sock = 136
+        skc_to_tcp_sock = 137
+        skc_to_tcp_timewait_sock = 138
+        skc_to_tcp_request_sock = 139
+        skc_to_udp6_sock = 140
+        get_task_stack = 141
+        load_hdr_opt = 142
+        store_hdr_opt = 143
+        reserve_hdr_opt = 144
+        inode_storage_get = 145
+        inode_storage_delete = 146
+        d_path = 147
+        copy_from_user = 148
+        snprintf_btf = 149
+        seq_printf_btf = 150
+        skb_cgroup_classid = 151
+        redirect_neigh = 152
+        per_cpu_ptr = 153
+        this_cpu_ptr = 154
+        redirect_peer = 155
+        task_storage_get = 156
+        task_storage_delete = 157
+        get_current_task_btf = 158
+        bprm_opts_set = 159
+        ktime_get_coarse_ns = 160
+        ima_inode_hash = 161
+        sock_from_file = 162
+        check_mtu = 163
+        for_each_map_elem = 164
+        snprintf = 165
+        sys_bpf = 166
+        btf_find_by_name_kind = 167
+        sys_close = 168
+        timer_init = 169
+        timer_set_callback = 170
+        timer_start = 171
+        timer_cancel = 172
+        get_func_ip = 173
+        get_attach_cookie = 174
+        task_pt_regs = 175
+        get_branch_snapshot = 176
+        trace_vprintk = 177
+        skc_to_unix_sock = 178
+        kallsyms_lookup_name = 179
+        find_vma = 180
+        loop = 181
+        strncmp = 182
+        get_func_arg = 183
+        get_func_ret = 184
+        get_func_arg_cnt = 185
+        get_retval = 186
+        set_retval = 187
+        xdp_get_buff_len = 188
+        xdp_load_bytes = 189
+        xdp_store_bytes = 190
+        copy_from_user_task = 191
+        skb_set_tstamp = 192
+        ima_file_hash = 193
+        kptr_xchg = 194
+        map_lookup_percpu_elem = 195
+        skc_to_mptcp_sock = 196
+        dynptr_from_mem = 197
+        ringbuf_reserve_dynptr = 198
+        ringbuf_submit_dynptr = 199
+        ringbuf_discard_dynptr = 200
+        dynptr_read = 201
+        dynptr_write = 202
+        dynptr_data = 203
+        tcp_raw_gen_syncookie_ipv4 = 204
+        tcp_raw_gen_syncookie_ipv6 = 205
+        tcp_raw_check_syncookie_ipv4 = 206
+        tcp_raw_check_syncookie_ipv6 = 207
+        ktime_get_tai_ns = 208
+        user_ringbuf_drain = 209
+        cgrp_storage_get = 210
+        cgrp_storage_delete = 211
+
+    HelperId.__qualname__ = "HelperId"
+    return HelperId
+
+
+def __getattr__(name: str):
+    if name == "HelperId":  # built on first use, see tools/gen_bpf_uapi.py
+        global HelperId
+        HelperId = _make_HelperId()
+        return HelperId
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @enum.unique
@@ -1162,219 +1174,219 @@ SIZES = {
     'struct bpf_link_info': 64,
 }
 
-# Helper prototypes from the doc comments, one per line: name|return type|type:arg|...
+# Helper prototypes from the doc comments, one per line: name|id|return type|type:arg|...
 _HELPER_PROTO_TABLE = """
-map_lookup_elem|void *|struct bpf_map *:map|const void *:key
-map_update_elem|long|struct bpf_map *:map|const void *:key|const void *:value|u64:flags
-map_delete_elem|long|struct bpf_map *:map|const void *:key
-probe_read|long|void *:dst|u32:size|const void *:unsafe_ptr
-ktime_get_ns|u64
-trace_printk|long|const char *:fmt|u32:fmt_size|...:...
-get_prandom_u32|u32
-get_smp_processor_id|u32
-skb_store_bytes|long|struct sk_buff *:skb|u32:offset|const void *:from|u32:len|u64:flags
-l3_csum_replace|long|struct sk_buff *:skb|u32:offset|u64:from|u64:to|u64:size
-l4_csum_replace|long|struct sk_buff *:skb|u32:offset|u64:from|u64:to|u64:flags
-tail_call|long|void *:ctx|struct bpf_map *:prog_array_map|u32:index
-clone_redirect|long|struct sk_buff *:skb|u32:ifindex|u64:flags
-get_current_pid_tgid|u64
-get_current_uid_gid|u64
-get_current_comm|long|void *:buf|u32:size_of_buf
-get_cgroup_classid|u32|struct sk_buff *:skb
-skb_vlan_push|long|struct sk_buff *:skb|__be16:vlan_proto|u16:vlan_tci
-skb_vlan_pop|long|struct sk_buff *:skb
-skb_get_tunnel_key|long|struct sk_buff *:skb|struct bpf_tunnel_key *:key|u32:size|u64:flags
-skb_set_tunnel_key|long|struct sk_buff *:skb|struct bpf_tunnel_key *:key|u32:size|u64:flags
-perf_event_read|u64|struct bpf_map *:map|u64:flags
-redirect|long|u32:ifindex|u64:flags
-get_route_realm|u32|struct sk_buff *:skb
-perf_event_output|long|void *:ctx|struct bpf_map *:map|u64:flags|void *:data|u64:size
-skb_load_bytes|long|const void *:skb|u32:offset|void *:to|u32:len
-get_stackid|long|void *:ctx|struct bpf_map *:map|u64:flags
-csum_diff|s64|__be32 *:from|u32:from_size|__be32 *:to|u32:to_size|__wsum:seed
-skb_get_tunnel_opt|long|struct sk_buff *:skb|void *:opt|u32:size
-skb_set_tunnel_opt|long|struct sk_buff *:skb|void *:opt|u32:size
-skb_change_proto|long|struct sk_buff *:skb|__be16:proto|u64:flags
-skb_change_type|long|struct sk_buff *:skb|u32:type
-skb_under_cgroup|long|struct sk_buff *:skb|struct bpf_map *:map|u32:index
-get_hash_recalc|u32|struct sk_buff *:skb
-get_current_task|u64
-probe_write_user|long|void *:dst|const void *:src|u32:len
-current_task_under_cgroup|long|struct bpf_map *:map|u32:index
-skb_change_tail|long|struct sk_buff *:skb|u32:len|u64:flags
-skb_pull_data|long|struct sk_buff *:skb|u32:len
-csum_update|s64|struct sk_buff *:skb|__wsum:csum
-set_hash_invalid|void|struct sk_buff *:skb
-get_numa_node_id|long
-skb_change_head|long|struct sk_buff *:skb|u32:len|u64:flags
-xdp_adjust_head|long|struct xdp_buff *:xdp_md|int:delta
-probe_read_str|long|void *:dst|u32:size|const void *:unsafe_ptr
-get_socket_cookie|u64|struct sk_buff *:skb
-get_socket_uid|u32|struct sk_buff *:skb
-set_hash|long|struct sk_buff *:skb|u32:hash
-setsockopt|long|void *:bpf_socket|int:level|int:optname|void *:optval|int:optlen
-skb_adjust_room|long|struct sk_buff *:skb|s32:len_diff|u32:mode|u64:flags
-redirect_map|long|struct bpf_map *:map|u64:key|u64:flags
-sk_redirect_map|long|struct sk_buff *:skb|struct bpf_map *:map|u32:key|u64:flags
-sock_map_update|long|struct bpf_sock_ops *:skops|struct bpf_map *:map|void *:key|u64:flags
-xdp_adjust_meta|long|struct xdp_buff *:xdp_md|int:delta
-perf_event_read_value|long|struct bpf_map *:map|u64:flags|struct bpf_perf_event_value *:buf|u32:buf_size
-perf_prog_read_value|long|struct bpf_perf_event_data *:ctx|struct bpf_perf_event_value *:buf|u32:buf_size
-getsockopt|long|void *:bpf_socket|int:level|int:optname|void *:optval|int:optlen
-override_return|long|struct pt_regs *:regs|u64:rc
-sock_ops_cb_flags_set|long|struct bpf_sock_ops *:bpf_sock|int:argval
-msg_redirect_map|long|struct sk_msg_buff *:msg|struct bpf_map *:map|u32:key|u64:flags
-msg_apply_bytes|long|struct sk_msg_buff *:msg|u32:bytes
-msg_cork_bytes|long|struct sk_msg_buff *:msg|u32:bytes
-msg_pull_data|long|struct sk_msg_buff *:msg|u32:start|u32:end|u64:flags
-bind|long|struct bpf_sock_addr *:ctx|struct sockaddr *:addr|int:addr_len
-xdp_adjust_tail|long|struct xdp_buff *:xdp_md|int:delta
-skb_get_xfrm_state|long|struct sk_buff *:skb|u32:index|struct bpf_xfrm_state *:xfrm_state|u32:size|u64:flags
-get_stack|long|void *:ctx|void *:buf|u32:size|u64:flags
-skb_load_bytes_relative|long|const void *:skb|u32:offset|void *:to|u32:len|u32:start_header
-fib_lookup|long|void *:ctx|struct bpf_fib_lookup *:params|int:plen|u32:flags
-sock_hash_update|long|struct bpf_sock_ops *:skops|struct bpf_map *:map|void *:key|u64:flags
-msg_redirect_hash|long|struct sk_msg_buff *:msg|struct bpf_map *:map|void *:key|u64:flags
-sk_redirect_hash|long|struct sk_buff *:skb|struct bpf_map *:map|void *:key|u64:flags
-lwt_push_encap|long|struct sk_buff *:skb|u32:type|void *:hdr|u32:len
-lwt_seg6_store_bytes|long|struct sk_buff *:skb|u32:offset|const void *:from|u32:len
-lwt_seg6_adjust_srh|long|struct sk_buff *:skb|u32:offset|s32:delta
-lwt_seg6_action|long|struct sk_buff *:skb|u32:action|void *:param|u32:param_len
-rc_repeat|long|void *:ctx
-rc_keydown|long|void *:ctx|u32:protocol|u64:scancode|u32:toggle
-skb_cgroup_id|u64|struct sk_buff *:skb
-get_current_cgroup_id|u64
-get_local_storage|void *|void *:map|u64:flags
-sk_select_reuseport|long|struct sk_reuseport_md *:reuse|struct bpf_map *:map|void *:key|u64:flags
-skb_ancestor_cgroup_id|u64|struct sk_buff *:skb|int:ancestor_level
-sk_lookup_tcp|struct bpf_sock *|void *:ctx|struct bpf_sock_tuple *:tuple|u32:tuple_size|u64:netns|u64:flags
-sk_lookup_udp|struct bpf_sock *|void *:ctx|struct bpf_sock_tuple *:tuple|u32:tuple_size|u64:netns|u64:flags
-sk_release|long|void *:sock
-map_push_elem|long|struct bpf_map *:map|const void *:value|u64:flags
-map_pop_elem|long|struct bpf_map *:map|void *:value
-map_peek_elem|long|struct bpf_map *:map|void *:value
-msg_push_data|long|struct sk_msg_buff *:msg|u32:start|u32:len|u64:flags
-msg_pop_data|long|struct sk_msg_buff *:msg|u32:start|u32:len|u64:flags
-rc_pointer_rel|long|void *:ctx|s32:rel_x|s32:rel_y
-spin_lock|long|struct bpf_spin_lock *:lock
-spin_unlock|long|struct bpf_spin_lock *:lock
-sk_fullsock|struct bpf_sock *|struct bpf_sock *:sk
-tcp_sock|struct bpf_tcp_sock *|struct bpf_sock *:sk
-skb_ecn_set_ce|long|struct sk_buff *:skb
-get_listener_sock|struct bpf_sock *|struct bpf_sock *:sk
-skc_lookup_tcp|struct bpf_sock *|void *:ctx|struct bpf_sock_tuple *:tuple|u32:tuple_size|u64:netns|u64:flags
-tcp_check_syncookie|long|void *:sk|void *:iph|u32:iph_len|struct tcphdr *:th|u32:th_len
-sysctl_get_name|long|struct bpf_sysctl *:ctx|char *:buf|size_t:buf_len|u64:flags
-sysctl_get_current_value|long|struct bpf_sysctl *:ctx|char *:buf|size_t:buf_len
-sysctl_get_new_value|long|struct bpf_sysctl *:ctx|char *:buf|size_t:buf_len
-sysctl_set_new_value|long|struct bpf_sysctl *:ctx|const char *:buf|size_t:buf_len
-strtol|long|const char *:buf|size_t:buf_len|u64:flags|long *:res
-strtoul|long|const char *:buf|size_t:buf_len|u64:flags|unsigned long *:res
-sk_storage_get|void *|struct bpf_map *:map|void *:sk|void *:value|u64:flags
-sk_storage_delete|long|struct bpf_map *:map|void *:sk
-send_signal|long|u32:sig
-tcp_gen_syncookie|s64|void *:sk|void *:iph|u32:iph_len|struct tcphdr *:th|u32:th_len
-skb_output|long|void *:ctx|struct bpf_map *:map|u64:flags|void *:data|u64:size
-probe_read_user|long|void *:dst|u32:size|const void *:unsafe_ptr
-probe_read_kernel|long|void *:dst|u32:size|const void *:unsafe_ptr
-probe_read_user_str|long|void *:dst|u32:size|const void *:unsafe_ptr
-probe_read_kernel_str|long|void *:dst|u32:size|const void *:unsafe_ptr
-tcp_send_ack|long|void *:tp|u32:rcv_nxt
-send_signal_thread|long|u32:sig
-jiffies64|u64
-read_branch_records|long|struct bpf_perf_event_data *:ctx|void *:buf|u32:size|u64:flags
-get_ns_current_pid_tgid|long|u64:dev|u64:ino|struct bpf_pidns_info *:nsdata|u32:size
-xdp_output|long|void *:ctx|struct bpf_map *:map|u64:flags|void *:data|u64:size
-get_netns_cookie|u64|void *:ctx
-get_current_ancestor_cgroup_id|u64|int:ancestor_level
-sk_assign|long|struct sk_buff *:skb|void *:sk|u64:flags
-ktime_get_boot_ns|u64
-seq_printf|long|struct seq_file *:m|const char *:fmt|u32:fmt_size|const void *:data|u32:data_len
-seq_write|long|struct seq_file *:m|const void *:data|u32:len
-sk_cgroup_id|u64|void *:sk
-sk_ancestor_cgroup_id|u64|void *:sk|int:ancestor_level
-ringbuf_output|long|void *:ringbuf|void *:data|u64:size|u64:flags
-ringbuf_reserve|void *|void *:ringbuf|u64:size|u64:flags
-ringbuf_submit|void|void *:data|u64:flags
-ringbuf_discard|void|void *:data|u64:flags
-ringbuf_query|u64|void *:ringbuf|u64:flags
-csum_level|long|struct sk_buff *:skb|u64:level
-skc_to_tcp6_sock|struct tcp6_sock *|void *:sk
-skc_to_tcp_sock|struct tcp_sock *|void *:sk
-skc_to_tcp_timewait_sock|struct tcp_timewait_sock *|void *:sk
-skc_to_tcp_request_sock|struct tcp_request_sock *|void *:sk
-skc_to_udp6_sock|struct udp6_sock *|void *:sk
-get_task_stack|long|struct task_struct *:task|void *:buf|u32:size|u64:flags
-load_hdr_opt|long|struct bpf_sock_ops *:skops|void *:searchby_res|u32:len|u64:flags
-store_hdr_opt|long|struct bpf_sock_ops *:skops|const void *:from|u32:len|u64:flags
-reserve_hdr_opt|long|struct bpf_sock_ops *:skops|u32:len|u64:flags
-inode_storage_get|void *|struct bpf_map *:map|void *:inode|void *:value|u64:flags
-inode_storage_delete|int|struct bpf_map *:map|void *:inode
-d_path|long|const struct path *:path|char *:buf|u32:sz
-copy_from_user|long|void *:dst|u32:size|const void *:user_ptr
-snprintf_btf|long|char *:str|u32:str_size|struct btf_ptr *:ptr|u32:btf_ptr_size|u64:flags
-seq_printf_btf|long|struct seq_file *:m|struct btf_ptr *:ptr|u32:ptr_size|u64:flags
-skb_cgroup_classid|u64|struct sk_buff *:skb
-redirect_neigh|long|u32:ifindex|struct bpf_redir_neigh *:params|int:plen|u64:flags
-per_cpu_ptr|void *|const void *:percpu_ptr|u32:cpu
-this_cpu_ptr|void *|const void *:percpu_ptr
-redirect_peer|long|u32:ifindex|u64:flags
-task_storage_get|void *|struct bpf_map *:map|struct task_struct *:task|void *:value|u64:flags
-task_storage_delete|long|struct bpf_map *:map|struct task_struct *:task
-get_current_task_btf|struct task_struct *
-bprm_opts_set|long|struct linux_binprm *:bprm|u64:flags
-ktime_get_coarse_ns|u64
-ima_inode_hash|long|struct inode *:inode|void *:dst|u32:size
-sock_from_file|struct socket *|struct file *:file
-check_mtu|long|void *:ctx|u32:ifindex|u32 *:mtu_len|s32:len_diff|u64:flags
-for_each_map_elem|long|struct bpf_map *:map|void *:callback_fn|void *:callback_ctx|u64:flags
-snprintf|long|char *:str|u32:str_size|const char *:fmt|u64 *:data|u32:data_len
-sys_bpf|long|u32:cmd|void *:attr|u32:attr_size
-btf_find_by_name_kind|long|char *:name|int:name_sz|u32:kind|int:flags
-sys_close|long|u32:fd
-timer_init|long|struct bpf_timer *:timer|struct bpf_map *:map|u64:flags
-timer_set_callback|long|struct bpf_timer *:timer|void *:callback_fn
-timer_start|long|struct bpf_timer *:timer|u64:nsecs|u64:flags
-timer_cancel|long|struct bpf_timer *:timer
-get_func_ip|u64|void *:ctx
-get_attach_cookie|u64|void *:ctx
-task_pt_regs|long|struct task_struct *:task
-get_branch_snapshot|long|void *:entries|u32:size|u64:flags
-trace_vprintk|long|const char *:fmt|u32:fmt_size|const void *:data|u32:data_len
-skc_to_unix_sock|struct unix_sock *|void *:sk
-kallsyms_lookup_name|long|const char *:name|int:name_sz|int:flags|u64 *:res
-find_vma|long|struct task_struct *:task|u64:addr|void *:callback_fn|void *:callback_ctx|u64:flags
-loop|long|u32:nr_loops|void *:callback_fn|void *:callback_ctx|u64:flags
-strncmp|long|const char *:s1|u32:s1_sz|const char *:s2
-get_func_arg|long|void *:ctx|u32:n|u64 *:value
-get_func_ret|long|void *:ctx|u64 *:value
-get_func_arg_cnt|long|void *:ctx
-get_retval|int
-set_retval|int|int:retval
-xdp_get_buff_len|u64|struct xdp_buff *:xdp_md
-xdp_load_bytes|long|struct xdp_buff *:xdp_md|u32:offset|void *:buf|u32:len
-xdp_store_bytes|long|struct xdp_buff *:xdp_md|u32:offset|void *:buf|u32:len
-copy_from_user_task|long|void *:dst|u32:size|const void *:user_ptr|struct task_struct *:tsk|u64:flags
-skb_set_tstamp|long|struct sk_buff *:skb|u64:tstamp|u32:tstamp_type
-ima_file_hash|long|struct file *:file|void *:dst|u32:size
-kptr_xchg|void *|void *:dst|void *:ptr
-map_lookup_percpu_elem|void *|struct bpf_map *:map|const void *:key|u32:cpu
-skc_to_mptcp_sock|struct mptcp_sock *|void *:sk
-dynptr_from_mem|long|void *:data|u64:size|u64:flags|struct bpf_dynptr *:ptr
-ringbuf_reserve_dynptr|long|void *:ringbuf|u32:size|u64:flags|struct bpf_dynptr *:ptr
-ringbuf_submit_dynptr|void|struct bpf_dynptr *:ptr|u64:flags
-ringbuf_discard_dynptr|void|struct bpf_dynptr *:ptr|u64:flags
-dynptr_read|long|void *:dst|u64:len|const struct bpf_dynptr *:src|u64:offset|u64:flags
-dynptr_write|long|const struct bpf_dynptr *:dst|u64:offset|void *:src|u64:len|u64:flags
-dynptr_data|void *|const struct bpf_dynptr *:ptr|u64:offset|u64:len
-tcp_raw_gen_syncookie_ipv4|s64|struct iphdr *:iph|struct tcphdr *:th|u32:th_len
-tcp_raw_gen_syncookie_ipv6|s64|struct ipv6hdr *:iph|struct tcphdr *:th|u32:th_len
-tcp_raw_check_syncookie_ipv4|long|struct iphdr *:iph|struct tcphdr *:th
-tcp_raw_check_syncookie_ipv6|long|struct ipv6hdr *:iph|struct tcphdr *:th
-ktime_get_tai_ns|u64
-user_ringbuf_drain|long|struct bpf_map *:map|void *:callback_fn|void *:ctx|u64:flags
-cgrp_storage_get|void *|struct bpf_map *:map|struct cgroup *:cgroup|void *:value|u64:flags
-cgrp_storage_delete|long|struct bpf_map *:map|struct cgroup *:cgroup
+map_lookup_elem|1|void *|struct bpf_map *:map|const void *:key
+map_update_elem|2|long|struct bpf_map *:map|const void *:key|const void *:value|u64:flags
+map_delete_elem|3|long|struct bpf_map *:map|const void *:key
+probe_read|4|long|void *:dst|u32:size|const void *:unsafe_ptr
+ktime_get_ns|5|u64
+trace_printk|6|long|const char *:fmt|u32:fmt_size|...:...
+get_prandom_u32|7|u32
+get_smp_processor_id|8|u32
+skb_store_bytes|9|long|struct sk_buff *:skb|u32:offset|const void *:from|u32:len|u64:flags
+l3_csum_replace|10|long|struct sk_buff *:skb|u32:offset|u64:from|u64:to|u64:size
+l4_csum_replace|11|long|struct sk_buff *:skb|u32:offset|u64:from|u64:to|u64:flags
+tail_call|12|long|void *:ctx|struct bpf_map *:prog_array_map|u32:index
+clone_redirect|13|long|struct sk_buff *:skb|u32:ifindex|u64:flags
+get_current_pid_tgid|14|u64
+get_current_uid_gid|15|u64
+get_current_comm|16|long|void *:buf|u32:size_of_buf
+get_cgroup_classid|17|u32|struct sk_buff *:skb
+skb_vlan_push|18|long|struct sk_buff *:skb|__be16:vlan_proto|u16:vlan_tci
+skb_vlan_pop|19|long|struct sk_buff *:skb
+skb_get_tunnel_key|20|long|struct sk_buff *:skb|struct bpf_tunnel_key *:key|u32:size|u64:flags
+skb_set_tunnel_key|21|long|struct sk_buff *:skb|struct bpf_tunnel_key *:key|u32:size|u64:flags
+perf_event_read|22|u64|struct bpf_map *:map|u64:flags
+redirect|23|long|u32:ifindex|u64:flags
+get_route_realm|24|u32|struct sk_buff *:skb
+perf_event_output|25|long|void *:ctx|struct bpf_map *:map|u64:flags|void *:data|u64:size
+skb_load_bytes|26|long|const void *:skb|u32:offset|void *:to|u32:len
+get_stackid|27|long|void *:ctx|struct bpf_map *:map|u64:flags
+csum_diff|28|s64|__be32 *:from|u32:from_size|__be32 *:to|u32:to_size|__wsum:seed
+skb_get_tunnel_opt|29|long|struct sk_buff *:skb|void *:opt|u32:size
+skb_set_tunnel_opt|30|long|struct sk_buff *:skb|void *:opt|u32:size
+skb_change_proto|31|long|struct sk_buff *:skb|__be16:proto|u64:flags
+skb_change_type|32|long|struct sk_buff *:skb|u32:type
+skb_under_cgroup|33|long|struct sk_buff *:skb|struct bpf_map *:map|u32:index
+get_hash_recalc|34|u32|struct sk_buff *:skb
+get_current_task|35|u64
+probe_write_user|36|long|void *:dst|const void *:src|u32:len
+current_task_under_cgroup|37|long|struct bpf_map *:map|u32:index
+skb_change_tail|38|long|struct sk_buff *:skb|u32:len|u64:flags
+skb_pull_data|39|long|struct sk_buff *:skb|u32:len
+csum_update|40|s64|struct sk_buff *:skb|__wsum:csum
+set_hash_invalid|41|void|struct sk_buff *:skb
+get_numa_node_id|42|long
+skb_change_head|43|long|struct sk_buff *:skb|u32:len|u64:flags
+xdp_adjust_head|44|long|struct xdp_buff *:xdp_md|int:delta
+probe_read_str|45|long|void *:dst|u32:size|const void *:unsafe_ptr
+get_socket_cookie|46|u64|struct sk_buff *:skb
+get_socket_uid|47|u32|struct sk_buff *:skb
+set_hash|48|long|struct sk_buff *:skb|u32:hash
+setsockopt|49|long|void *:bpf_socket|int:level|int:optname|void *:optval|int:optlen
+skb_adjust_room|50|long|struct sk_buff *:skb|s32:len_diff|u32:mode|u64:flags
+redirect_map|51|long|struct bpf_map *:map|u64:key|u64:flags
+sk_redirect_map|52|long|struct sk_buff *:skb|struct bpf_map *:map|u32:key|u64:flags
+sock_map_update|53|long|struct bpf_sock_ops *:skops|struct bpf_map *:map|void *:key|u64:flags
+xdp_adjust_meta|54|long|struct xdp_buff *:xdp_md|int:delta
+perf_event_read_value|55|long|struct bpf_map *:map|u64:flags|struct bpf_perf_event_value *:buf|u32:buf_size
+perf_prog_read_value|56|long|struct bpf_perf_event_data *:ctx|struct bpf_perf_event_value *:buf|u32:buf_size
+getsockopt|57|long|void *:bpf_socket|int:level|int:optname|void *:optval|int:optlen
+override_return|58|long|struct pt_regs *:regs|u64:rc
+sock_ops_cb_flags_set|59|long|struct bpf_sock_ops *:bpf_sock|int:argval
+msg_redirect_map|60|long|struct sk_msg_buff *:msg|struct bpf_map *:map|u32:key|u64:flags
+msg_apply_bytes|61|long|struct sk_msg_buff *:msg|u32:bytes
+msg_cork_bytes|62|long|struct sk_msg_buff *:msg|u32:bytes
+msg_pull_data|63|long|struct sk_msg_buff *:msg|u32:start|u32:end|u64:flags
+bind|64|long|struct bpf_sock_addr *:ctx|struct sockaddr *:addr|int:addr_len
+xdp_adjust_tail|65|long|struct xdp_buff *:xdp_md|int:delta
+skb_get_xfrm_state|66|long|struct sk_buff *:skb|u32:index|struct bpf_xfrm_state *:xfrm_state|u32:size|u64:flags
+get_stack|67|long|void *:ctx|void *:buf|u32:size|u64:flags
+skb_load_bytes_relative|68|long|const void *:skb|u32:offset|void *:to|u32:len|u32:start_header
+fib_lookup|69|long|void *:ctx|struct bpf_fib_lookup *:params|int:plen|u32:flags
+sock_hash_update|70|long|struct bpf_sock_ops *:skops|struct bpf_map *:map|void *:key|u64:flags
+msg_redirect_hash|71|long|struct sk_msg_buff *:msg|struct bpf_map *:map|void *:key|u64:flags
+sk_redirect_hash|72|long|struct sk_buff *:skb|struct bpf_map *:map|void *:key|u64:flags
+lwt_push_encap|73|long|struct sk_buff *:skb|u32:type|void *:hdr|u32:len
+lwt_seg6_store_bytes|74|long|struct sk_buff *:skb|u32:offset|const void *:from|u32:len
+lwt_seg6_adjust_srh|75|long|struct sk_buff *:skb|u32:offset|s32:delta
+lwt_seg6_action|76|long|struct sk_buff *:skb|u32:action|void *:param|u32:param_len
+rc_repeat|77|long|void *:ctx
+rc_keydown|78|long|void *:ctx|u32:protocol|u64:scancode|u32:toggle
+skb_cgroup_id|79|u64|struct sk_buff *:skb
+get_current_cgroup_id|80|u64
+get_local_storage|81|void *|void *:map|u64:flags
+sk_select_reuseport|82|long|struct sk_reuseport_md *:reuse|struct bpf_map *:map|void *:key|u64:flags
+skb_ancestor_cgroup_id|83|u64|struct sk_buff *:skb|int:ancestor_level
+sk_lookup_tcp|84|struct bpf_sock *|void *:ctx|struct bpf_sock_tuple *:tuple|u32:tuple_size|u64:netns|u64:flags
+sk_lookup_udp|85|struct bpf_sock *|void *:ctx|struct bpf_sock_tuple *:tuple|u32:tuple_size|u64:netns|u64:flags
+sk_release|86|long|void *:sock
+map_push_elem|87|long|struct bpf_map *:map|const void *:value|u64:flags
+map_pop_elem|88|long|struct bpf_map *:map|void *:value
+map_peek_elem|89|long|struct bpf_map *:map|void *:value
+msg_push_data|90|long|struct sk_msg_buff *:msg|u32:start|u32:len|u64:flags
+msg_pop_data|91|long|struct sk_msg_buff *:msg|u32:start|u32:len|u64:flags
+rc_pointer_rel|92|long|void *:ctx|s32:rel_x|s32:rel_y
+spin_lock|93|long|struct bpf_spin_lock *:lock
+spin_unlock|94|long|struct bpf_spin_lock *:lock
+sk_fullsock|95|struct bpf_sock *|struct bpf_sock *:sk
+tcp_sock|96|struct bpf_tcp_sock *|struct bpf_sock *:sk
+skb_ecn_set_ce|97|long|struct sk_buff *:skb
+get_listener_sock|98|struct bpf_sock *|struct bpf_sock *:sk
+skc_lookup_tcp|99|struct bpf_sock *|void *:ctx|struct bpf_sock_tuple *:tuple|u32:tuple_size|u64:netns|u64:flags
+tcp_check_syncookie|100|long|void *:sk|void *:iph|u32:iph_len|struct tcphdr *:th|u32:th_len
+sysctl_get_name|101|long|struct bpf_sysctl *:ctx|char *:buf|size_t:buf_len|u64:flags
+sysctl_get_current_value|102|long|struct bpf_sysctl *:ctx|char *:buf|size_t:buf_len
+sysctl_get_new_value|103|long|struct bpf_sysctl *:ctx|char *:buf|size_t:buf_len
+sysctl_set_new_value|104|long|struct bpf_sysctl *:ctx|const char *:buf|size_t:buf_len
+strtol|105|long|const char *:buf|size_t:buf_len|u64:flags|long *:res
+strtoul|106|long|const char *:buf|size_t:buf_len|u64:flags|unsigned long *:res
+sk_storage_get|107|void *|struct bpf_map *:map|void *:sk|void *:value|u64:flags
+sk_storage_delete|108|long|struct bpf_map *:map|void *:sk
+send_signal|109|long|u32:sig
+tcp_gen_syncookie|110|s64|void *:sk|void *:iph|u32:iph_len|struct tcphdr *:th|u32:th_len
+skb_output|111|long|void *:ctx|struct bpf_map *:map|u64:flags|void *:data|u64:size
+probe_read_user|112|long|void *:dst|u32:size|const void *:unsafe_ptr
+probe_read_kernel|113|long|void *:dst|u32:size|const void *:unsafe_ptr
+probe_read_user_str|114|long|void *:dst|u32:size|const void *:unsafe_ptr
+probe_read_kernel_str|115|long|void *:dst|u32:size|const void *:unsafe_ptr
+tcp_send_ack|116|long|void *:tp|u32:rcv_nxt
+send_signal_thread|117|long|u32:sig
+jiffies64|118|u64
+read_branch_records|119|long|struct bpf_perf_event_data *:ctx|void *:buf|u32:size|u64:flags
+get_ns_current_pid_tgid|120|long|u64:dev|u64:ino|struct bpf_pidns_info *:nsdata|u32:size
+xdp_output|121|long|void *:ctx|struct bpf_map *:map|u64:flags|void *:data|u64:size
+get_netns_cookie|122|u64|void *:ctx
+get_current_ancestor_cgroup_id|123|u64|int:ancestor_level
+sk_assign|124|long|struct sk_buff *:skb|void *:sk|u64:flags
+ktime_get_boot_ns|125|u64
+seq_printf|126|long|struct seq_file *:m|const char *:fmt|u32:fmt_size|const void *:data|u32:data_len
+seq_write|127|long|struct seq_file *:m|const void *:data|u32:len
+sk_cgroup_id|128|u64|void *:sk
+sk_ancestor_cgroup_id|129|u64|void *:sk|int:ancestor_level
+ringbuf_output|130|long|void *:ringbuf|void *:data|u64:size|u64:flags
+ringbuf_reserve|131|void *|void *:ringbuf|u64:size|u64:flags
+ringbuf_submit|132|void|void *:data|u64:flags
+ringbuf_discard|133|void|void *:data|u64:flags
+ringbuf_query|134|u64|void *:ringbuf|u64:flags
+csum_level|135|long|struct sk_buff *:skb|u64:level
+skc_to_tcp6_sock|136|struct tcp6_sock *|void *:sk
+skc_to_tcp_sock|137|struct tcp_sock *|void *:sk
+skc_to_tcp_timewait_sock|138|struct tcp_timewait_sock *|void *:sk
+skc_to_tcp_request_sock|139|struct tcp_request_sock *|void *:sk
+skc_to_udp6_sock|140|struct udp6_sock *|void *:sk
+get_task_stack|141|long|struct task_struct *:task|void *:buf|u32:size|u64:flags
+load_hdr_opt|142|long|struct bpf_sock_ops *:skops|void *:searchby_res|u32:len|u64:flags
+store_hdr_opt|143|long|struct bpf_sock_ops *:skops|const void *:from|u32:len|u64:flags
+reserve_hdr_opt|144|long|struct bpf_sock_ops *:skops|u32:len|u64:flags
+inode_storage_get|145|void *|struct bpf_map *:map|void *:inode|void *:value|u64:flags
+inode_storage_delete|146|int|struct bpf_map *:map|void *:inode
+d_path|147|long|const struct path *:path|char *:buf|u32:sz
+copy_from_user|148|long|void *:dst|u32:size|const void *:user_ptr
+snprintf_btf|149|long|char *:str|u32:str_size|struct btf_ptr *:ptr|u32:btf_ptr_size|u64:flags
+seq_printf_btf|150|long|struct seq_file *:m|struct btf_ptr *:ptr|u32:ptr_size|u64:flags
+skb_cgroup_classid|151|u64|struct sk_buff *:skb
+redirect_neigh|152|long|u32:ifindex|struct bpf_redir_neigh *:params|int:plen|u64:flags
+per_cpu_ptr|153|void *|const void *:percpu_ptr|u32:cpu
+this_cpu_ptr|154|void *|const void *:percpu_ptr
+redirect_peer|155|long|u32:ifindex|u64:flags
+task_storage_get|156|void *|struct bpf_map *:map|struct task_struct *:task|void *:value|u64:flags
+task_storage_delete|157|long|struct bpf_map *:map|struct task_struct *:task
+get_current_task_btf|158|struct task_struct *
+bprm_opts_set|159|long|struct linux_binprm *:bprm|u64:flags
+ktime_get_coarse_ns|160|u64
+ima_inode_hash|161|long|struct inode *:inode|void *:dst|u32:size
+sock_from_file|162|struct socket *|struct file *:file
+check_mtu|163|long|void *:ctx|u32:ifindex|u32 *:mtu_len|s32:len_diff|u64:flags
+for_each_map_elem|164|long|struct bpf_map *:map|void *:callback_fn|void *:callback_ctx|u64:flags
+snprintf|165|long|char *:str|u32:str_size|const char *:fmt|u64 *:data|u32:data_len
+sys_bpf|166|long|u32:cmd|void *:attr|u32:attr_size
+btf_find_by_name_kind|167|long|char *:name|int:name_sz|u32:kind|int:flags
+sys_close|168|long|u32:fd
+timer_init|169|long|struct bpf_timer *:timer|struct bpf_map *:map|u64:flags
+timer_set_callback|170|long|struct bpf_timer *:timer|void *:callback_fn
+timer_start|171|long|struct bpf_timer *:timer|u64:nsecs|u64:flags
+timer_cancel|172|long|struct bpf_timer *:timer
+get_func_ip|173|u64|void *:ctx
+get_attach_cookie|174|u64|void *:ctx
+task_pt_regs|175|long|struct task_struct *:task
+get_branch_snapshot|176|long|void *:entries|u32:size|u64:flags
+trace_vprintk|177|long|const char *:fmt|u32:fmt_size|const void *:data|u32:data_len
+skc_to_unix_sock|178|struct unix_sock *|void *:sk
+kallsyms_lookup_name|179|long|const char *:name|int:name_sz|int:flags|u64 *:res
+find_vma|180|long|struct task_struct *:task|u64:addr|void *:callback_fn|void *:callback_ctx|u64:flags
+loop|181|long|u32:nr_loops|void *:callback_fn|void *:callback_ctx|u64:flags
+strncmp|182|long|const char *:s1|u32:s1_sz|const char *:s2
+get_func_arg|183|long|void *:ctx|u32:n|u64 *:value
+get_func_ret|184|long|void *:ctx|u64 *:value
+get_func_arg_cnt|185|long|void *:ctx
+get_retval|186|int
+set_retval|187|int|int:retval
+xdp_get_buff_len|188|u64|struct xdp_buff *:xdp_md
+xdp_load_bytes|189|long|struct xdp_buff *:xdp_md|u32:offset|void *:buf|u32:len
+xdp_store_bytes|190|long|struct xdp_buff *:xdp_md|u32:offset|void *:buf|u32:len
+copy_from_user_task|191|long|void *:dst|u32:size|const void *:user_ptr|struct task_struct *:tsk|u64:flags
+skb_set_tstamp|192|long|struct sk_buff *:skb|u64:tstamp|u32:tstamp_type
+ima_file_hash|193|long|struct file *:file|void *:dst|u32:size
+kptr_xchg|194|void *|void *:dst|void *:ptr
+map_lookup_percpu_elem|195|void *|struct bpf_map *:map|const void *:key|u32:cpu
+skc_to_mptcp_sock|196|struct mptcp_sock *|void *:sk
+dynptr_from_mem|197|long|void *:data|u64:size|u64:flags|struct bpf_dynptr *:ptr
+ringbuf_reserve_dynptr|198|long|void *:ringbuf|u32:size|u64:flags|struct bpf_dynptr *:ptr
+ringbuf_submit_dynptr|199|void|struct bpf_dynptr *:ptr|u64:flags
+ringbuf_discard_dynptr|200|void|struct bpf_dynptr *:ptr|u64:flags
+dynptr_read|201|long|void *:dst|u64:len|const struct bpf_dynptr *:src|u64:offset|u64:flags
+dynptr_write|202|long|const struct bpf_dynptr *:dst|u64:offset|void *:src|u64:len|u64:flags
+dynptr_data|203|void *|const struct bpf_dynptr *:ptr|u64:offset|u64:len
+tcp_raw_gen_syncookie_ipv4|204|s64|struct iphdr *:iph|struct tcphdr *:th|u32:th_len
+tcp_raw_gen_syncookie_ipv6|205|s64|struct ipv6hdr *:iph|struct tcphdr *:th|u32:th_len
+tcp_raw_check_syncookie_ipv4|206|long|struct iphdr *:iph|struct tcphdr *:th
+tcp_raw_check_syncookie_ipv6|207|long|struct ipv6hdr *:iph|struct tcphdr *:th
+ktime_get_tai_ns|208|u64
+user_ringbuf_drain|209|long|struct bpf_map *:map|void *:callback_fn|void *:ctx|u64:flags
+cgrp_storage_get|210|void *|struct bpf_map *:map|struct cgroup *:cgroup|void *:value|u64:flags
+cgrp_storage_delete|211|long|struct bpf_map *:map|struct cgroup *:cgroup
 """
 
 
@@ -1383,18 +1395,26 @@ class _HelperProtos(Mapping):
 
     def __init__(self, table: str) -> None:
         self._table = table
-        self._parsed: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {}
+        self._parsed: dict[str, tuple[int, str, tuple[tuple[str, ...], ...]]] = {}
 
-    def __getitem__(self, name: str) -> tuple[str, tuple[tuple[str, ...], ...]]:
-        proto = self._parsed.get(name)
-        if proto is None:
+    def _line(self, name: str) -> tuple[int, str, tuple[tuple[str, ...], ...]]:
+        entry = self._parsed.get(name)
+        if entry is None:
             named = isinstance(name, str) and name.isidentifier()
             start = self._table.find(f"\n{name}|") + 1 if named else 0
             if not start:
                 raise KeyError(name)
-            _, ret, *args = self._table[start:self._table.index("\n", start)].split("|")
-            proto = self._parsed[name] = (ret, tuple(tuple(a.rsplit(":", 1)) for a in args))
-        return proto
+            _, number, ret, *args = self._table[start:self._table.index("\n", start)].split("|")
+            entry = self._parsed[name] = (
+                int(number), ret, tuple(tuple(a.rsplit(":", 1)) for a in args))
+        return entry
+
+    def __getitem__(self, name: str) -> tuple[str, tuple[tuple[str, ...], ...]]:
+        return self._line(name)[1:]
+
+    def helper_id(self, name: str) -> int:
+        """The helper's number in enum bpf_func_id (BPF_FUNC_<name>); KeyError if unknown."""
+        return self._line(name)[0]
 
     def __iter__(self):
         return (line.partition("|")[0] for line in self._table.splitlines() if line)

@@ -1,5 +1,8 @@
 """The generated uapi tables agree with the header and with cffi's layouts."""
 
+import subprocess
+import sys
+
 from pybpf.syscall import _uapi
 from pybpf.syscall._ffi import ffi
 from pybpf.syscall._uapi import Cmd, HelperId, MapType, ProgType
@@ -31,7 +34,7 @@ def test_helper_prototypes_parsed_on_lookup_agree_with_the_whole_table():
     table = {}
     for line in _uapi._HELPER_PROTO_TABLE.splitlines():
         if line:
-            name, ret, *args = line.split("|")
+            name, _, ret, *args = line.split("|")
             table[name] = (ret, tuple(tuple(a.rsplit(":", 1)) for a in args))
     protos = _uapi.HELPER_PROTOS
     assert list(protos) == list(table) and len(protos) == len(table)
@@ -39,3 +42,20 @@ def test_helper_prototypes_parsed_on_lookup_agree_with_the_whole_table():
     assert protos["trace_printk"][1][-1] == ("...", "...")
     assert "probe_read" in protos and "probe_rea" not in protos and protos.get("") is None
     assert protos.get("map_lookup_elem|void *") is None and 1 not in protos
+
+
+def test_helper_ids_in_the_table_are_the_enum_values():
+    assert all(_uapi.HELPER_PROTOS.helper_id(name) == HelperId[name]
+               for name in _uapi.HELPER_PROTOS)
+    assert set(HelperId.__members__) == {"unspec", *_uapi.HELPER_PROTOS}
+
+
+def test_helper_id_enum_built_on_first_use_only():
+    code = ("import pybpf.dsl, pybpf.syscall\n"
+            "from pybpf.syscall import _uapi\n"
+            "assert _uapi.HELPER_PROTOS.helper_id('map_lookup_elem') == 1\n"
+            "assert 'HelperId' not in vars(_uapi)\n"
+            "from pybpf.syscall import HelperId\n"
+            "assert HelperId is _uapi.HelperId and HelperId.__qualname__ == 'HelperId'\n"
+            "assert pickle.loads(pickle.dumps(HelperId.redirect)) is HelperId.redirect\n")
+    subprocess.run([sys.executable, "-c", "import pickle\n" + code], check=True)

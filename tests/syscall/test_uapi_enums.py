@@ -6,6 +6,7 @@ import pytest
 
 from pybpf.syscall import _uapi
 
+_uapi.HelperId  # noqa: B018 - built on first use; make it before listing the module
 INT_ENUMS = [v for v in vars(_uapi).values()
              if isinstance(v, enum.EnumType) and issubclass(v, enum.IntEnum)]
 
