@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from pybpf._record import field, record
 from pybpf.asm import Alu, Arith, CallLocal, Exit, Reg
+from pybpf.asm.instruction import no_gc
 from pybpf.asm.program import Program as AsmProgram
 from pybpf.dsl import _netconst as nc
 from pybpf.dsl.access import ContextError
@@ -259,6 +260,10 @@ class ProgramDef:
 
     def build(self) -> Built:
         """Run the function to emit code; allocate registers; assemble subprograms."""
+        with no_gc():   # thousands of short-lived ops, dicts and sets, hardly any cycles
+            return self._build()
+
+    def _build(self) -> Built:
         self._name_maps()
         p = ProgramBuilder(self.name, self.kind, origin=self.fn)
         self.fn(p)
