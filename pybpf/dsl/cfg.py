@@ -7,6 +7,8 @@ nothing to do in most programs), so the graph is not rebuilt for each analysis.
 
 from __future__ import annotations
 
+import heapq
+
 from pybpf.asm import Exit, Goto, GotoLong, Jump, MayGoto
 from pybpf.dsl.ir import Mark
 
@@ -102,6 +104,30 @@ class Cfg:
             spans = [(start, end - 1) for start, end in zip(starts, [*starts[1:], n], strict=True)]
             self._blocks = spans, [tuple(index[j] for j in succ[last]) for _, last in spans]
         return self._blocks
+
+    def forward(self, state_in: list, visit) -> None:
+        """Visit the reached blocks of a forward analysis (``state_in[k]`` not None) until
+        no entry state changes; ``visit(k)`` returns the blocks whose entry state it changed.
+
+        Without back edges op order is a topological order: each block comes once,
+        after all its predecessors, so one pass in order suffices and no queue is
+        kept. With loops a worklist taken in op order (lowest block first) revisits
+        what changed.
+        """
+        nb = len(self.spans)
+        if not self.back:
+            for k in range(nb):
+                if state_in[k] is not None:
+                    visit(k)
+            return
+        work, queued = [0] if nb else [], {0}
+        while work:
+            k = heapq.heappop(work)
+            queued.discard(k)
+            for j in visit(k):
+                if j not in queued:
+                    queued.add(j)
+                    heapq.heappush(work, j)
 
     def same(self, ops: list) -> Cfg:
         """This graph if ``ops`` is the list it describes, else a new one for ``ops``."""

@@ -5,8 +5,6 @@ forward "available values" analysis over the control-flow graph.
 
 from __future__ import annotations
 
-import heapq
-
 from pybpf.asm import (
     Alu,
     Arith,
@@ -91,13 +89,11 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
             avail = _transfer(op, key, avail, ends)
         return avail
 
-    if nb:
-        state_in[0] = ({}, {})
-    work, queued = [0] if nb else [], {0}
-    while work:  # in op order: without back edges each block once, its state final
-        k = heapq.heappop(work)
-        queued.discard(k)
+    def visit(k: int) -> list:
+        """Available values at the end of block k handed to its successors (intersected
+        at joins); the successors whose entry state changed."""
         avail = walk(k, state_in[k], not back)
+        changed = []
         for j in bsucc[k]:
             old = state_in[j]
             if old is None:
@@ -107,9 +103,12 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
                             for o, a in zip(old, avail, strict=True))
             if old is None or len(new[0]) + len(new[1]) != len(old[0]) + len(old[1]):
                 state_in[j] = new
-                if j not in queued:
-                    queued.add(j)
-                    heapq.heappush(work, j)
+                changed.append(j)
+        return changed
+
+    if nb:
+        state_in[0] = ({}, {})
+    cfg.forward(state_in, visit)  # in op order: without back edges each block once, its state final
     if back:  # loops: states are final only now
         for k in range(nb):
             if state_in[k] is not None:

@@ -5,8 +5,6 @@ conditional jumps they decide and masks that change nothing.
 
 from __future__ import annotations
 
-import heapq
-
 from pybpf.asm import (
     Alu,
     Arith,
@@ -49,15 +47,13 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
               if i in checks or any(d in regs for d in ops[i].defs)] for first, last in spans]
     nb = len(spans)
     state_in: list = [None] * nb  # facts at block entry: {(base, end): K}; None: top
-    if nb:
-        state_in[0] = {}
-    work, queued = [0] if nb else [], {0}
-    while work:
-        k = heapq.heappop(work)
-        queued.discard(k)
-        first, last = spans[k]
+
+    def visit(k: int) -> list:
+        """Facts at the end of block k handed to its successors; those whose entry changed."""
+        last = spans[k][1]
         facts = _check_facts(ops, steps[k], state_in[k], checks)
         jump = isinstance(ops[last], Op) and ops[last].cls is Jump
+        changed = []
         for j, target in zip(bsucc[k], succ[last], strict=True):
             edge = facts
             if jump and target != last + 1:  # the taken edge of a check
@@ -69,9 +65,12 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
                 new = {f: min(v, edge[f]) for f, v in old.items() if f in edge}
             if new != old:
                 state_in[j] = new
-                if j not in queued:
-                    queued.add(j)
-                    heapq.heappush(work, j)
+                changed.append(j)
+        return changed
+
+    if nb:
+        state_in[0] = {}
+    cfg.forward(state_in, visit)
     drop = set()
     for k, (_, last) in enumerate(spans):
         if last not in checks or state_in[k] is None:
@@ -169,19 +168,17 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
             _range_step_into(op, state)
         return state
 
-    if nb:
-        state_in[0] = {}
-    work, queued = [0] if nb else [], {0}
-    while work:
-        k = heapq.heappop(work)  # in op order: each block of an acyclic function once
-        queued.discard(k)
+    def visit(k: int) -> list:
+        """Walk block k from its entry state; the successors whose entry state changed."""
         last = spans[k][1]
-        state = walk(k, dict(state_in[k]), not back)
+        state = state_in[k]
+        if steps[k]:  # else the state passes through unchanged, and need not be copied
+            state = walk(k, dict(state), not back)
         if back:
             state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
-        jump = ops[last]
-        for idx, j in enumerate(bsucc[k]):  # a Jump's successors: (fall-through, target)
-            edge = _narrow(jump, state, taken=(idx == len(bsucc[k]) - 1 and idx > 0))
+        jump, succs, changed = ops[last], bsucc[k], []
+        for idx, j in enumerate(succs):  # a Jump's successors: (fall-through, target)
+            edge = _narrow(jump, state, taken=(idx == len(succs) - 1 and idx > 0))
             old = state_in[j]
             if old is None:
                 new = edge
@@ -193,9 +190,12 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
                         new = {r: v for r, v in new.items() if old.get(r) == v}
             if new != old:
                 state_in[j] = new
-                if j not in queued:
-                    queued.add(j)
-                    heapq.heappush(work, j)
+                changed.append(j)
+        return changed
+
+    if nb:
+        state_in[0] = {}
+    cfg.forward(state_in, visit)
     if back:  # loops: states are final only now
         for k in range(nb):
             if state_in[k] is not None:
@@ -271,8 +271,18 @@ def _never(op, state: dict) -> bool:
     lo, hi = _interval(state, op.fields["dst"])
     if op.fields["width"] == 32 and hi > _M32:
         return False
-    return {JumpOp.JGT: hi <= k, JumpOp.JGE: hi < k, JumpOp.JLT: lo >= k, JumpOp.JLE: lo > k,
-            JumpOp.JEQ: not lo <= k <= hi, JumpOp.JNE: lo == hi == k}[jop]
+    return _NEVER[jop](lo, hi, k)
+
+
+# whether ``x op k`` holds for no x in [lo, hi] (_NEVER) or for all of them (_ALWAYS)
+_NEVER = {JumpOp.JGT: lambda lo, hi, k: hi <= k, JumpOp.JGE: lambda lo, hi, k: hi < k,
+          JumpOp.JLT: lambda lo, hi, k: lo >= k, JumpOp.JLE: lambda lo, hi, k: lo > k,
+          JumpOp.JEQ: lambda lo, hi, k: not lo <= k <= hi,
+          JumpOp.JNE: lambda lo, hi, k: lo == hi == k}
+_ALWAYS = {JumpOp.JGT: lambda lo, hi, k: lo > k, JumpOp.JGE: lambda lo, hi, k: lo >= k,
+           JumpOp.JLT: lambda lo, hi, k: hi < k, JumpOp.JLE: lambda lo, hi, k: hi <= k,
+           JumpOp.JEQ: lambda lo, hi, k: lo == hi == k,
+           JumpOp.JNE: lambda lo, hi, k: not lo <= k <= hi}
 
 
 def _noop_and(op, state: dict) -> bool:
@@ -295,8 +305,7 @@ def _always(op, state: dict) -> bool:
     lo, hi = _interval(state, op.fields["dst"])
     if op.fields["width"] == 32 and hi > _M32:
         return False
-    return {JumpOp.JGT: lo > k, JumpOp.JGE: lo >= k, JumpOp.JLT: hi < k, JumpOp.JLE: hi <= k,
-            JumpOp.JEQ: lo == hi == k, JumpOp.JNE: not lo <= k <= hi}[jop]
+    return _ALWAYS[jop](lo, hi, k)
 
 
 def _narrow(op, state: dict, taken: bool) -> dict:
@@ -308,21 +317,26 @@ def _narrow(op, state: dict, taken: bool) -> dict:
     if op.fields["width"] == 32 and hi > _M32:
         return state
     if not taken:
-        jop = {JumpOp.JGT: JumpOp.JLE, JumpOp.JGE: JumpOp.JLT, JumpOp.JLT: JumpOp.JGE,
-               JumpOp.JLE: JumpOp.JGT, JumpOp.JEQ: JumpOp.JNE, JumpOp.JNE: JumpOp.JEQ}[jop]
-    if jop is JumpOp.JGT:
+        jop = _NEGATION[jop]
+    if jop is _JGT:
         lo = max(lo, k + 1)
-    elif jop is JumpOp.JGE:
+    elif jop is _JGE:
         lo = max(lo, k)
-    elif jop is JumpOp.JLT:
+    elif jop is _JLT:
         hi = min(hi, k - 1)
-    elif jop is JumpOp.JLE:
+    elif jop is _JLE:
         hi = min(hi, k)
-    elif jop is JumpOp.JEQ:
+    elif jop is _JEQ:
         lo, hi = max(lo, k), min(hi, k)
     if lo > hi:  # this edge cannot be taken: keep the state (it changes nothing downstream)
         return state
     return {**state, r: (lo, hi)}
+
+
+_NEGATION = {JumpOp.JGT: JumpOp.JLE, JumpOp.JGE: JumpOp.JLT, JumpOp.JLT: JumpOp.JGE,
+             JumpOp.JLE: JumpOp.JGT, JumpOp.JEQ: JumpOp.JNE, JumpOp.JNE: JumpOp.JEQ}
+# enum members read once (each ``JumpOp.X`` is a class attribute lookup through the enum type)
+_JGT, _JGE, _JLT, _JLE, _JEQ = JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE, JumpOp.JEQ
 
 
 def _hull(a: dict, b: dict) -> dict:
