@@ -16,7 +16,7 @@ from pybpf.asm import (
     LoadImm64,
 )
 from pybpf.dsl.cfg import Cfg
-from pybpf.dsl.ir import Op, VReg, is_imm
+from pybpf.dsl.ir import Mark, Op, VReg, is_imm
 from pybpf.dsl.jumps import drop_unreachable
 from pybpf.dsl.regalloc import Liveness
 
@@ -153,6 +153,17 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     state_in: list = [None] * nb
     visits = [0] * nb
     change: dict = {}  # op index -> None (drop) or the Goto replacing it
+    thread: dict = {}  # op index of a jump or goto -> the label it goes to instead
+    # blocks that are labels and one decidable jump: an edge into one whose state decides
+    # the jump goes straight where the jump would go (``else if`` after a failed lookup
+    # inside the first branch: the second test is known false there)
+    tests: dict = {}  # block -> the index of that jump
+    for k, (first, _) in enumerate(spans):
+        i = first
+        while type(ops[i]) is Mark and i + 1 < len(ops):
+            i += 1
+        if i > first and _decidable(ops[i]):
+            tests[k] = i
 
     def walk(k: int, state: dict, record: bool) -> dict:
         for i in steps[k]:
@@ -179,6 +190,11 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
         jump, succs, changed = ops[last], bsucc[k], []
         for idx, j in enumerate(succs):  # a Jump's successors: (fall-through, target)
             edge = _narrow(jump, state, taken=(idx == len(succs) - 1 and idx > 0))
+            if j in tests and not back and type(jump) is Op and jump.cls in _THREADED \
+                    and idx == len(succs) - 1 and (idx > 0 or jump.cls is Goto):
+                to = _threaded(ops, tests[j], edge)
+                if to is not None:
+                    thread[last] = to
             old = state_in[j]
             if old is None:
                 new = edge
@@ -200,6 +216,15 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
         for k in range(nb):
             if state_in[k] is not None:
                 walk(k, dict(state_in[k]), True)
+    if thread:
+        ops = list(ops)
+        for i, to in thread.items():
+            op = change.get(i, ops[i])
+            if op is not None:
+                ops[i] = Op(op.cls, {**op.fields, "target": to}, op.source)
+                change.pop(i, None)
+        change = {i: op for i, op in change.items() if op is None}
+        return drop_unreachable([op for i, op in enumerate(ops) if i not in change])
     if not change:
         return ops
     if any(op is not None for op in change.values()):
@@ -217,6 +242,20 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
                 continue
         out.append(op)
     return out
+
+
+_THREADED = (Jump, Goto)
+
+
+def _threaded(ops: list, i: int, state: dict) -> str | None:
+    """Where the decidable jump ``ops[i]`` leads from ``state``: its target when it
+    always jumps, the label after it when it never does, None when undecided."""
+    op = ops[i]
+    if _always(op, state):
+        return op.fields["target"]
+    if _never(op, state) and i + 1 < len(ops) and type(ops[i + 1]) is Mark:
+        return ops[i + 1].name
+    return None
 
 
 def _steps_to_decisions(ops: list, spans: list) -> list[list[int]]:
