@@ -34,6 +34,13 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
     Only loads whose result is written once qualify, so the rename is safe.
     Stores through r10 forget only stack loads; any other store, atomic or
     call forgets every load (it may write any memory).
+
+    A rename can make later keys equal (``be32(new)`` found again makes
+    ``be32(new) & 0xffff`` a repeat too): the recording walk meets the ops in op
+    order, after the ops they depend on, and reads each key with the renames so far
+    (value numbering), so one walk finds the whole repeated expression. A chain
+    ``t = a; t &= 15; t <<= 2; t += 14`` whose first steps were computed before
+    starts from the last value found (``t = lsh``) and keeps the rest.
     """
     defs: dict = {}
     for op in ops:
@@ -74,17 +81,38 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
     state_in: list = [None] * nb  # None: not reached yet (top); else (loads, alus)
     rename: dict = {}
     drop: set[int] = set()
+    prefix: dict = {}  # index of a chain's first op -> (register holding the value, last op)
+    chain: dict = {}  # a chain's register -> (first op, the value it holds so far)
 
     def walk(k: int, avail: tuple, record: bool) -> tuple:
         for i in steps[k]:
             op, key = ops[i], keys[i]
+            if chain and record:
+                t = op.fields.get("dst") if type(op) is Op else None
+                if t in chain:  # the chain goes on: is its next value known too?
+                    start, held = chain.pop(t)
+                    if prefix[start][1] == i - 1 and op.cls in _ALU_KEYED:
+                        rest = tuple(sorted((k, v) for k, v in op.fields.items() if k != "dst"))
+                        found = avail[1].get(("alu", op.cls, held, rest))
+                        if found is not None:
+                            prefix[start] = (found, i)
+                            if i - start + 2 < defs[t]:
+                                chain[t] = (start, found)
             if record and key is not None and i > 0:
+                if rename:
+                    key = _renamed(key, rename, ends, op.fields["dst"])
                 found = avail[key[0] == "alu"].get(key)
                 if found is not None:
-                    rename[op.fields["dst"]] = found
-                    drop.add(i)
-                    if key[0] == "alu":
-                        drop.add(i - 1)  # the MOV that started the pair
+                    if key[0] == "alu" and defs[op.fields["dst"]] > 2:
+                        # a prefix of a chain ``t = a; t += 14; t += x``: t starts from the
+                        # value found (a move), the rest of the chain stays
+                        prefix[i] = (found, i)
+                        chain[op.fields["dst"]] = (i, found)
+                    else:
+                        rename[op.fields["dst"]] = found
+                        drop.add(i)
+                        if key[0] == "alu":
+                            drop.add(i - 1)  # the MOV that started the pair
                     key = None
             avail = _transfer(op, key, avail, ends)
         return avail
@@ -113,15 +141,42 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
         for k in range(nb):
             if state_in[k] is not None:
                 walk(k, state_in[k], True)
-    if not rename:
+    if not rename and not prefix:
         return ops
-    keep = [op for i, op in enumerate(ops) if i not in drop]
+    for i, (_, last) in prefix.items():
+        drop.update(range(i, last + 1))
+    keep = []
+    for i, op in enumerate(ops):
+        if i + 1 in prefix:  # the chain's MOV copies the value found; the ops it covers go
+            op = Op(Alu, {**op.fields, "src": prefix[i + 1][0]}, op.source)
+        elif i in drop:
+            continue
+        keep.append(op)
     for op in keep:
         for r in op.uses:  # a renamed value is written only by a dropped op
             if r in rename:
                 op.replace(rename)
                 break
     return keep
+
+
+def _renamed(key: tuple, rename: dict, ends: dict, dst) -> tuple:
+    """``key`` naming the values kept for those it names that were found again; a new
+    key is ended by writes of its registers and of ``dst`` as the original is."""
+    if key[0] == "alu":
+        _, cls, a, rest = key
+        if a not in rename and not any(v in rename for _, v in rest if type(v) is VReg):
+            return key
+        new = ("alu", cls, rename.get(a, a),
+               tuple((k, rename.get(v, v) if type(v) is VReg else v) for k, v in rest))
+    else:
+        if key[1] not in rename:
+            return key
+        new = (key[0], rename[key[1]], *key[2:])
+    for r in (*_key_regs(new), dst):
+        if r in ends:
+            ends[r].add(new)
+    return new
 
 
 def _steps(ops: list, keys: list, ends: dict, spans: list) -> list[list[int]]:
@@ -208,12 +263,17 @@ _MOVES = (Arith.MOV, Arith.MOVSX8, Arith.MOVSX16, Arith.MOVSX32)
 
 
 def _alu_key(ops: list, i: int, defs: dict):
-    """A key for ``t = a; t op= c`` (one arithmetic result: t written exactly there)."""
+    """A key for ``t = a; t op= c`` (one arithmetic result: t written exactly there),
+    or for the first step of a chain ``t = a; t op= c; t op2= d ...`` whose ops are
+    all of t's writes."""
     op = ops[i]
     if type(op) is not Op or op.cls not in _ALU_KEYED:
         return None
     t = op.fields["dst"]
-    if i == 0 or defs.get(t) != 2 or not isinstance(t, VReg):
+    n = defs.get(t, 0)
+    if i == 0 or n < 2 or not isinstance(t, VReg):
+        return None
+    if n > 2 and not all(type(o) is Op and t in o.defs for o in ops[i + 1:i + n - 1]):
         return None
     if op.cls is Alu and op.fields["op"] in _MOVES:
         return None
