@@ -22,7 +22,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pybpf.asm import Load, Reg, Size, Store
+from pybpf.asm import (
+    Call,
+    CallKfunc,
+    CallLocal,
+    CallX,
+    Exit,
+    Goto,
+    GotoLong,
+    Jump,
+    Load,
+    MayGoto,
+    Reg,
+    Size,
+    Store,
+)
 from pybpf.dsl.cfg import successors
 from pybpf.dsl.ir import Mark, Op, VReg
 from pybpf.errors import AsmError
@@ -219,20 +233,12 @@ def allocate(ops: list, spill_slot: Callable[[], int],
             return colour
         live_out = live.sets()
         graph = _neighbours(rows, live)
-        accesses: dict = {}
-        for op in ops:
-            for r in (*op.uses, *op.defs):
-                accesses[r] = accesses.get(r, 0) + 1
-        span: dict = {}
-        for live_here in live_out:
-            for v in live_here:
-                if isinstance(v, VReg):
-                    span[v] = span.get(v, 0) + 1
+        costs, held_at = _regions(ops, bit)
         victims: dict = {}
         for v in failed:  # one spill per failed value, all in this round
-            victim = _spill_choice(v, graph, span, victims, accesses)
-            if victim is not None:
-                victims[victim] = None
+            choice = _spill_choice(v, graph, live, held_at, victims, costs)
+            if choice is not None:
+                victims[choice[0]] = choice[1]
         if not victims:
             break
         next_id = 1 + max((v.id for op in ops for v in (*op.defs, *op.uses)
@@ -245,28 +251,94 @@ def allocate(ops: list, spill_slot: Callable[[], int],
                 slot = spill_slot()
                 slots[slot] = set()
             slots[slot] |= points  # values never live together share a slot
-            next_id = _spill(ops, victim, slot, next_id)
+            next_id = _spill(ops, victim, slot, next_id, victims[victim])
         live = None
     raise AsmError("register allocation did not converge (too many values live at once)")
 
 
-def _spill_choice(failed: VReg, graph: dict, span: dict, chosen,
-                  accesses: dict) -> VReg | None:
+def _spill_choice(failed: VReg, graph: dict, live: Liveness, held_at: list, chosen,
+                  costs: dict) -> tuple[VReg, bool] | None:
     """The value to move to the stack so that ``failed`` finds a register.
 
-    Among ``failed`` and the values it interferes with, the one with the
-    most points live per access (Chaitin's cost: each use or definition of a
-    spilled value costs a load or a store, each point it is live through
-    frees a register), never a spill temporary (spilling that again would
-    only make another one).
+    Among ``failed`` and the values it interferes with, the one freeing the
+    most points where ``failed`` is live per load or store its spill adds
+    (Chaitin's cost, with what a spill really frees and costs: ``_regions``;
+    a temporary used next to its definition frees nothing and is never
+    chosen), never a spill temporary (spilling that again would only make
+    another one). When no spill frees anything there (straight-line code
+    crowded with values), the one live longest per access, spilled at every
+    access (the second item: True).
     """
     candidates = [v for v in (failed, *sorted(graph.get(failed, ()), key=_key))
                   if isinstance(v, VReg) and not v.name.endswith(".spill")]
     if any(v in chosen for v in candidates):
         return None  # a spill this round already makes room here
+    bit, mine = live.bit, live.bit[failed]
+    mask = 0
+    for v in candidates:
+        mask |= bit[v]
+    freed: dict = {}
+    for out, held in zip(live.out, held_at, strict=True):
+        if out & mine:
+            free = out & mask & ~held
+            while free:
+                low = free & -free
+                freed[low] = freed.get(low, 0) + 1
+                free ^= low
+    useful = [v for v in candidates if freed.get(bit[v])]
+    if useful:
+        return min(useful, key=lambda v: (-freed[bit[v]] / (1 + costs.get(v, 0)), v.id)), False
     if not candidates:
         return None
-    return max(candidates, key=lambda v: (span.get(v, 0) / (1 + accesses.get(v, 0)), -v.id))
+    # no call or label between the values that crowd here: one loaded at each use
+    # and stored at each definition (it holds a register only there)
+    span = {v: sum(1 for out in live.out if out & bit[v]) for v in candidates}
+    return max(candidates, key=lambda v: (span[v] / (1 + costs.get(v, 0)), -v.id)), True
+
+
+def _regions(ops: list, bit: dict) -> tuple[dict, list]:
+    """What spilling each virtual register costs, and where it would still hold a register.
+
+    ``_spill`` keeps a spilled value in a register from a definition or load to
+    the end of its *region* (the next label, jump, exit or call): uses there
+    read that register, and one store at the region's end serves all the
+    definitions in it. So spilling costs a load per region that uses the value
+    before defining it and a store per region that defines it (an op inside a
+    loop, between a back edge's target and source, counts 8 times), and frees
+    its register only where it is live outside such regions. Returns the costs
+    and, per op, the bit set of the values a region holds after it.
+    """
+    weight = [1] * len(ops)
+    labels = {op.name: i for i, op in enumerate(ops) if type(op) is Mark}
+    for i, op in enumerate(ops):
+        target = op.fields.get("target") if type(op) is Op else None
+        if target is not None and labels.get(target, i + 1) <= i:
+            for j in range(labels[target], i + 1):
+                weight[j] = 8
+    cost: dict = {}
+    held = 0  # bit set of the values in a register since a use or definition in this region
+    dirty = 0  # of those, the ones defined in this region (a store is due at its end)
+    held_at = [0] * len(ops)
+    for i, op in enumerate(ops):
+        if type(op) is Mark:
+            held = dirty = 0
+            continue
+        w = weight[i]
+        for v in op.uses:
+            if type(v) is VReg and not held & bit[v]:
+                cost[v] = cost.get(v, 0) + w
+                held |= bit[v]
+        for v in op.defs:
+            if type(v) is VReg:
+                b = bit[v]
+                if not dirty & b:
+                    cost[v] = cost.get(v, 0) + w
+                held |= b
+                dirty |= b
+        if op.clobbers or op.cls in _ENDS_REGION:
+            held = dirty = 0
+        held_at[i] = held
+    return cost, held_at
 
 
 def _key(v) -> int:
@@ -282,24 +354,59 @@ def _first_appearance(ops: list) -> list[VReg]:
     return list(seen)
 
 
-def _spill(ops: list, v: VReg, offset: int, next_id: int) -> int:
-    """Rewrite ``ops`` so that ``v`` lives in the stack slot at r10 + offset."""
-    i = 0
-    while i < len(ops):
-        op = ops[i]
-        if isinstance(op, Mark) or (v not in op.uses and v not in op.defs):
-            i += 1
+def _spill(ops: list, v: VReg, offset: int, next_id: int, everywhere: bool = False) -> int:
+    """Rewrite ``ops`` so that ``v`` lives in the stack slot at r10 + offset.
+
+    Within a region (``_regions``: up to the next label, jump, exit or call) a
+    use reads the register of the last definition or load of ``v`` (``ctx`` at
+    entry is read from r1 until the first call), and the definitions store
+    once, before the region ends. ``everywhere``: each op is a region of its own.
+    """
+    out: list = []
+    held = None  # the temporary holding v in this region
+    dirty = None  # the op storing it, due before the region ends
+    for op in ops:
+        ends = type(op) is Mark or bool(op.clobbers) or op.cls in _ENDS_REGION
+        uses = type(op) is Op and v in op.uses
+        defs = type(op) is Op and v in op.defs
+        if dirty is not None and (ends or defs):
+            if not defs:  # else v changes first: only its new value needs the slot
+                out.append(dirty)
+            dirty = None
+        if not uses and not defs:
+            out.append(op)
+            if ends:
+                held = None
             continue
-        t = VReg(next_id, f"{v.name or 'v'}.spill")
-        next_id += 1
-        before, after = [], []
-        if v in op.uses:
-            before.append(Op(Load, {"dst": t, "src": Reg.R10, "off": offset, "size": Size.DW},
-                             op.source))
-        if v in op.defs:
-            after.append(Op(Store, {"dst": Reg.R10, "src": t, "off": offset, "size": Size.DW},
-                            op.source))
+        if uses and held is not None:
+            t = held
+        else:
+            t = VReg(next_id, f"{v.name or 'v'}.spill")
+            next_id += 1
+            if uses:
+                out.append(Op(Load, {"dst": t, "src": Reg.R10, "off": offset, "size": Size.DW},
+                              op.source))
         op.replace({v: t})
-        ops[i:i + 1] = [*before, op, *after]
-        i += len(before) + 1 + len(after)
+        out.append(op)
+        held = t
+        if defs:
+            dirty = Op(Store, {"dst": Reg.R10, "src": t, "off": offset, "size": Size.DW},
+                       op.source)
+        if everywhere and not ends:
+            if dirty is not None:
+                out.append(dirty)
+                dirty = None
+            held = None
+        if ends:
+            if dirty is not None:
+                raise AsmError(f"cannot spill {v!r}: {op.cls.__name__} defines it and ends "
+                               "a region")
+            held = None
+    if dirty is not None:
+        out.append(dirty)
+    ops[:] = out
     return next_id
+
+
+# instructions after which a spilled value is loaded again (the paths part, or r0-r5 die)
+_ENDS_REGION = frozenset((Jump, Goto, GotoLong, Exit, MayGoto, Call, CallLocal, CallKfunc, CallX))
