@@ -223,8 +223,8 @@ def _transfer(op, key, avail: tuple, ends: dict) -> tuple:
     cls = op.cls
     if cls in _STORES:
         if loads:
-            if op.fields["dst"] == Reg.R10:  # a stack store leaves other loads alone
-                loads = {k: v for k, v in loads.items() if k[1] != Reg.R10}
+            if op.fields["dst"] == _R10:  # a stack store leaves other loads alone
+                loads = {k: v for k, v in loads.items() if k[1] != _R10}
             else:
                 loads = {}
     elif op.clobbers or cls in _CALLS:
@@ -255,6 +255,7 @@ def _transfer(op, key, avail: tuple, ends: dict) -> tuple:
 
 
 _STORES = (Store, StoreImm, Atomic, StoreRelease)
+_R10 = Reg.R10  # an enum member read through its class costs a metaclass lookup per read
 _CALLS = (Call, CallKfunc, CallLocal, CallX)
 
 

@@ -111,11 +111,11 @@ def _without_own_check(facts: dict, key) -> dict:
 def _check_key(ops: list, i: int):
     """(base, end, K) if ops[i-2:i+1] is ``t = base; t += K; if t > end goto ...``."""
     j, a, m = ops[i], ops[i - 1], ops[i - 2]
-    if not (isinstance(j, Op) and j.cls is Jump and j.fields["op"] is JumpOp.JGT
+    if not (isinstance(j, Op) and j.cls is Jump and j.fields["op"] is _JGT
             and j.fields["width"] == 64 and isinstance(j.fields["src"], VReg)):
         return None
     t = j.fields["dst"]
-    if not (isinstance(a, Op) and a.cls is Alu and a.fields["op"] is Arith.ADD
+    if not (isinstance(a, Op) and a.cls is Alu and a.fields["op"] is _ADD
             and a.fields["dst"] is t and a.fields["width"] == 64 and is_imm(a.fields["src"])):
         return None
     if not (isinstance(m, Op) and m.is_move and m.fields["dst"] is t
@@ -331,7 +331,7 @@ def _noop_and(op, state: dict) -> bool:
 
 def _and_mask(op) -> bool:
     """``x &= 2**n - 1`` on a virtual register."""
-    if not (isinstance(op, Op) and op.cls is Alu and op.fields["op"] is Arith.AND
+    if not (isinstance(op, Op) and op.cls is Alu and op.fields["op"] is _AND
             and isinstance(op.fields["dst"], VReg) and is_imm(op.fields["src"])
             and op.fields["src"] >= 0):
         return False
@@ -376,6 +376,8 @@ _NEGATION = {JumpOp.JGT: JumpOp.JLE, JumpOp.JGE: JumpOp.JLT, JumpOp.JLT: JumpOp.
              JumpOp.JLE: JumpOp.JGT, JumpOp.JEQ: JumpOp.JNE, JumpOp.JNE: JumpOp.JEQ}
 # enum members read once (each ``JumpOp.X`` is a class attribute lookup through the enum type)
 _JGT, _JGE, _JLT, _JLE, _JEQ = JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE, JumpOp.JEQ
+_MOV, _ADD, _SUB, _MUL, _AND = Arith.MOV, Arith.ADD, Arith.SUB, Arith.MUL, Arith.AND
+_OR, _XOR, _LSH, _RSH, _DIV, _MOD = Arith.OR, Arith.XOR, Arith.LSH, Arith.RSH, Arith.DIV, Arith.MOD
 
 
 def _hull(a: dict, b: dict) -> dict:
@@ -414,28 +416,28 @@ def _value_of(op, state: dict):
     b = ((src & mask,) * 2) if is_imm(src) else _interval(state, src, w)
     a = _interval(state, f["dst"], w)
     aop = f["op"]
-    if aop is Arith.MOV:
+    if aop is _MOV:
         return b
-    if aop is Arith.ADD:
+    if aop is _ADD:
         lo, hi = a[0] + b[0], a[1] + b[1]
-    elif aop is Arith.SUB:
+    elif aop is _SUB:
         if a[0] < b[1]:
             return top
         lo, hi = a[0] - b[1], a[1] - b[0]
-    elif aop is Arith.MUL:
+    elif aop is _MUL:
         lo, hi = a[0] * b[0], a[1] * b[1]
-    elif aop is Arith.AND:
+    elif aop is _AND:
         lo, hi = 0, min(a[1], b[1])
-    elif aop in (Arith.OR, Arith.XOR):
+    elif aop is _OR or aop is _XOR:
         lo, hi = 0, (1 << max(a[1], b[1]).bit_length()) - 1
-    elif aop is Arith.LSH and b[0] == b[1]:
+    elif aop is _LSH and b[0] == b[1]:
         n = b[0] & (w - 1)
         lo, hi = a[0] << n, a[1] << n
-    elif aop is Arith.RSH:
+    elif aop is _RSH:
         lo, hi = a[0] >> min(b[1], w - 1), a[1] >> (b[0] if b[0] < w else 0)
-    elif aop is Arith.DIV:
+    elif aop is _DIV:
         lo, hi = 0, a[1]
-    elif aop is Arith.MOD:
+    elif aop is _MOD:
         lo, hi = 0, (min(a[1], b[1] - 1) if b[0] > 0 else a[1])
     else:
         return top
