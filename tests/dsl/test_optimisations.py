@@ -14,7 +14,7 @@ import struct
 
 import pytest
 
-from pybpf.dsl import IPv4, UDP, Array, Ethernet, Hash, Struct, be32, u8, u32, u64, xdp
+from pybpf.dsl import UDP, Array, Ethernet, Hash, IPv4, Struct, be32, u8, u32, u64, xdp
 
 pytestmark = pytest.mark.kernel
 
@@ -185,11 +185,6 @@ def test_a_repeated_expression_is_computed_once():
             s = _py_halves(old)
             want = s if a == 1 else (s * 3 + (s ^ b) + _py_halves(new)) & 0xFFFFFFFF
             assert got == want, (a, b, hex(old), hex(new), "\n".join(lines))
-
-
-class Ports(Struct):
-    src: u8
-    dst: u8
 
 
 @xdp
