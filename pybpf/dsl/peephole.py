@@ -1,6 +1,7 @@
 """Straight-line peepholes on allocated code: ``rX += a; rX += b`` merged, masks
-that change nothing a byte swap or checksum fold reads dropped, neighbouring
-stack store-immediates merged into one twice as wide.
+that change nothing a byte swap or checksum fold reads dropped, masks of bits
+already known to be zero dropped (``~x & M`` of such an x is ``x ^ M``),
+neighbouring stack store-immediates merged into one twice as wide.
 """
 
 from __future__ import annotations
@@ -8,8 +9,11 @@ from __future__ import annotations
 from pybpf.asm import (
     Alu,
     Arith,
+    ByteOrder,
     Endian,
     Exit,
+    Load,
+    LoadImm64,
     Reg,
     Size,
     StoreImm,
@@ -23,6 +27,7 @@ def straight_line(ops: list) -> list:
     ops = _merge_alu(ops)
     ops = _fold_masks(ops)
     ops = _drop_undemanded_masks(ops)
+    ops = _known_zero_masks(ops)
     return _merge_store_imm(ops)
 
 
@@ -139,6 +144,122 @@ def _drop_undemanded_masks(ops: list) -> list:
 
 
 _LOW_BITS = (Arith.ADD, Arith.SUB, Arith.MUL, Arith.XOR, Arith.OR, Arith.AND)
+
+
+def _known_zero_masks(ops: list) -> list:
+    """``x &= M`` goes when every bit M clears is already zero in x; ``x ^= -1; x &= M``
+    becomes ``x ^= M`` when the bits outside M are (``~x & 0xffff`` of a 16-bit x).
+
+    The bits x may have set come from the ops before, in its basic block
+    (``_maybe_ones``): loads and byte swaps zero-extend, 32-bit ALU ops clear
+    the upper half, shifts and masks clear what they shift out or mask off.
+    """
+    out: list = []
+    changed = False
+    prev = None
+    for i, op in enumerate(ops):
+        if type(op) is not Op or op.cls is not Alu:
+            out.append(op)
+            prev = op
+            continue
+        f = op.fields
+        src = f["src"]
+        if f["op"] is not _AND or type(src) is not int:
+            out.append(op)
+            prev = op
+            continue
+        r, w = f["dst"], f["width"]
+        keep = src & (_M32 if w == 32 else _M64)
+        g = prev.fields if type(prev) is Op and prev.cls is Alu else None
+        if (w == 32 and g is not None and g["op"] is _XOR and g["src"] == -1 and g["dst"] == r
+                and g["width"] == 32 and out and out[-1] is prev):
+            if _maybe_ones(ops, i - 1, r, _DEPTH) & ~keep & _M32 == 0:
+                out[-1] = Op(Alu, {"op": _XOR, "dst": r, "src": src, "width": 32},
+                             prev.source)  # ~x & M == x ^ M: x has no bits outside M
+                changed = True
+                prev = op
+                continue
+        elif _maybe_ones(ops, i, r, _DEPTH) & ~keep == 0:
+            changed = True  # a 32-bit mask also clears the upper half: that is zero too
+            prev = op
+            continue
+        out.append(op)
+        prev = op
+    return out if changed else ops
+
+
+_M32 = (1 << 32) - 1
+_M64 = (1 << 64) - 1
+_DEPTH = 3  # definitions followed back from one mask (a longer chain: unknown bits)
+_AND, _XOR, _OR, _MOV, _RSH, _LSH, _ADD, _MUL = (
+    Arith.AND, Arith.XOR, Arith.OR, Arith.MOV, Arith.RSH, Arith.LSH, Arith.ADD, Arith.MUL)
+_LE = ByteOrder.LE
+
+
+def _maybe_ones(ops: list, i: int, r, depth: int) -> int:
+    """The bits register ``r`` may have set just before ``ops[i]``, from the ops
+    before it in its basic block (all 64 when a label, call or unknown op comes first)."""
+    j = i - 1
+    while j >= 0:
+        op = ops[j]
+        if type(op) is not Op:
+            return _M64  # a label: other paths join here
+        if r in op.defs:
+            break
+        if op.clobbers and r in op.clobbers:
+            return _M64
+        j -= 1
+    else:
+        return _M64
+    cls, f = op.cls, op.fields
+    if cls is Load:
+        return (1 << (8 * f["size"].bytes)) - 1
+    if depth == 0:
+        return _M64
+    if cls is Endian:
+        bits = f["bits"]
+        m = _maybe_ones(ops, j, r, depth - 1) & ((1 << bits) - 1)
+        if f["order"] is _LE:  # a no-op on a little-endian host, then zero-extended
+            return m
+        return int.from_bytes(m.to_bytes(bits // 8, "little"), "big")
+    if cls is LoadImm64:
+        return f["imm"] & _M64
+    if cls is not Alu:
+        return _M64
+    w, aop, src = f["width"], f["op"], f["src"]
+    mask = _M32 if w == 32 else _M64
+    imm = type(src) is int
+    if aop is _MOV:
+        return src & mask if imm else _maybe_ones(ops, j, src, depth - 1) & mask
+    if aop not in _KNOWN:
+        return mask
+    a = _maybe_ones(ops, j, r, depth - 1) & mask
+    if imm:
+        b = src & mask
+    elif aop is _RSH or aop is _LSH:
+        b = mask
+    elif a == mask and aop is not _AND:
+        return mask  # nothing known of x: nothing known of x + y, x | y ...
+    else:
+        b = _maybe_ones(ops, j, src, depth - 1) & mask
+    if aop is _AND:
+        return a & b
+    if aop is _OR or aop is _XOR:
+        return a | b
+    if aop is _RSH:
+        return a >> (src & (w - 1)) if type(src) is int else (1 << a.bit_length()) - 1
+    if aop is _LSH:
+        return (a << (src & (w - 1))) & mask if type(src) is int else mask
+    if aop is _ADD:  # a carry reaches one bit past the wider operand
+        return ((1 << (max(a.bit_length(), b.bit_length()) + 1)) - 1) & mask
+    if aop is _MUL:
+        return ((1 << (a.bit_length() + b.bit_length())) - 1) & mask
+    return (1 << a.bit_length()) - 1  # DIV, MOD (unsigned): at most the dividend
+
+
+# the operations (besides moves) whose result bits follow from the operands' (the rest: unknown)
+_KNOWN = frozenset((Arith.AND, Arith.OR, Arith.XOR, Arith.RSH, Arith.LSH, Arith.ADD,
+                    Arith.MUL, Arith.DIV, Arith.MOD))
 
 
 def _merge_store_imm(ops: list) -> list:

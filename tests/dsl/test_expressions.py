@@ -17,7 +17,10 @@ written here independently of ``pybpf.dsl.values``:
   signed value is arithmetic;
 - ``x // 0 == 0`` and ``x % 0 == x``; signed division truncates toward zero
   and ``INT_MIN // -1 == INT_MIN``, ``INT_MIN % -1 == 0``;
-- casts truncate, zero- or sign-extend as C does.
+- casts truncate, zero- or sign-extend as C does;
+- a big-endian leaf (be16, be32) is read with ``.host()`` (a byte swap that
+  zero-extends): in the model it is the u16/u32 the packet holds in network order;
+- ``x.cast(uN).net(N).cast(uN)`` (N = 16, 32) swaps the bytes of x's low N bits.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pybpf.dsl import XDP_PASS, Array, DSLError, Struct, xdp
-from pybpf.types import s8, s16, s32, s64, u8, u16, u32, u64
+from pybpf.types import be16, be32, s8, s16, s32, s64, u8, u16, u32, u64
 
 TYPES = (u8, u16, u32, u64, s8, s16, s32, s64)
+HOST = {be16: u16, be32: u32}  # big-endian leaves, as .host() reads them
 BINOPS = ("+", "-", "*", "//", "%", "&", "|", "^", "<<", ">>")
 CMPOPS = ("==", "!=", "<", "<=", ">", ">=")
 _PY = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv,
@@ -85,10 +89,14 @@ def evaluate(node, leaves):
     kind = node[0]
     if kind == "leaf":
         t, v = leaves[node[1]]
-        return v, t
+        return v, HOST.get(t, t)
     if kind == "cast":
         v, _ = evaluate(node[2], leaves)
         return wrap(v, node[1]), node[1]
+    if kind == "swap":
+        v, _ = evaluate(node[2], leaves)
+        t = _BY_SIGN_WIDTH[(False, node[1])]
+        return int.from_bytes(wrap(v, t).to_bytes(node[1] // 8, "little"), "big"), t
     if kind in ("neg", "inv"):
         v, t = evaluate(node[1], leaves)
         t = promote(t)
@@ -135,6 +143,18 @@ def typeof(node, leaves):
 
 # -- building the same tree with the DSL -------------------------------------------------
 
+def field(inp, i: int):
+    """Input i read from the packet (a big-endian one in host order)."""
+    v = getattr(inp, f"f{i}")
+    return v.host() if v.type.big_endian else v
+
+
+def const(p, leaves, i: int):
+    """Input i as a typed constant (a big-endian one as the host value it holds)."""
+    t, v = leaves[i]
+    return p.const(v, HOST.get(t, t))
+
+
 def emit(p, node, leaf):
     """The DSL Value for ``node``; ``leaf(i)`` gives the Value of input i."""
     kind = node[0]
@@ -144,6 +164,9 @@ def emit(p, node, leaf):
         return node[1]
     if kind == "cast":
         return emit(p, node[2], leaf).cast(node[1])
+    if kind == "swap":  # a byte swap (be16/be32), read back as the unsigned value it makes
+        t = _BY_SIGN_WIDTH[(False, node[1])]
+        return emit(p, node[2], leaf).cast(t).net(node[1]).cast(t)
     if kind == "neg":
         return -emit(p, node[1], leaf)
     if kind == "inv":
@@ -181,6 +204,7 @@ def emit_cond(p, cond, leaf):
 # -- generating well-typed trees ---------------------------------------------------------
 
 def values_of(t):
+    t = HOST.get(t, t)
     lo, hi = (-(1 << (t.bits - 1)), (1 << (t.bits - 1)) - 1) if t.signed else (0, (1 << t.bits) - 1)
     edges = [lo, hi, 0, 1, -1, lo + 1, hi - 1, 2, 7, 8, 31, 32, 63, 64]
     return st.one_of(st.sampled_from([e for e in edges if lo <= e <= hi]),
@@ -192,7 +216,7 @@ def leaves_st(draw):
     n = draw(st.integers(1, 6))
     out = []
     for _ in range(n):
-        t = draw(st.sampled_from(TYPES))
+        t = draw(st.sampled_from(TYPES + tuple(HOST)))
         out.append((t, draw(values_of(t))))
     return out
 
@@ -212,7 +236,8 @@ def _int_for(draw, other, leaves):
     lo, hi = (-(1 << (t.bits - 1)), (1 << (t.bits - 1)) - 1) if t.signed else (0, (1 << t.bits) - 1)
     if not t.signed:
         lo = -(1 << 31)  # negative ints next to unsigned values wrap, as in C
-    return ("int", draw(st.one_of(st.sampled_from([0, 1, -1, 2, 31, 32, 63, 64, 255]).filter(
+    return ("int", draw(st.one_of(st.sampled_from([0, 1, -1, 2, 16, 31, 32, 63, 64, 255, 0xFF00,
+                                                   0xFFFF, 0xFFFF0000]).filter(
         lambda v: lo <= v <= hi), st.integers(lo, hi))))
 
 
@@ -222,12 +247,15 @@ def expr_st(leaves, depth: int):
         leaf = st.builds(lambda i: ("leaf", i), st.integers(0, len(leaves) - 1))
         if depth == 0:
             return draw(leaf)
-        kind = draw(st.sampled_from(("leaf", "bin", "bin", "bin", "cast", "neg", "inv", "cond")))
+        kind = draw(st.sampled_from(("leaf", "bin", "bin", "bin", "cast", "neg", "inv", "cond",
+                                     "swap")))
         if kind == "leaf":
             return draw(leaf)
         sub = build(depth=depth - 1)
         if kind == "cast":
             return ("cast", draw(st.sampled_from(TYPES)), draw(sub))
+        if kind == "swap":
+            return ("swap", draw(st.sampled_from((16, 32))), draw(sub))
         if kind in ("neg", "inv"):
             return (kind, draw(sub))
         if kind == "cond":
@@ -290,10 +318,10 @@ def program(leaves, exprs, masks):
     def expr(p):
         inp, out = p.packet.headers(In, Out)
         for j, e in enumerate(exprs):
-            sources = (lambda i: getattr(inp, f"f{i}"),
-                       lambda i: p.const(leaves[i][1], leaves[i][0]),
-                       lambda i, m=masks[j]: (p.const(leaves[i][1], leaves[i][0])
-                                              if m >> i & 1 else getattr(inp, f"f{i}")))
+            sources = (lambda i: field(inp, i),
+                       lambda i: const(p, leaves, i),
+                       lambda i, m=masks[j]: (const(p, leaves, i)
+                                              if m >> i & 1 else field(inp, i)))
             for k, leaf in enumerate(sources):
                 setattr(out, f"r{j}_{k}", emit(p, e, leaf))
         p.return_(XDP_PASS)
@@ -386,7 +414,7 @@ def test_results_through_a_map(case):
     def to_map(p):
         (inp,) = p.packet.headers(In)
         for j, e in enumerate(exprs):
-            v = emit(p, e, lambda i: getattr(inp, f"f{i}"))
+            v = emit(p, e, lambda i: field(inp, i))
             results.update(p.const(j, u32), v.cast(s64 if v.type.signed else u64))
         p.return_(XDP_PASS)
 
@@ -464,11 +492,11 @@ def test_var_in_place_operators(case):
         v = p.var(t, init)
         for op, operand, guard in steps:
             x = (operand[1] if operand[0] == "int"
-                 else emit(p, operand, lambda i: getattr(inp, f"f{i}")))
+                 else emit(p, operand, lambda i: field(inp, i)))
             if guard is None:
                 INPLACE[op](v, x)
             else:
-                with p.if_((getattr(inp, f"f{guard[0]}").cast(u8)) > guard[1]):
+                with p.if_(field(inp, guard[0]).cast(u8) > guard[1]):
                     INPLACE[op](v, x)
         out.r = v
         p.return_(XDP_PASS)
@@ -478,3 +506,74 @@ def test_var_in_place_operators(case):
         run = loaded.test_run((packet + bytes(Out.size)).ljust(14, b"\0"))
     got = Out.unpack(run.data_out[len(packet):len(packet) + Out.size]).r
     assert got == run_var_model(leaves, t, init, steps), var_ops.listing()
+
+
+# -- masks after values with known zero bits ---------------------------------------------------
+
+UNSIGNED = (u8, u16, u32, u64, be16, be32)
+MASKS = (0xFF, 0xFF00, 0xFFFF, 0xFFF0, 0xF0F0, 0xFFFF0000, 0x7FFFFFFF, 0xFFFFFFFF, 1, 0x10000)
+
+
+@st.composite
+def narrow_st(draw, n_leaves: int, depth: int = 3):
+    """An unsigned value with some bits known zero: leaves (loads zero-extend), byte
+    swaps, shifts, masks, ``~`` (32- or 64-bit), sums and products of such values."""
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        return ("leaf", draw(st.integers(0, n_leaves - 1)))
+    kind = draw(st.sampled_from(("swap", "shift", "mask", "inv", "cast", "sum", "mul", "or")))
+    sub = draw(narrow_st(n_leaves, depth - 1))
+    if kind == "swap":
+        return ("swap", draw(st.sampled_from((16, 32))), sub)
+    if kind == "shift":  # 64-bit shifts across the halves as often as 32-bit ones
+        if draw(st.booleans()):
+            sub = ("cast", u64, sub)
+        return ("bin", draw(st.sampled_from((">>", "<<"))), sub,
+                ("int", draw(st.sampled_from((1, 4, 8, 16, 24, 31, 32, 48)))))
+    if kind == "mask":
+        return ("bin", "&", sub, ("int", draw(st.sampled_from(MASKS))))
+    if kind == "inv":
+        return ("inv", sub)
+    if kind == "cast":
+        return ("cast", draw(st.sampled_from((u8, u16, u32, u64))), sub)
+    other = draw(narrow_st(n_leaves, depth - 1))
+    return ("bin", {"sum": "+", "mul": "*", "or": "|"}[kind], sub, other)
+
+
+@st.composite
+def mask_st(draw):
+    """A mask, often one of MASKS moved as the value before it may have moved its bits."""
+    m = draw(st.sampled_from(MASKS))
+    how = draw(st.sampled_from(("as is", "swap16", "swap32", "<<", ">>")))
+    if how.startswith("swap"):
+        bits = int(how[4:])
+        m = int.from_bytes((m & ((1 << bits) - 1)).to_bytes(bits // 8, "little"), "big")
+    elif how != "as is":
+        k = draw(st.sampled_from((4, 8, 16, 24)))
+        m = (m << k if how == "<<" else m >> k) & 0xFFFFFFFF
+    return m
+
+
+@st.composite
+def masked_cases(draw):
+    n = draw(st.integers(1, 4))
+    leaves = [(t, draw(values_of(t))) for t in draw(st.lists(st.sampled_from(UNSIGNED),
+                                                              min_size=n, max_size=n))]
+    leaves = [(u16, draw(values_of(u16)))] + leaves
+    # ~x & 0xffff of a u16 first: the peepholes on allocated code then run on this program
+    exprs = [("bin", "&", ("inv", ("leaf", 0)), ("int", 0xFFFF))]
+    for _ in range(draw(st.integers(1, 4))):
+        inner = draw(narrow_st(len(leaves)))
+        if draw(st.booleans()):
+            inner = ("inv", inner)
+        exprs.append(("bin", "&", inner, ("int", draw(mask_st()))))
+    masks = [draw(st.integers(0, (1 << len(leaves)) - 1)) for _ in exprs]
+    return leaves, exprs, masks
+
+
+@settings(max_examples=int(150 * SCALE), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(masked_cases())
+def test_masks_of_values_with_known_zero_bits(case):
+    """Masks after byte swaps, shifts, masks and narrow loads: dropped or folded into
+    ``x ^ M`` only where the bits they clear are zero (32- and 64-bit, bit for bit)."""
+    check(*case)

@@ -11,7 +11,8 @@ import struct
 
 import pytest
 
-from pybpf.dsl import Struct, u8, u16, u32, xdp
+from pybpf.dsl import XDP_PASS, Struct, u8, u16, u32, u64, xdp
+from pybpf.types import be16
 
 pytestmark = pytest.mark.kernel
 
@@ -83,8 +84,10 @@ def test_checksum_masks_fold_into_the_byte_swap():
     assert lines[swap - 1].endswith("^= -1"), listing
     assert not any(line.endswith("&= 65535") for line in lines[swap - 6:swap]), listing
     # ~once & 0xffff right after once = ~s & 0xffff: the two complements cancel, and
-    # ~old is computed once for its low and high halves (CSE): ~csum, ~old, the last ~
-    assert sum(line.endswith("^= -1") for line in lines) == 3, listing
+    # ~old is computed once for its low and high halves (CSE): ~old, the last ~; the
+    # 16-bit csum has no bits above 0xffff, so ~csum & 0xffff is csum ^ 0xffff
+    assert sum(line.endswith("^= -1") for line in lines) == 2, listing
+    assert sum(line.endswith("^= 65535") for line in lines) == 1, listing
 
 
 def test_adjacent_stack_byte_stores_merge():
@@ -115,3 +118,77 @@ def test_equality_chains_become_one_bit_test():
             data = struct.pack("<HHIIB", 0, 0, 0, 0, x).ljust(64, b"\0")
             want = (x in (0, 43, 60)) + 2 * (x in (1, 2, 63, 44))
             assert loaded.test_run(data).retval == want, f"x={x}\n{listing}"
+
+
+# -- masks of bits already known to be zero ---------------------------------------------------
+
+class Halves(Struct):
+    """Inputs: a port in network order, a length and a word in host order."""
+
+    port: be16
+    len: u16
+    word: u32
+
+
+class Folded(Struct):
+    a: u32
+    b: u32
+    c: u32
+    d: u32
+    e: u32
+    f: u32
+    g: u32
+    h: u32
+    i: u32
+    j: u32
+    k: u32
+
+
+@xdp
+def complements(p):
+    h, out = p.packet.headers(Halves, Folded)
+    out.a = ~h.port.host() & 0xFFFF          # be16 zero-extends: ~x & 0xffff is x ^ 0xffff
+    out.b = ~h.len & 0xFFFF                  # a u16 load zero-extends
+    out.c = ~(h.word >> 16) & 0xFFFF         # a 32-bit >> 16 leaves 16 bits
+    out.d = ~(h.word & 0xFF) & 0xFF          # a mask leaves 8
+    out.e = ~h.word & 0xFFFF                 # all 32 bits may be set: ~ and & stay
+    out.f = ~(h.len + h.len) & 0xFFFF        # 17 bits: ~ and & stay
+    out.g = (h.word & 0xF0F0) & 0xFFF0       # the second mask clears nothing left to clear
+    # upper 32 bits set in a 64-bit register: the 32-bit ~ clears them all the same
+    out.h = ~((h.word.cast(u64) << 32) | h.len).cast(u32) & 0xFFFF
+    # be16 moves the low byte up: after it, & 0xff00 clears nothing and & 0xff everything
+    swapped = (h.len & 0xFF).net(16).cast(u16)
+    out.i = swapped & 0xFF00
+    out.j = swapped & 0x00FF
+    # a 64-bit << 32 leaves its bits in the upper half, which & 0xffff clears
+    out.k = ((h.len.cast(u64) << 32) & 0xFFFF) >> 32
+    p.return_(XDP_PASS)
+
+
+def _complements(port: int, length: int, word: int) -> tuple:
+    return (~port & 0xFFFF, ~length & 0xFFFF, ~(word >> 16) & 0xFFFF, ~(word & 0xFF) & 0xFF,
+            ~word & 0xFFFF, ~(2 * length) & 0xFFFF, word & 0xF0F0 & 0xFFF0, ~length & 0xFFFF,
+            (length & 0xFF) << 8, 0, 0)
+
+
+def test_masks_of_known_zero_bits_fold():
+    listing = complements.listing()
+    lines = [line.split(":", 1)[1].strip() for line in listing.splitlines()
+             if line.strip()[:1].isdigit()]
+    assert sum(line.endswith("^= 65535") for line in lines) == 4, listing   # a, b, c, h
+    assert sum(line.endswith("^= 255") for line in lines) == 1, listing     # d
+    assert sum(line.endswith("^= -1") for line in lines) == 2, listing      # e, f
+    assert sum(line.endswith("&= 65535") for line in lines) == 3, listing   # e, f, k
+    assert sum(line.endswith("&= 65520") for line in lines) == 0, listing   # g
+    assert sum(line.endswith("&= 65280") for line in lines) == 0, listing   # i
+    assert sum(line.endswith("&= 255") for line in lines) == 3, listing     # d, i, j: 0xff
+    size = Halves.size + Folded.size
+    with complements.load() as loaded:
+        for port, length, word in ((0, 0, 0), (0xFFFF, 0xFFFF, 0xFFFFFFFF), (0x1234, 0x8001, 0xDEADBEEF),
+                                   (0x00FF, 0x0100, 0x0000F0F0), (0xFF00, 0x7FFF, 0x80000001)):
+            data = Halves.pack(Halves(port, length, word)).ljust(size, b"\0")
+            run = loaded.test_run(data)
+            assert run.retval == XDP_PASS
+            got = Folded.unpack(run.data_out[Halves.size:size])
+            want = _complements(port, length, word)
+            assert tuple(got) == want, f"{(port, length, word)}: {got} != {want}\n{listing}"
