@@ -31,7 +31,7 @@ from pybpf.dsl.jumps import (
     relax,
     thread_jumps,
 )
-from pybpf.dsl.peephole import _HALVES, _MERGEABLE, straight_line
+from pybpf.dsl.peephole import _HALVES, _MERGEABLE, redundant_mask, straight_line
 
 
 def optimize(ops: list, new_label) -> list:
@@ -86,7 +86,8 @@ def _todo(ops: list) -> set[str]:
     A pass left out would return ``ops`` unchanged; the tests are exact or err
     toward running the pass. ``unreachable`` is left out when every op after a
     goto or exit is a label some earlier jump names (reached by induction in op
-    order); ``straight`` when no neighbours merge and no mask meets a byte swap.
+    order); ``straight`` when no neighbours merge, no mask meets a byte swap and
+    no mask clears only bits that are already zero.
     Written for speed (most ops are loads, stores and moves that need one test).
     """
     todo: set[str] = set()
@@ -123,6 +124,8 @@ def _todo(ops: list) -> set[str]:
             if aop is _AND:
                 if is_imm(src):
                     masked.add(f["dst"])
+                    if redundant_mask(ops, i):
+                        todo.add("straight")  # a mask of bits already zero
             elif aop is _XOR:
                 if src == -1 and f["width"] == 32 and is_imm(src):
                     todo.add("straight")  # maybe the complemented checksum fold

@@ -179,13 +179,21 @@ def _known_zero_masks(ops: list) -> list:
                 changed = True
                 prev = op
                 continue
-        elif _maybe_ones(ops, i, r, _DEPTH) & ~keep == 0:
+        elif redundant_mask(ops, i):
             changed = True  # a 32-bit mask also clears the upper half: that is zero too
             prev = op
             continue
         out.append(op)
         prev = op
     return out if changed else ops
+
+
+def redundant_mask(ops: list, i: int) -> bool:
+    """``ops[i]``, an ``x &= M``, clears no bit x may have set (so ``_known_zero_masks``
+    drops it); optimize's scan asks this to know whether the pass has work."""
+    f = ops[i].fields
+    keep = f["src"] & (_M32 if f["width"] == 32 else _M64)
+    return _maybe_ones(ops, i, f["dst"], _DEPTH) & ~keep == 0
 
 
 _M32 = (1 << 32) - 1

@@ -192,3 +192,20 @@ def test_masks_of_known_zero_bits_fold():
             got = Folded.unpack(run.data_out[Halves.size:size])
             want = _complements(port, length, word)
             assert tuple(got) == want, f"{(port, length, word)}: {got} != {want}\n{listing}"
+
+
+@xdp
+def lone_mask(p):
+    (h,) = p.packet.headers(Halves)
+    low = h.len & 0xF0F0
+    p.return_(h.len + (low & 0xFFF0))   # the second mask clears only bits already zero
+
+
+def test_a_lone_mask_of_zero_bits_is_found_by_the_pass_scan():
+    """No other fold in the program: optimize's scan alone must ask for the peephole."""
+    listing = lone_mask.listing()
+    assert "&= 65520" not in listing, listing
+    with lone_mask.load() as loaded:
+        for length in (0, 0xFFFF, 0x1234):
+            data = Halves.pack(Halves(0, length, 0)).ljust(64, b"\0")   # XDP needs 14 bytes
+            assert loaded.test_run(data).retval == length + (length & 0xF0F0)
