@@ -369,7 +369,8 @@ def _write_markdown(path: str, tab: str, args) -> None:
     """Replace the table between the markers in ``path`` (the prose around it is kept)."""
     begin, end = "<!-- table:begin -->", "<!-- table:end -->"
     cmd = " ".join(["sudo .venv/bin/python benchmarks/dsl_vs_clang.py",
-                    f"--repeat {args.repeat}", "--markdown docs/benchmarks.md"])
+                    f"--repeat {args.repeat} --rounds {args.rounds} --loads {args.loads}",
+                    "--markdown docs/benchmarks.md"])
     block = f"{begin}\n`{cmd}` ({time.strftime('%Y-%m-%d')}, {os.uname().release})\n\n{tab}\n{end}"
     text = open(path).read() if os.path.exists(path) else f"# Benchmarks\n\n{begin}\n{end}\n"
     head, _, rest = text.partition(begin)
