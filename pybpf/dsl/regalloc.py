@@ -197,7 +197,8 @@ def allocate(ops: list, spill_slot: Callable[[], int],
         owned = {r: bit.get(r, 0) for r in (*ORDER, Reg.R10)}
         owned_rows = {r: rows.get(r, 0) for r in owned}
 
-        def taken_by(v, owned: dict = owned, owned_rows: dict = owned_rows) -> set:
+        def taken_by(v, owned: dict = owned, owned_rows: dict = owned_rows, rows: dict = rows,
+                     bit: dict = bit) -> set:
             """The colours of the registers ``v`` interferes with (this round's)."""
             row, b = rows.get(v, 0), bit[v]
             return {r for r, m in owned.items() if m & row or owned_rows[r] & b}
