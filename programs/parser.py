@@ -75,7 +75,19 @@ MAX_TCP_OPTIONS = 4  # options scanned for MSS (SYNs carry MSS first or after a 
 
 # -- packet sources ---------------------------------------------------------------------------
 
-class Direct:
+class _Source:
+    """What both sources share: the verdicts for a short packet and for a malformed header."""
+
+    def __init__(self, p, *, on_short=None, on_bad=None):
+        self.p = p
+        self.on_short = p.kind.default if on_short is None else on_short
+        self.on_bad = self.on_short if on_bad is None else on_bad
+
+    def bad(self) -> None:
+        self.p.return_(self.on_bad)
+
+
+class Direct(_Source):
     """Headers read in place (XDP, TC, cgroup skb): ``p.packet.header`` with its bounds check."""
 
     # Which IPv6 extension header the unrolled walk puts on the fall-through, the path the
@@ -86,11 +98,6 @@ class Direct:
     # options first keep the offsets variable; fragment paths then arrive with longer ranges.
     fragment_first = False
 
-    def __init__(self, p, *, on_short=None, on_bad=None):
-        self.p = p
-        self.on_short = p.kind.default if on_short is None else on_short
-        self.on_bad = self.on_short if on_bad is None else on_bad
-
     def header(self, t, at) -> Ptr:
         """A pointer to a ``t`` at byte ``at`` (int or u32 value); short packet -> on_short."""
         return self.p.packet.header(t, at=at, on_short=self.on_short)
@@ -99,11 +106,8 @@ class Direct:
         """The packet holds ``end`` bytes (the end of options that are skipped, not read)."""
         self.p.packet.require(end, on_short=self.on_short)
 
-    def bad(self) -> None:
-        self.p.return_(self.on_bad)
 
-
-class Copied:
+class Copied(_Source):
     """Headers copied to the stack with ``bpf_skb_load_bytes`` (socket filters, TC)."""
 
     # Offsets are helper arguments the verifier never needs exactly, so the paths through the
@@ -112,9 +116,7 @@ class Copied:
     fragment_first = True
 
     def __init__(self, p, *, on_short=None, on_bad=None):
-        self.p = p
-        self.on_short = p.kind.default if on_short is None else on_short
-        self.on_bad = self.on_short if on_bad is None else on_bad
+        super().__init__(p, on_short=on_short, on_bad=on_bad)
         self._buffers: dict = {}
 
     def header(self, t, at) -> Ptr:
@@ -131,9 +133,6 @@ class Copied:
         """The packet holds ``end`` bytes: compared with skb->len, nothing copied."""
         with self.p.if_(end > self.p.ctx.len):
             self.p.return_(self.on_short)
-
-    def bad(self) -> None:
-        self.p.return_(self.on_bad)
 
 
 # -- layers -----------------------------------------------------------------------------------

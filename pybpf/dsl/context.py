@@ -211,19 +211,21 @@ class Packet:
         header) whose bytes are not read: ``data + length > data_end`` is the whole check,
         where ``header(u8, at=length - 1)`` would compute ``length - 1`` and add the 1 back.
         """
-        b = self.b
         data, _ = self._pointers()
         if isinstance(length, int):
             self._check(data, length, on_short)
             return
-        length = b.coerce(length, u32)
-        if length.is_const:
-            self._check(data, length.loc, on_short)
-            return
-        if length.max is None or length.max > MAX_PACKET_OFFSET:
-            b.emit(Jump, op=JumpOp.JGT, dst=length.loc, src=MAX_PACKET_OFFSET,
-                   target=b.exit_with(on_short), width=64)
+        length = self.b.coerce(length, u32)
+        if not length.is_const:
+            self._bound(length, on_short)
         self._check(data, length.loc, on_short)
+
+    def _bound(self, length: Value, on_short) -> None:
+        """Bound a variable offset so the verifier can add it to a packet pointer
+        (unless the value is provably small already, like ``(x & 0xf) << 2``)."""
+        if length.max is None or length.max > MAX_PACKET_OFFSET:
+            self.b.emit(Jump, op=JumpOp.JGT, dst=length.loc, src=MAX_PACKET_OFFSET,
+                        target=self.b.exit_with(on_short), width=64)
 
     def _fixed(self, t, base, off: int, region, on_short) -> Ptr:
         end = off + t.size
@@ -234,11 +236,7 @@ class Packet:
         b = self.b
         if length.is_const:
             return self._fixed(t, base, off + length.loc, None, on_short)
-        # Bound the offset so the verifier can add it to a packet pointer
-        # (unless the value is provably small already, like (x & 0xf) << 2).
-        if length.max is None or length.max > MAX_PACKET_OFFSET:
-            b.emit(Jump, op=JumpOp.JGT, dst=length.loc, src=MAX_PACKET_OFFSET,
-                   target=b.exit_with(on_short), width=64)
+        self._bound(length, on_short)
         start = b.new_vreg("hdr")
         b.emit(Alu, op=Arith.MOV, dst=start, src=base, width=64)
         if off:
