@@ -14,7 +14,7 @@ import errno
 import socket
 from typing import TYPE_CHECKING
 
-from programs.tool import Tool, ToolError
+from programs.tool import Attached, Tool, ToolError
 from pybpf.dsl import Hash, cgroup_sock_addr, u16, u64
 
 if TYPE_CHECKING:
@@ -44,12 +44,12 @@ def guard_bind6(p):
 
 # -- userspace ------------------------------------------------------------------------------
 
-class BindGuard:
+class BindGuard(Attached):
     """Both programs loaded, sharing one port map, attached to ``cgroup``."""
 
     def __init__(self, cgroup, ports=()):
         from pybpf.syscall.attach import attach_cgroup
-        self._stack = contextlib.ExitStack()
+        super().__init__()
         try:
             v4 = self._stack.enter_context(guard_bind4.load())
             self.ports = v4["forbidden"]
@@ -73,15 +73,6 @@ class BindGuard:
     def refusals(self) -> dict[int, int]:
         """Forbidden port -> binds refused so far."""
         return dict(self.ports.items())
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> BindGuard:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 # -- demo and run -------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import ipaddress
 import socket
 from typing import TYPE_CHECKING
 
-from programs.tool import Tool, ToolError
+from programs.tool import Attached, Tool, ToolError
 from pybpf._record import record
 from pybpf.dsl import RingBuf, Struct, cgroup_sock_addr, u8, u16, u32
 from pybpf.types import Array, Bytes, be16, be32
@@ -108,13 +108,13 @@ class Connection:
                 f"{self.protocol} -> {where}")
 
 
-class ConnectionLogger:
+class ConnectionLogger(Attached):
     """Both programs loaded and attached to ``cgroup``; ``poll()`` returns Connections."""
 
     def __init__(self, cgroup):
         from pybpf.syscall.attach import attach_cgroup
         from pybpf.syscall.events import RingBuffer
-        self._stack = contextlib.ExitStack()
+        super().__init__()
         try:
             v4 = self._stack.enter_context(log_connect4.load())
             v6 = self._stack.enter_context(log_connect6.load(maps={"events": v4["events"]}))
@@ -127,15 +127,6 @@ class ConnectionLogger:
 
     def poll(self, timeout: float | None = 0.0) -> list[Connection]:
         return [Connection.decode(r) for r in self.ring.poll(timeout)]
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> ConnectionLogger:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 # -- demo and run -------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import struct
 import time
 from typing import TYPE_CHECKING
 
-from programs.tool import Tool, ToolError
+from programs.tool import Attached, Tool, ToolError
 from pybpf.dsl import Hash, LruHash, Struct, cgroup_sock_addr, u16, u64
 from pybpf.types import Array, be16, be32
 
@@ -224,12 +224,12 @@ def _words(addr: str) -> tuple[int, ...]:
     return struct.unpack(">4I", ipaddress.IPv6Address(addr).packed)
 
 
-class Redirector:
+class Redirector(Attached):
     """The eight programs loaded, sharing their maps per family, attached to ``cgroup``."""
 
     def __init__(self, cgroup, rules_: dict | None = None):
         from pybpf.syscall.attach import attach_cgroup
-        self._stack = contextlib.ExitStack()
+        super().__init__()
         try:
             shared: dict = {}
             loaded = {}
@@ -267,15 +267,6 @@ class Redirector:
             addr = ipaddress.IPv6Address(struct.pack(">4I", *k.addr))
             out[(str(addr), k.port)] = v.hits
         return out
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> Redirector:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 # -- demo and run -------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import struct
 import threading
 from typing import TYPE_CHECKING
 
-from programs.tool import Tool, ToolError
+from programs.tool import Attached, Tool, ToolError
 from pybpf.dsl import (
     ETH_P_IP,
     IPPROTO_TCP,
@@ -175,7 +175,7 @@ def _ip(text: str) -> int:
     return int(ipaddress.IPv4Address(text))
 
 
-class Nat:
+class Nat(Attached):
     """The forward and reverse programs loaded with one rule map, attached as ``variant``.
 
     tc:  both on ``backend_if`` (forward at ingress, reverse at egress).
@@ -189,7 +189,7 @@ class Nat:
             raise ToolError(f"variant {variant!r} is not tc or xdp")
         if variant == "xdp" and client_if is None:
             raise ToolError("the XDP variant needs the client-side interface for replies")
-        self._stack = contextlib.ExitStack()
+        super().__init__()
         try:
             fwd_def, rev_def = (tc_dnat, tc_unnat) if variant == "tc" else (xdp_dnat, xdp_unnat)
             fwd = self._stack.enter_context(fwd_def.load())
@@ -221,15 +221,6 @@ class Nat:
     def counts(self) -> tuple[int, int]:
         """(packets rewritten forward, replies rewritten back)."""
         return self.counters[FORWARD], self.counters[REVERSE]
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> Nat:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 # -- the sandbox: client -- veth -- backend, with a service address routed to the backend ----

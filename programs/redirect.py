@@ -34,7 +34,7 @@ import time
 from typing import TYPE_CHECKING
 
 from programs.dnat import tx_checksum_off
-from programs.tool import Tool, ToolError
+from programs.tool import Attached, Tool, ToolError
 from pybpf._record import replace
 from pybpf.dsl import (
     ETH_P_IP,
@@ -185,14 +185,14 @@ class Hosts:
             tx_checksum_off(end.ns, end.ifname)
 
 
-class Redirector:
+class Redirector(Attached):
     """The programs of ``mode`` loaded and attached in a Hosts sandbox."""
 
     def __init__(self, hosts: Hosts, mode: str, cpu: int = 1):
         if mode not in MODES:
             raise ToolError(f"mode {mode!r} is not one of {', '.join(MODES)}")
         self.mode = mode
-        self._stack = contextlib.ExitStack()
+        super().__init__()
         try:
             self._setup(hosts, mode, cpu)
         except BaseException:
@@ -241,15 +241,6 @@ class Redirector:
     def cpus(self) -> dict[int, int]:
         """cpumap mode: CPU -> frames the cpumap program ran on."""
         return {cpu: n for cpu, n in self.seen_on.items() if n}
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> Redirector:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def exchange(hosts: Hosts, payload: bytes = b"ping" * 4000) -> dict:

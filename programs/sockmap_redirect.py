@@ -20,7 +20,7 @@ import struct
 import time
 from typing import TYPE_CHECKING
 
-from programs.tool import Tool
+from programs.tool import Attached, Tool
 from pybpf.dsl import SK_PASS, Array, SockHash, Struct, sk_msg, sock_ops, u32, u64
 from pybpf.types import be32
 
@@ -88,12 +88,12 @@ def redirect_to_peer(p):
 
 # -- userspace ------------------------------------------------------------------------------
 
-class SocketRedirector:
+class SocketRedirector(Attached):
     """Both programs loaded; sk_msg attached to the sockhash, sock_ops to ``cgroup``."""
 
     def __init__(self, cgroup):
         from pybpf.syscall.attach import attach_cgroup, attach_sockmap
-        self._stack = contextlib.ExitStack()
+        super().__init__()
         try:
             ops = self._stack.enter_context(track_established.load())
             msg = self._stack.enter_context(redirect_to_peer.load(
@@ -108,15 +108,6 @@ class SocketRedirector:
 
     def counts(self) -> dict[str, int]:
         return {name: self.counters[i] for i, name in enumerate(COUNTERS)}
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> SocketRedirector:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 # struct tcp_info (linux/tcp.h): tcpi_bytes_acked at 120, tcpi_bytes_received at 128

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -31,6 +32,23 @@ if TYPE_CHECKING:
 
 class ToolError(PyBPFError):
     """A tool was misused from the command line (unknown name, missing option)."""
+
+
+class Attached:
+    """A tool's programs, maps and attachments, held in ``_stack`` and released together by
+    ``close()`` or at the end of a ``with`` block (in reverse order: detach, then unload)."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 @record(frozen=False, slots=False)
