@@ -30,6 +30,16 @@ def start(argv: list[str], ns=None, timeout: float = 10.0) -> subprocess.Popen:
     return proc
 
 
+def refused(argv: list[str]) -> str:
+    """`pybpf run ...` must refuse ``argv`` before attaching anything: exit status not 0, a
+    message and no traceback on stderr; returns stderr."""
+    out = subprocess.run([sys.executable, "-m", "pybpf.cli", "run", *argv],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode != 0, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    return out.stderr
+
+
 def line(proc: subprocess.Popen, timeout: float = 5.0) -> str:
     """The next line the tool prints ("" if none within ``timeout`` s).
 

@@ -196,11 +196,6 @@ def test_cli_run_xdp_variant_on_a_router():
     (["--iface", "lo", "--rule", "sctp:1.2.3.4:80=5.6.7.8:90"], "is not PROTO:SERVICE:PORT"),
 ])
 def test_cli_run_refuses_bad_options(argv, message):
-    import subprocess
-    import sys
     if "--rule" not in argv:
         argv = [*argv, "--rule", "tcp:192.0.2.10:80=10.0.0.5:8080"]
-    out = subprocess.run([sys.executable, "-m", "pybpf.cli", "run", "dnat", *argv],
-                         capture_output=True, text=True, cwd=cli_kit.ROOT, timeout=60)
-    assert out.returncode != 0 and message in out.stderr, out.stderr
-    assert "Traceback" not in out.stderr
+    assert message in cli_kit.refused(["dnat", *argv])

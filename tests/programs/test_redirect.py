@@ -138,9 +138,4 @@ def test_cli_run_cpumap_steers_one_interface_to_a_cpu(sandbox):
     (["--mode", "redirect", "--iface", "nosuch0", "nosuch1"], "no interfaces nosuch0 and nosuch1"),
 ])
 def test_cli_run_refuses_bad_interfaces_and_cpus(argv, message):
-    import subprocess
-    import sys
-    out = subprocess.run([sys.executable, "-m", "pybpf.cli", "run", "redirect", *argv],
-                         capture_output=True, text=True, cwd=cli_kit.ROOT, timeout=60)
-    assert out.returncode != 0 and message in out.stderr, out.stderr
-    assert "Traceback" not in out.stderr
+    assert message in cli_kit.refused(["redirect", *argv])
