@@ -56,7 +56,7 @@ def _own_cgroup2_path() -> str:
     raise FileNotFoundError("this process is not in any cgroup v2 group")
 
 
-class Cgroup:
+class Cgroup(cleanup.Owned):
     """A cgroup v2 directory this process created and will remove."""
 
     def __init__(self, parent: Cgroup | str | None = None, name: str | None = None):
@@ -64,8 +64,7 @@ class Cgroup:
         self.name = name or f"pybpf-{os.getpid()}-{next(_counter)}"
         self.path = os.path.join(base, self.name)
         os.mkdir(self.path)  # FileExistsError: never take over someone else's group
-        self._token = cleanup.register(f"cgroup {self.path}", self._remove)
-        self._closed = False
+        self._own(f"cgroup {self.path}")
         self._fd: int | None = None
 
     @property
@@ -121,6 +120,7 @@ class Cgroup:
         return Cgroup(self, name)
 
     def _remove(self) -> None:
+        """Kill what runs inside and remove the directory."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -130,22 +130,6 @@ class Cgroup:
             if sub.is_dir():  # nested groups made without Cgroup(): still ours
                 _rmtree_cgroup(sub.path)
         _rmtree_cgroup(self.path)
-
-    def close(self) -> None:
-        """Kill what runs inside and remove the directory (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._remove()
-        finally:
-            cleanup.unregister(self._token)
-
-    def __enter__(self) -> Cgroup:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"Cgroup({self.path!r})"

@@ -23,7 +23,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-__all__ = ["register", "unregister", "run_all", "pending"]
+__all__ = ["Owned", "register", "unregister", "run_all", "pending"]
 
 _lock = threading.RLock()
 _actions: dict[int, tuple[str, Callable[[], None]]] = {}
@@ -51,6 +51,35 @@ def unregister(token: int) -> None:
     """Forget an undo action because its owner already released the resource."""
     with _lock:
         _actions.pop(token, None)
+
+
+class Owned:
+    """A host resource this process made: registered here as it is made (``_own``), removed
+    by ``close()`` (once; later calls do nothing) or at the end of a ``with`` block.
+    Subclasses say how in ``_remove``."""
+
+    def _own(self, description: str) -> None:
+        self._token = register(description, self._remove)
+        self._closed = False
+
+    def _remove(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Remove the resource now (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._remove()
+        finally:
+            unregister(self._token)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def pending() -> list[str]:

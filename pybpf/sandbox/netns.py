@@ -47,7 +47,7 @@ def _setns(fd: int) -> None:
     _pyroute2_netns().setns(fd)
 
 
-class Netns:
+class Netns(cleanup.Owned):
     """A network namespace this process created and will delete."""
 
     def __init__(self, name: str | None = None):
@@ -56,8 +56,7 @@ class Netns:
             raise FileExistsError(
                 f"network namespace {self.name!r} already exists; not taking it over")
         # Registered before it exists: a signal between create and register must not leak it.
-        self._token = cleanup.register(f"network namespace {self.name}", self._remove)
-        self._closed = False
+        self._own(f"network namespace {self.name}")
         self._ipr = None
         try:
             _pyroute2_netns().create(self.name)
@@ -167,24 +166,9 @@ class Netns:
     # -- lifetime ------------------------------------------------------------------------
 
     def _remove(self) -> None:
+        """Delete the namespace and everything in it."""
         if os.path.exists(self.path):
             _pyroute2_netns().remove(self.name)
-
-    def close(self) -> None:
-        """Delete the namespace and everything in it (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._remove()
-        finally:
-            cleanup.unregister(self._token)
-
-    def __enter__(self) -> Netns:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"Netns({self.name!r})"
