@@ -79,6 +79,21 @@ def new_attr():
     return ffi.new("union bpf_attr *")
 
 
+def uapi_member(enum, value, what: str):
+    """A member of the uapi ``enum`` from a member, its int or its name in any case
+    ("hash", "xdp"); an unknown one raises ValueError naming ``what`` and the known ones."""
+    if isinstance(value, str):
+        try:
+            return enum[value.upper()]
+        except KeyError:
+            known = ", ".join(t.name.lower() for t in enum if t.name != "UNSPEC")
+            raise ValueError(f"unknown {what} {value!r}; known: {known}") from None
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValueError(f"unknown {what} {value!r} (this pybpf knows 0..{max(enum)})") from None
+
+
 def bpf(cmd: Cmd, attr, *, size: int = ATTR_SIZE) -> int:
     """Issue ``bpf(cmd, attr, size)``; return the result or raise BPFError(errno, command)."""
     ret = libc.syscall(NR_BPF, ffi.cast("int", cmd), attr, ffi.cast("unsigned int", size))

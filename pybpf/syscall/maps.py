@@ -21,7 +21,7 @@ from pybpf.errors import BPFError
 from pybpf.syscall import map_batch
 from pybpf.syscall._ffi import address, ffi
 from pybpf.syscall._uapi import BPF_OBJ_NAME_LEN, Cmd, MapFlags, MapType, UpdateFlags
-from pybpf.syscall.bpf import bpf, new_attr
+from pybpf.syscall.bpf import bpf, new_attr, uapi_member
 from pybpf.syscall.codec import Codec, CodecError, PerCpuCodec, possible_cpus
 from pybpf.syscall.objects import FdObject, cstring, fd_by_id, get_info, obj_get
 from pybpf.types import u32
@@ -57,17 +57,7 @@ _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 def map_type(value) -> MapType:
     """A MapType from a MapType, its int or its name ("hash", "lru_percpu_hash")."""
-    if isinstance(value, str):
-        try:
-            return MapType[value.upper()]
-        except KeyError:
-            known = ", ".join(t.name.lower() for t in MapType if t)
-            raise ValueError(f"unknown map type {value!r}; known: {known}") from None
-    try:
-        return MapType(value)
-    except ValueError:
-        raise ValueError(f"unknown map type {value!r} (this pybpf knows 0..{max(MapType)})") \
-            from None
+    return uapi_member(MapType, value, "map type")
 
 
 def check_name(name: str) -> bytes:

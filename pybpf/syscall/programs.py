@@ -20,7 +20,7 @@ from pybpf._record import record
 from pybpf.errors import AsmError, BPFError, VerifierError
 from pybpf.syscall._ffi import address, ffi
 from pybpf.syscall._uapi import AttachType, Cmd, ProgType, StatsType
-from pybpf.syscall.bpf import bpf, new_attr
+from pybpf.syscall.bpf import bpf, new_attr, uapi_member
 from pybpf.syscall.maps import check_name
 from pybpf.syscall.objects import FdObject, cstring, fd_by_id, get_info, obj_get
 from pybpf.syscall.testrun import TestRun, test_run
@@ -39,26 +39,12 @@ LD_IMM64 = 0x18  # BPF_LD | BPF_DW | BPF_IMM: the one opcode spanning two slots
 
 def prog_type(value) -> ProgType:
     """A ProgType from a ProgType, its int or its name ("xdp", "sched_cls")."""
-    if isinstance(value, str):
-        try:
-            return ProgType[value.upper()]
-        except KeyError:
-            known = ", ".join(t.name.lower() for t in ProgType if t)
-            raise ValueError(f"unknown program type {value!r}; known: {known}") from None
-    try:
-        return ProgType(value)
-    except ValueError:
-        raise ValueError(f"unknown program type {value!r} (known 0..{max(ProgType)})") from None
+    return uapi_member(ProgType, value, "program type")
 
 
 def attach_type(value) -> AttachType:
     """An AttachType from an AttachType, its int or its name ("cgroup_inet_ingress")."""
-    if isinstance(value, str):
-        try:
-            return AttachType[value.upper()]
-        except KeyError:
-            raise ValueError(f"unknown attach type {value!r}") from None
-    return AttachType(value)
+    return uapi_member(AttachType, value, "attach type")
 
 
 def instruction_bytes(insns, maps: Mapping[str, int] | None = None) -> bytes:
