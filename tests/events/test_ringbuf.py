@@ -4,21 +4,13 @@ import time
 
 import kit
 import pytest
+from records import PACKET, Record
 
 from pybpf.syscall._uapi import MapType
 from pybpf.syscall.events import RingBuffer, RingBufferGroup
 from pybpf.syscall.testrun import test_run as run_prog
-from pybpf.types import Struct, u64
 
 pytestmark = pytest.mark.kernel
-PACKET = bytes(64)
-
-
-class Record(Struct):
-    seq: u64
-    cpu: u64
-    magic: u64
-    seq_x3: u64
 
 
 @pytest.fixture
