@@ -114,24 +114,6 @@ def test_demo_runs(capsys):
     assert out.count("echoed intact") == 2 and out.count("checksum errors: 0") == 2
 
 
-def test_packet_pointer_valid_after_a_branch_that_returned():
-    """A helper that changes the packet in a branch that returns leaves later pointers valid."""
-    from pybpf.dsl import IPPROTO_TCP, TC_ACT_OK, TC_ACT_SHOT, Ethernet, IPv4, tc
-
-    @tc
-    def prog(p):
-        _, ip = p.packet.headers(Ethernet, IPv4)
-        with p.if_(ip.protocol == IPPROTO_TCP):
-            p.call("l3_csum_replace", p.ctx, 24, 0, 0, 4)
-            p.return_(TC_ACT_OK)
-        with p.if_(ip.ttl == 1):       # no path to here passes the helper
-            p.return_(TC_ACT_SHOT)
-        p.return_(TC_ACT_OK)
-
-    with prog.load():
-        pass
-
-
 def test_cli_run_on_the_backend_interface(lab):
     rule = f"tcp:{lab.SERVICE}:80={lab.backend.ipv4}:{lab.echo.tcp_port}"
     proc = cli_kit.start(["dnat", "--iface", lab.backend.ifname, "--rule", rule],
