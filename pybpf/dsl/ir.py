@@ -9,8 +9,6 @@ is all the allocator needs. ``Mark`` ops are labels (no instruction).
 
 from __future__ import annotations
 
-from typing import Any
-
 from pybpf._record import field, record
 from pybpf.asm import (
     Alu,
@@ -71,7 +69,7 @@ class Op:
 
     __slots__ = ("cls", "fields", "source", "nargs", "uses", "defs", "clobbers", "is_move")
 
-    def __init__(self, cls: type, fields: dict[str, Any], source: SourcePos | None = None,
+    def __init__(self, cls: type, fields: dict[str, object], source: SourcePos | None = None,
                  nargs: int = 0):
         self.cls = cls
         self.fields = fields
