@@ -23,10 +23,14 @@ than truncating them.
 from __future__ import annotations
 
 import struct as _struct
-from typing import Any, ClassVar
+import sys
 
 from pybpf._record import record
 from pybpf.errors import PyBPFError
+
+TYPE_CHECKING = False  # as typing's: importing typing costs ~5 ms (with re) at start-up
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
 class LayoutError(PyBPFError, TypeError):
@@ -38,7 +42,7 @@ class Field:
     """One member of a Struct: its name, type and byte offset."""
 
     name: str
-    type: Any
+    type: object
     offset: int
 
 
@@ -301,10 +305,14 @@ def as_type(t):
 
 
 def _resolve_annotation(text: str, namespace: dict):
+    """A field type written as text (``from __future__ import annotations``), evaluated where
+    the class is: its body, then its module's globals (partly run while the class is made)."""
     if text in SCALARS:
         return SCALARS[text]
+    module = sys.modules.get(namespace.get("__module__", ""))
+    scope = {**globals(), **(vars(module) if module is not None else {})}
     try:
-        return eval(text, dict(globals()), dict(namespace))  # annotations under PEP 563
+        return eval(text, scope, dict(namespace))
     except Exception as e:
         raise LayoutError(f"cannot resolve field type {text!r}: {e}") from None
 

@@ -1,5 +1,7 @@
 """pybpf.types: C layout, checked packing, and names a Struct cannot take."""
 
+import importlib
+
 import pytest
 
 from pybpf.types import Array, Bytes, LayoutError, Struct, be16, be32, s8, u8, u16, u32, u64
@@ -57,3 +59,18 @@ def test_reserved_field_names_are_an_error_not_silently_dropped(field):
 def test_unknown_field_names_the_fields_there_are():
     with pytest.raises(LayoutError, match=r"Key has no field 'port' \(fields: saddr, daddr"):
         Key(port=1)
+
+
+def test_field_types_under_postponed_annotations_resolve_in_the_module(tmp_path, monkeypatch):
+    # with ``from __future__ import annotations`` a field type is text: names from the
+    # class's own module (here an alias) must resolve, not only pybpf.types' names
+    (tmp_path / "postponed_layout.py").write_text(
+        "from __future__ import annotations\n"
+        "from pybpf.types import Array as Words, Struct, be32, u32\n"
+        "class Key(Struct):\n"
+        "    prefixlen: u32\n"
+        "    addr: Words(be32, 4)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    key = importlib.import_module("postponed_layout").Key
+    assert [f.name for f in key.fields] == ["prefixlen", "addr"]
+    assert key.size == 20
