@@ -17,22 +17,21 @@ kernel only accepts 4-byte stores there.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections import namedtuple
 
 from pybpf.types import Array, Struct, be16, be32, s32, u8, u16, u32, u64
 
 
-class CtxField(NamedTuple):
-    """One member of a context struct: offset, bytes it occupies, value type."""
+class CtxField(namedtuple("CtxField", "name attr offset slot type ctype pointer in_struct")):
+    """One member of a context struct: offset, bytes it occupies, value type.
 
-    name: str
-    attr: str
-    offset: int
-    slot: int
-    type: object
-    ctype: str
-    pointer: str
-    in_struct: bool
+    ``name`` as in C, ``attr`` its Struct attribute, ``offset``, ``slot`` (the bytes it
+    occupies), ``type`` (a pybpf scalar), ``ctype`` (the C type), ``pointer`` (what a
+    ``__bpf_md_ptr`` points to, or empty), ``in_struct`` (False for union alternatives).
+    A namedtuple: typing.NamedTuple would import typing (and re) on every start-up.
+    """
+
+    __slots__ = ()
 
 
 class XdpMd(Struct):
