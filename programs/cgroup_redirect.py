@@ -19,16 +19,14 @@ IPv6 (``user_ip6``, four 32-bit words).  A rule maps within one family.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import socket
 import struct
 import time
-from typing import TYPE_CHECKING
 
 from programs.tool import Attached, Tool, ToolError
 from pybpf.dsl import Hash, LruHash, Struct, cgroup_sock_addr, u16, u64
 from pybpf.types import Array, be16, be32
 
+TYPE_CHECKING = False  # as typing's: importing typing costs ~5 ms (with re) at start-up
 if TYPE_CHECKING:
     import argparse
 
@@ -207,6 +205,7 @@ PROGRAMS = {"connect4": redirect_connect4, "sendmsg4": redirect_sendmsg4,
 
 def _addr(text: str) -> tuple[str, int]:
     """ "10.0.0.1:80" or "[fd00::1]:80" -> (address, port)."""
+    import ipaddress
     host, _, port = text.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     try:
@@ -221,6 +220,7 @@ def _addr(text: str) -> tuple[str, int]:
 
 def _words(addr: str) -> tuple[int, ...]:
     """An IPv6 address as the four be32 words of user_ip6."""
+    import ipaddress
     return struct.unpack(">4I", ipaddress.IPv6Address(addr).packed)
 
 
@@ -249,6 +249,7 @@ class Redirector(Attached):
 
     def add(self, service: tuple[str, int], backend: tuple[str, int]) -> None:
         """Send connections to ``service`` (address, port) to ``backend`` (same family)."""
+        import ipaddress
         s, b = ipaddress.ip_address(service[0]), ipaddress.ip_address(backend[0])
         if s.version != b.version:
             raise ToolError(f"{service[0]} and {backend[0]} are not the same address family")
@@ -261,6 +262,7 @@ class Redirector(Attached):
 
     def hits(self) -> dict[tuple[str, int], int]:
         """Service -> connections/datagrams redirected so far."""
+        import ipaddress
         out = {(str(ipaddress.IPv4Address(k.addr)), k.port): v.hits
                for k, v in self.rules.items()}
         for k, v in self.rules6.items():
@@ -273,6 +275,7 @@ class Redirector(Attached):
 
 def client(ns, tcp_service, udp_service) -> dict:
     """Child in the cgroup: talk to both services; report what the application sees."""
+    import socket
     out = {}
     family = socket.AF_INET6 if ":" in udp_service[0] else socket.AF_INET
     with ns.entered():
@@ -293,6 +296,7 @@ class EchoServers:
     """A TCP and a UDP echo server on ``host`` in ``ns``, served from a thread."""
 
     def __init__(self, ns, host: str = "127.0.0.1"):
+        import socket
         import threading
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with ns.entered():

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import time
 
 from programs.tool import Tool
 from pybpf.dsl import (
+    AF_INET,
+    AF_INET6,
     IPPROTO_TCP,
     Array,
     Hash,
@@ -72,9 +73,9 @@ def connect_enter(p):
     """Remember where each thread is connecting to (AF_INET and AF_INET6 only)."""
     sa = p.stack(SockaddrIn6)
     p.call("probe_read_user", sa, 16, p.ctx.uservaddr)
-    with p.if_(sa.family == socket.AF_INET6):
+    with p.if_(sa.family == AF_INET6):
         p.call("probe_read_user", sa, SockaddrIn6.size, p.ctx.uservaddr)
-    with p.elif_(sa.family != socket.AF_INET):
+    with p.elif_(sa.family != AF_INET):
         p.return_(0)
     pending.update(p.call("get_current_pid_tgid"), sa)
     p.return_(0)
@@ -93,7 +94,7 @@ def connect_exit(p):
             e.family = sa.family
             e.dport = sa.port.host()
             e.ret = p.ctx.ret
-            with p.if_(sa.family == socket.AF_INET):
+            with p.if_(sa.family == AF_INET):
                 e.daddr[0] = sa.flowinfo
             with p.else_():
                 for i in range(4):
@@ -118,7 +119,7 @@ def state_change(p):
         e.dport = p.ctx.dport
         e.oldstate = p.ctx.oldstate
         e.newstate = p.ctx.newstate
-        with p.if_(p.ctx.family == socket.AF_INET):
+        with p.if_(p.ctx.family == AF_INET):
             e.saddr[0] = p.ctx.saddr
             e.daddr[0] = p.ctx.daddr
         with p.else_():
@@ -133,6 +134,7 @@ PROGRAMS = [connect_enter, connect_exit, state_change]
 
 
 def _addr(family: int, words) -> str:
+    import socket
     raw = b"".join(w.to_bytes(4, "big") for w in words)
     if family == socket.AF_INET:
         return socket.inet_ntop(socket.AF_INET, raw[:4])
@@ -194,6 +196,7 @@ class Journey:
 
 def demo() -> None:
     """Connect to a listening and to a closed port on loopback; print the journey."""
+    import socket
     me = os.getpid()
     with Journey() as j, socket.socket() as server:
         server.bind(("127.0.0.1", 0))

@@ -27,13 +27,8 @@ A UDP checksum of 0 means "none" and stays 0; a computed 0 is sent as 0xffff.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
-import ipaddress
-import socket
 import struct
-import threading
-from typing import TYPE_CHECKING
 
 from programs.tool import Attached, Tool, ToolError
 from pybpf.dsl import (
@@ -58,6 +53,7 @@ from pybpf.dsl import (
 )
 from pybpf.types import be16, be32
 
+TYPE_CHECKING = False  # as typing's: importing typing costs ~5 ms (with re) at start-up
 if TYPE_CHECKING:
     import argparse
 
@@ -172,6 +168,7 @@ xdp_unnat.__doc__ = "XDP: backend source of replies -> service (RFC 1624 checksu
 # -- userspace ------------------------------------------------------------------------------
 
 def _ip(text: str) -> int:
+    import ipaddress
     return int(ipaddress.IPv4Address(text))
 
 
@@ -230,6 +227,8 @@ SIOCETHTOOL, ETHTOOL_STXCSUM = 0x8946, 0x17
 
 def tx_checksum_off(ns, ifname: str) -> None:
     """ETHTOOL_STXCSUM 0 on a veth of ``ns``: its packets leave with complete checksums."""
+    import ctypes
+    import socket
     value = ctypes.create_string_buffer(struct.pack("II", ETHTOOL_STXCSUM, 0))
     ifreq = struct.pack("16sP", ifname.encode(), ctypes.addressof(value))
     with ns.entered(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -263,6 +262,8 @@ class Echo:
     """TCP and UDP echo servers in ``ns`` on ``addr``, answered from a thread."""
 
     def __init__(self, ns, addr: str):
+        import socket
+        import threading
         with ns.entered():
             self.tcp = socket.create_server((addr, 0))
             self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -304,6 +305,7 @@ class Echo:
 
 def talk(ns, service: str, tcp_port: int, udp_port: int, payload: bytes) -> dict:
     """From ``ns``: a TCP exchange and a UDP exchange with the service address."""
+    import socket
     with ns.entered():
         tcp = socket.create_connection((service, tcp_port), timeout=2)
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -366,6 +368,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse_rule(text: str):
+    import ipaddress
     try:
         left, right = text.split("=")
         proto, saddr, sport = left.split(":")
@@ -378,6 +381,7 @@ def _parse_rule(text: str):
 
 
 def run(args: argparse.Namespace) -> None:
+    import socket
     import time
     rules = [_parse_rule(r) for r in args.rule]
     if args.variant == "xdp" and not args.reply_iface:

@@ -9,7 +9,6 @@ Non-IP frames are counted at index 256. The program passes every packet.
 """
 
 import select
-import socket
 import time
 
 from programs import parser
@@ -72,6 +71,7 @@ def table(t: dict[int, tuple[int, int]]) -> str:
 
 def traffic(left, right, udp: int = 5, tcp: int = 1, udp6: int = 3) -> None:
     """Some UDP (IPv4 and IPv6) and a TCP exchange from left to right."""
+    import socket
     with right.ns.entered():
         u4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)

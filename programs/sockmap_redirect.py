@@ -15,17 +15,17 @@ itself carried (almost) no bytes.  A message whose peer is not in the map
 from __future__ import annotations
 
 import contextlib
-import socket
 import struct
 import time
-from typing import TYPE_CHECKING
 
 from programs.tool import Attached, Tool
-from pybpf.dsl import SK_PASS, Array, SockHash, Struct, sk_msg, sock_ops, u32, u64
+from pybpf.dsl import AF_INET, SK_PASS, Array, SockHash, Struct, sk_msg, sock_ops, u32, u64
 from pybpf.types import be32
 
+TYPE_CHECKING = False  # as typing's: importing typing costs ~5 ms (with re) at start-up
 if TYPE_CHECKING:
     import argparse
+    import socket
 
 # enum in linux/bpf.h
 BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB = 4, 5
@@ -60,7 +60,7 @@ def track_established(p):
     op = ctx.op
     with p.if_((op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
                | (op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)):
-        with p.if_((ctx.family == socket.AF_INET) & ((ctx.remote_ip4 & 0xFF000000) == 0x7F000000)):
+        with p.if_((ctx.family == AF_INET) & ((ctx.remote_ip4 & 0xFF000000) == 0x7F000000)):
             # remote_port holds the be16 port in its upper half (sock_ops_convert_ctx_access):
             # byte-swapping the u32 gives the host-order port
             key = p.stack(FourTuple, local_ip4=ctx.local_ip4, remote_ip4=ctx.remote_ip4,
@@ -116,12 +116,14 @@ _TCP_INFO_LEN = 136
 
 def tcp_bytes(sock: socket.socket) -> tuple[int, int]:
     """(bytes acked, bytes received) by the TCP stack on ``sock`` (TCP_INFO)."""
+    import socket
     raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
     return struct.unpack_from("<QQ", raw, 120)
 
 
 def connected_pair(ns, cg):
     """A listener and a connected client/server pair, created inside ``ns`` and ``cg``."""
+    import socket
     with ns.entered(), cg.entered():
         listener = socket.create_server(("127.0.0.1", 0))
         client = socket.create_connection(listener.getsockname(), timeout=2)
@@ -154,6 +156,7 @@ def _recv_exact(s: socket.socket, n: int) -> bytes:
 
 def talk_in_cgroup(ns, rounds: int, size: int) -> tuple[bool, int]:
     """Run by a child in the cgroup: a pair in ``ns`` ping-pongs; (data intact?, TCP bytes)."""
+    import socket
     with ns.entered():
         listener = socket.create_server(("127.0.0.1", 0))
         client = socket.create_connection(listener.getsockname(), timeout=2)

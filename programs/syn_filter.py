@@ -9,14 +9,18 @@ the Ethernet header.
     pybpf run syn-filter --iface eth0      # prints every SYN seen on eth0
 """
 
-import ipaddress
-import socket
+from __future__ import annotations
+
 import struct
 import time
 
 from programs import parser
 from programs.tool import Tool
 from pybpf.dsl import ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, TCP, TCP_ACK, TCP_SYN, socket_filter, u32
+
+TYPE_CHECKING = False  # as typing's: importing typing costs ~5 ms (with re) at start-up
+if TYPE_CHECKING:
+    import socket
 
 KEEP, DROP = 0xFFFF, 0   # bytes of the packet the socket keeps
 ETH_P_ALL = 0x0003
@@ -50,6 +54,8 @@ def syn_filter(p):
 
 def open_socket(ifname: str, prog) -> tuple[socket.socket, object]:
     """A raw AF_PACKET socket on ``ifname`` with the filter attached before any packet queues."""
+    import socket
+
     from pybpf.syscall.attach import attach_socket_filter
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)   # protocol 0: receives nothing yet
     try:
@@ -63,6 +69,7 @@ def open_socket(ifname: str, prog) -> tuple[socket.socket, object]:
 
 def describe(frame: bytes) -> str:
     """'src:port -> dst:port SYN' for a captured Ethernet frame."""
+    import ipaddress
     etype = struct.unpack_from("!H", frame, 12)[0]
     if etype == 0x0800:
         ihl = (frame[14] & 0xF) * 4
@@ -89,6 +96,8 @@ def receive_all(s: socket.socket, wait: float = 0.2) -> list[bytes]:
 
 
 def demo() -> None:
+    import socket
+
     from pybpf.sandbox import Sandbox
     with Sandbox() as sb:
         left, right = sb.veth_pair()
@@ -154,3 +163,4 @@ TOOL = Tool(
     add_arguments=add_arguments,
     run=run,
 )
+

@@ -11,8 +11,6 @@ filters after it still run.
     pybpf run tc-logger --iface eth1 [--direction ingress|egress|both]
 """
 
-import ipaddress
-import socket
 import struct
 import time
 
@@ -122,6 +120,7 @@ PROTOS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6"}
 
 
 def addresses(ev: Event) -> tuple[str, str]:
+    import ipaddress
     if ev.ip_version == 4:
         return (str(ipaddress.IPv4Address(ev.saddr[0])), str(ipaddress.IPv4Address(ev.daddr[0])))
     if ev.ip_version == 6:
@@ -191,6 +190,7 @@ class Logger:
 
 
 def _icmp_echo(dst: str) -> None:
+    import socket
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
         body = struct.pack("!BBHHH", 8, 0, 0, 1, 1) + b"pybpf"
         padded = body + b"\0" * (len(body) % 2)
@@ -201,6 +201,8 @@ def _icmp_echo(dst: str) -> None:
 
 
 def demo() -> None:
+    import socket
+
     from pybpf.sandbox import Sandbox
     with Sandbox() as sb:
         left, right = sb.veth_pair()
@@ -238,6 +240,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> None:
+    import socket
     directions = ("ingress", "egress") if args.direction == "both" else (args.direction,)
     names = {socket.if_nametoindex(args.iface): args.iface}
     with Logger(args.iface, directions) as logger:

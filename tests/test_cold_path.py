@@ -11,11 +11,15 @@ import pytest
 # stdlib modules that cost 1-7 ms each to import.
 ABSENT = ("pybpf.sandbox", "pybpf.syscall.attach", "pyroute2", "construct", "pybpf.btf.codec",
           "pybpf.dsl.tracepoint", "pybpf.asm.llvm", "pybpf.syscall.probes",
-          "dataclasses", "inspect", "tokenize", "linecache", "argparse", "subprocess")
+          "dataclasses", "inspect", "tokenize", "linecache", "argparse", "subprocess", "socket",
+          "ipaddress", "ctypes", "threading")
 
 
 def _modules_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(*sys.modules)"],
+    """The modules ``code`` imports, less those the interpreter had before it ran (an
+    editable install's import hook brings pathlib and ipaddress, for one)."""
+    out = subprocess.run([sys.executable, "-c", "import sys\nbefore = set(sys.modules)\n" + code
+                          + "\nprint(*(set(sys.modules) - before))"],
                          capture_output=True, text=True, check=True)
     return set(out.stdout.split())
 

@@ -3,12 +3,15 @@
     python tools/gen_net_constants.py [INCLUDE_DIR]   (default /usr/include)
 
 Reads linux/if_ether.h (ETH_P_*), linux/in.h and linux/in6.h (IPPROTO_*),
-linux/pkt_cls.h (TC_ACT_*) and linux/bpf.h (enum xdp_action, enum sk_action,
-the BPF_F_* flags of the redirect and checksum helpers).
+linux/pkt_cls.h (TC_ACT_*), linux/bpf.h (enum xdp_action, enum sk_action,
+the BPF_F_* flags of the redirect and checksum helpers) and the C library's
+bits/socket.h (AF_INET, AF_INET6: programs compare socket families without
+importing Python's socket module, which costs milliseconds at start-up).
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import sys
@@ -40,6 +43,9 @@ def main() -> None:
     bpf_h = open(os.path.join(inc, "linux/bpf.h")).read()
     for m in re.finditer(FLAGS, bpf_h):
         out.setdefault(m.group(1), 1 << int(m.group(2)))
+    sock_h = open(glob.glob(os.path.join(inc, "*", "bits", "socket.h"))[0]).read()
+    for m in re.finditer(r"#define\s+PF_(INET6?)\s+(\d+)", sock_h):   # AF_x is defined as PF_x
+        out.setdefault("AF_" + m.group(1), int(m.group(2)))
     lines = [
         '"""Packet and verdict constants from the uapi headers.',
         "",
