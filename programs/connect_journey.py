@@ -18,7 +18,6 @@ from pybpf.dsl import (
     AF_INET,
     AF_INET6,
     IPPROTO_TCP,
-    Array,
     Hash,
     RingBuf,
     Struct,
@@ -31,7 +30,7 @@ from pybpf.dsl import (
     u32,
     u64,
 )
-from pybpf.types import Bytes
+from pybpf.types import Array, Bytes  # the layout Array (pybpf.dsl's is the map)
 
 CONNECT, STATE = 1, 2
 TCP_STATES = ["?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
