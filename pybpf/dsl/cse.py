@@ -6,10 +6,15 @@ The analysis tracks facts "key K is held in register v", one per keyed op, each 
 bit position: the facts available at a point are the set bits of one int. A join
 is an ``&``, a store or call forgets the load facts with one mask, a write to a
 register forgets the facts that name it (or are held in it) with another, and a
-key is available where its facts' mask meets the state; no state is copied.
+key is available where its facts' mask meets the state; no state is copied. Only
+the facts that can match another op's key are tracked, and only the ops that can
+change them are walked.
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
 
 from pybpf.asm import (
     Alu,
@@ -48,62 +53,86 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
     ``t = a; t &= 15; t <<= 2; t += 14`` whose first steps were computed before
     starts from the last value found (``t = lsh``) and keeps the rest.
 
-    Fact ``f`` is the f-th keyed op's key held in its destination; fact ``n + f``
-    (n keyed ops) the same op's key read through renames, where that differs.
-    At most one fact of a key is available at a time: a key already available
-    is not recorded again.
+    Fact ``f`` is the f-th tracked op's key held in its destination; fact
+    ``n + f`` (n tracked ops) the same op's key read through renames, where that
+    differs. At most one fact of a key is available at a time: a key already
+    available is not recorded again.
     """
-    defs: dict = {}
-    candidates = []
+    writes: dict = defaultdict(list)  # register -> indices of the ops writing or clobbering it
+    candidates = []  # loads, and arithmetic right after a move to its destination
+    forget = []  # stores but through r10, and calls: they forget the loads
+    forget_stack = []  # stores through r10: they forget the stack loads
+    before = None
     for i, op in enumerate(ops):
-        for d in op.defs:
-            defs[d] = defs.get(d, 0) + 1
-        if type(op) is Op and op.cls in _KEYED:
-            candidates.append(i)
-    fact_of: dict[int, int] = {}  # op index -> its fact
-    keys: list = []  # of each fact
-    holders: list = []  # the register holding each fact's value
-    by_key: dict = {}  # key -> bits of its facts
-    repeated = False
+        for r in op.defs:
+            writes[r].append(i)
+        if op.clobbers:
+            forget.append(i)
+            for r in op.clobbers:
+                writes[r].append(i)
+        elif type(op) is Op:
+            cls = op.cls
+            if cls is Load or cls is LoadSX:
+                candidates.append(i)
+            elif cls in _ALU_KEYED:
+                if (type(before) is Op and before.is_move
+                        and before.fields["dst"] is op.fields["dst"]):
+                    candidates.append(i)
+            elif cls in _STORES:
+                (forget_stack if op.fields["dst"] == _R10 else forget).append(i)
+            elif cls in _CALLS:
+                forget.append(i)
+        before = op
+    keyed = []  # (op index, key)
     for i in candidates:
         op = ops[i]
         cls = op.cls
-        key = _load_key(op, defs) if cls is Load or cls is LoadSX else _alu_key(ops, i, defs)
+        key = _load_key(op, writes) if cls is Load or cls is LoadSX else _alu_key(ops, i, writes)
         if key is not None:
-            bit = 1 << len(keys)
-            fact_of[i] = len(keys)
-            keys.append(key)
-            holders.append(op.fields["dst"])
-            if key in by_key:
-                by_key[key] |= bit
-                repeated = True
-            else:
-                by_key[key] = bit
+            keyed.append((i, key))
+    findable = _findable(ops, keyed, writes)
     # A value is reused only where an earlier op has the same key: without a key
     # seen twice there is nothing to find, and the analysis is skipped.
-    if not repeated:
+    if not findable:
         return ops
     cfg = Cfg(ops) if cfg is None else cfg
     spans, bsucc, back = cfg.spans, cfg.bsucc, cfg.back
-    n = len(keys)
-    holders += holders  # fact n + f is held where fact f is
+    # with loops an op may find a key computed later in op order: all are tracked
+    facts = keyed if back else [keyed[n] for n in findable]
+    n = len(facts)
+    fact_of = {i: f for f, (i, _) in enumerate(facts)}
+    keys = [key for _, key in facts]
+    holders = [ops[i].fields["dst"] for i, _ in facts] * 2  # fact n + f is held where f is
+    by_key: dict = {}  # key -> bits of its facts
     # The facts a write to each register ends (those whose key names it or whose
     # value it holds). Without loops a fact only names values defined before it,
-    # so a value written once is never rewritten under it: only registers written
-    # more than once (variables, r0-r5) can end a fact.
+    # and only a write after it in op order can follow it: a value written once,
+    # or only before the fact, never ends it.
     ends: dict = {}
     loads = stack = 0  # bits of the load facts, of those from the stack
-    for f, key in enumerate(keys):
+    for f, (i, key) in enumerate(facts):
         bit = 1 << f
+        by_key[key] = by_key.get(key, 0) | bit
         for r in (*_key_regs(key), holders[f]):
-            if back or type(r) is not VReg or defs.get(r, 0) > 1:
+            w = writes.get(r)
+            if w and (back or w[-1] > i and (type(r) is not VReg or len(w) > 1)):
                 ends[r] = ends.get(r, 0) | bit
         if key[0] != "alu":
             both = bit | 1 << (n + f)
             loads |= both
             if key[1] == _R10:
                 stack |= both
-    steps = _steps(ops, fact_of, ends, spans)
+    # the ops that can change the facts, in op order, and where each block's start
+    steps = set(fact_of)
+    if loads:
+        steps.update(forget)
+    if stack:
+        steps.update(forget_stack)
+    for r in ends:
+        steps.update(writes[r])
+    steps = sorted(steps)
+    bounds = [bisect_left(steps, first) for first, _ in spans]
+    bounds.append(len(steps))
     state_in: list = [None] * len(spans)  # None: not reached yet (top); else the facts
     rename: dict = {}
     drop: set[int] = set()
@@ -116,18 +145,17 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
         return holders[bits.bit_length() - 1] if bits else None
 
     def walk(k: int, avail: int, record: bool) -> int:
-        for i in steps[k]:
+        for i in steps[bounds[k]:bounds[k + 1]]:
             op = ops[i]
             if chain and record:
                 t = op.fields.get("dst")
                 if t in chain:  # the chain goes on: is its next value known too?
                     start, held = chain.pop(t)
                     if prefix[start][1] == i - 1 and op.cls in _ALU_KEYED:
-                        rest = tuple(sorted((k, v) for k, v in op.fields.items() if k != "dst"))
-                        found = holder(avail, ("alu", op.cls, held, rest))
+                        found = holder(avail, ("alu", op.cls, held, _rest(op.fields)))
                         if found is not None:
                             prefix[start] = (found, i)
-                            if i - start + 2 < defs[t]:
+                            if i - start + 2 < len(writes[t]):
                                 chain[t] = (start, found)
             f = fact_of.get(i)
             key = None
@@ -145,7 +173,7 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
                     found = holder(avail, key)
                     if found is not None:
                         t = holders[f]
-                        if key[0] == "alu" and defs[t] > 2:
+                        if key[0] == "alu" and len(writes[t]) > 2:
                             # a prefix of a chain ``t = a; t += 14; t += x``: t starts from the
                             # value found (a move), the rest of the chain stays
                             prefix[i] = (found, i)
@@ -191,21 +219,54 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
                 walk(k, state_in[k], True)
     if not rename and not prefix:
         return ops
-    for i, (_, last) in prefix.items():
-        drop.update(range(i, last + 1))
-    keep = []
-    for i, op in enumerate(ops):
-        if i + 1 in prefix:  # the chain's MOV copies the value found; the ops it covers go
-            op = Op(Alu, {**op.fields, "src": prefix[i + 1][0]}, op.source)
-        elif i in drop:
-            continue
-        keep.append(op)
-    for op in keep:
-        for r in op.uses:  # a renamed value is written only by a dropped op
-            if r in rename:
+    keep = ops[:]
+    for start, (found, last) in prefix.items():
+        mov = ops[start - 1]  # the chain's MOV copies the value found; the ops it covers go
+        keep[start - 1] = Op(Alu, {**mov.fields, "src": found}, mov.source)
+        drop.update(range(start, last + 1))
+    keep = [op for i, op in enumerate(keep) if i not in drop]
+    if rename:
+        for op in keep:
+            if not rename.keys().isdisjoint(op.uses):  # a renamed value is written only by a dropped op
                 op.replace(rename)
-                break
     return keep
+
+
+def _findable(ops: list, keyed: list, writes: dict) -> list[int]:
+    """Indices into ``keyed`` of the keys another op may find, or that may find one.
+
+    The keys are grouped in op order as if every key seen before were found
+    (read through those renames, and a chain's next steps from the value found):
+    a superset of the renames the walk makes, so without loops two keys the walk
+    matches, each read through the renames made before it, fall in one group.
+    A key alone in its group never takes part, and is not tracked.
+    """
+    renames: dict = {}  # a value whose key was seen before -> the first value with that key
+    groups: dict = {}  # key -> [the first value, the members (None: a chain's step)]
+    for m, (i, key) in enumerate(keyed):
+        if renames:
+            key = _renamed(key, renames)
+        group = groups.get(key)
+        t = ops[i].fields["dst"]
+        if group is None:
+            groups[key] = [t, m]
+            continue
+        group.append(m)
+        if key[0] != "alu" or len(writes[t]) <= 2:
+            renames[t] = group[0]
+            continue
+        held = group[0]  # a chain's first step: the next ones may be found from it
+        for j in range(i + 1, i + len(writes[t]) - 1):
+            op = ops[j]
+            if op.cls not in _ALU_KEYED:
+                break
+            step = ("alu", op.cls, held, _rest(op.fields))
+            group = groups.get(_renamed(step, renames))
+            if group is None:
+                break
+            group.append(None)
+            held = group[0]
+    return [m for group in groups.values() if len(group) > 2 for m in group[1:] if m is not None]
 
 
 def _renamed(key: tuple, rename: dict) -> tuple:
@@ -221,37 +282,17 @@ def _renamed(key: tuple, rename: dict) -> tuple:
     return (key[0], rename[key[1]], *key[2:])
 
 
-def _steps(ops: list, fact_of: dict, ends: dict, spans: list) -> list[list[int]]:
-    """The ops of each block that can change the available facts (the others pass them on)."""
-    steps = []
-    for first, last in spans:
-        mine = []
-        for i in range(first, last + 1):
-            op = ops[i]
-            if i in fact_of:
-                mine.append(i)
-            elif type(op) is Op:
-                if op.cls in _STORES or op.clobbers or op.cls in _CALLS:
-                    mine.append(i)
-                else:
-                    for r in op.defs:
-                        if r in ends:
-                            mine.append(i)
-                            break
-        steps.append(mine)
-    return steps
-
-
 def _key_regs(key: tuple) -> tuple:
     if key[0] == "alu":
-        return (key[2], *(v for _, v in key[3] if isinstance(v, (VReg, Reg))))
+        return (key[2], *[v for _, v in key[3] if type(v) in _REGS])
     return (key[1],)
 
 
-def _load_key(op: Op, defs: dict):
+def _load_key(op: Op, writes: dict):
     """``(class, base, offset, size)`` of a load whose result is written only there."""
     f = op.fields
-    if type(f["dst"]) is not VReg or defs.get(f["dst"]) != 1 or f["src"] == f["dst"]:
+    dst = f["dst"]
+    if type(dst) is not VReg or len(writes[dst]) != 1 or f["src"] == dst:
         return None
     return (op.cls, f["src"], f["off"], f["size"])
 
@@ -259,6 +300,7 @@ def _load_key(op: Op, defs: dict):
 _STORES = (Store, StoreImm, Atomic, StoreRelease)
 _R10 = Reg.R10  # an enum member read through its class costs a metaclass lookup per read
 _CALLS = (Call, CallKfunc, CallLocal, CallX)
+_REGS = (VReg, Reg)
 
 
 _ALU_KEYED = (Alu, Neg, Endian)
@@ -266,24 +308,29 @@ _KEYED = (Load, LoadSX, *_ALU_KEYED)
 _MOVES = (Arith.MOV, Arith.MOVSX8, Arith.MOVSX16, Arith.MOVSX32)
 
 
-def _alu_key(ops: list, i: int, defs: dict):
+def _alu_key(ops: list, i: int, writes: dict):
     """A key for ``t = a; t op= c`` (one arithmetic result: t written exactly there),
     or for the first step of a chain ``t = a; t op= c; t op2= d ...`` whose ops are
-    all of t's writes."""
+    all of t's writes. ``ops[i - 1]`` is a move to t (the caller checks)."""
     op = ops[i]
     t = op.fields["dst"]
-    n = defs.get(t, 0)
-    if i == 0 or n < 2 or type(t) is not VReg:
+    a = ops[i - 1].fields["src"]
+    if type(t) is not VReg or type(a) is not VReg:
         return None
-    mov = ops[i - 1]
-    if not (type(mov) is Op and mov.is_move and mov.fields["dst"] is t
-            and type(mov.fields["src"]) is VReg):
-        return None
-    if op.cls is Alu and op.fields["op"] in _MOVES:
+    n = len(writes[t])
+    if n < 2 or op.cls is Alu and op.fields["op"] in _MOVES:
         return None
     if n > 2 and not all(type(o) is Op and t in o.defs for o in ops[i + 1:i + n - 1]):
         return None
-    rest = tuple(sorted((k, v) for k, v in op.fields.items() if k != "dst"))
-    if any(v is t for _, v in rest):
-        return None
-    return ("alu", op.cls, mov.fields["src"], rest)
+    rest = _rest(op.fields)
+    for _, v in rest:
+        if v is t:
+            return None
+    return ("alu", op.cls, a, rest)
+
+
+def _rest(fields: dict) -> tuple:
+    """An arithmetic op's fields but its destination, as sorted (name, value) pairs."""
+    rest = sorted(fields.items())
+    rest.remove(("dst", fields["dst"]))
+    return tuple(rest)
