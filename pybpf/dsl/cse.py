@@ -20,10 +20,6 @@ from pybpf.asm import (
     Alu,
     Arith,
     Atomic,
-    Call,
-    CallKfunc,
-    CallLocal,
-    CallX,
     Endian,
     Load,
     LoadSX,
@@ -58,51 +54,17 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
     differs. At most one fact of a key is available at a time: a key already
     available is not recorded again.
     """
-    writes: dict = defaultdict(list)  # register -> indices of the ops writing or clobbering it
-    candidates = []  # loads, and arithmetic right after a move to its destination
-    forget = []  # stores but through r10, and calls: they forget the loads
-    forget_stack = []  # stores through r10: they forget the stack loads
-    before = None
-    for i, op in enumerate(ops):
-        for r in op.defs:
-            writes[r].append(i)
-        if op.clobbers:
-            forget.append(i)
-            for r in op.clobbers:
-                writes[r].append(i)
-        elif type(op) is Op:
-            cls = op.cls
-            if cls is Load or cls is LoadSX:
-                candidates.append(i)
-            elif cls in _ALU_KEYED:
-                if (type(before) is Op and before.is_move
-                        and before.fields["dst"] is op.fields["dst"]):
-                    candidates.append(i)
-            elif cls in _STORES:
-                (forget_stack if op.fields["dst"] == _R10 else forget).append(i)
-            elif cls in _CALLS:
-                forget.append(i)
-        before = op
-    keyed = []  # (op index, key)
-    for i in candidates:
-        op = ops[i]
-        cls = op.cls
-        key = _load_key(op, writes) if cls is Load or cls is LoadSX else _alu_key(ops, i, writes)
-        if key is not None:
-            keyed.append((i, key))
-    findable = _findable(ops, keyed, writes)
+    writes, candidates, forget, forget_stack = _scan(ops)
+    keyed, findable = _keys(ops, candidates, writes)
     # A value is reused only where an earlier op has the same key: without a key
     # seen twice there is nothing to find, and the analysis is skipped.
     if not findable:
         return ops
     cfg = Cfg(ops) if cfg is None else cfg
     spans, bsucc, back = cfg.spans, cfg.bsucc, cfg.back
-    # with loops an op may find a key computed later in op order: all are tracked
-    facts = keyed if back else [keyed[n] for n in findable]
-    n = len(facts)
-    fact_of = {i: f for f, (i, _) in enumerate(facts)}
-    keys = [key for _, key in facts]
-    holders = [ops[i].fields["dst"] for i, _ in facts] * 2  # fact n + f is held where f is
+    n = len(keyed)
+    fact_of: dict[int, int] = {}  # op index -> its fact, for the facts tracked
+    holders: list = [None] * 2 * n  # the register holding each fact's value
     by_key: dict = {}  # key -> bits of its facts
     # The facts a write to each register ends (those whose key names it or whose
     # value it holds). Without loops a fact only names values defined before it,
@@ -110,7 +72,11 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
     # or only before the fact, never ends it.
     ends: dict = {}
     loads = stack = 0  # bits of the load facts, of those from the stack
-    for f, (i, key) in enumerate(facts):
+    # with loops an op may find a key computed later in op order: all are tracked
+    for f in range(n) if back else findable:
+        i, key = keyed[f]
+        fact_of[i] = f
+        holders[f] = holders[n + f] = ops[i].fields["dst"]
         bit = 1 << f
         by_key[key] = by_key.get(key, 0) | bit
         for r in (*_key_regs(key), holders[f]):
@@ -160,7 +126,7 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
             f = fact_of.get(i)
             key = None
             if f is not None:
-                key, bit = keys[f], 1 << f
+                key, bit = keyed[f][1], 1 << f
                 if record and i > 0:
                     if rename:
                         new = _renamed(key, rename)
@@ -187,8 +153,8 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
             cls = op.cls
             if cls in _STORES:  # a stack store leaves other loads alone
                 avail &= ~(stack if op.fields["dst"] == _R10 else loads)
-            elif op.clobbers or cls in _CALLS:
-                avail &= ~loads  # memory may have changed
+            elif op.clobbers:
+                avail &= ~loads  # a call: memory may have changed
             for r in op.defs + op.clobbers:
                 ended = ends.get(r)
                 if ended:
@@ -200,7 +166,9 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
     def visit(k: int) -> list:
         """Available facts at the end of block k handed to its successors (intersected
         at joins); the successors whose entry state changed."""
-        avail = walk(k, state_in[k], not back)
+        avail = state_in[k]
+        if bounds[k] < bounds[k + 1]:
+            avail = walk(k, avail, not back)
         changed = []
         for j in bsucc[k]:
             old = state_in[j]
@@ -227,27 +195,67 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
     keep = [op for i, op in enumerate(keep) if i not in drop]
     if rename:
         for op in keep:
-            if not rename.keys().isdisjoint(op.uses):  # a renamed value is written only by a dropped op
-                op.replace(rename)
+            for r in op.uses:  # a renamed value is written only by a dropped op
+                if r in rename:
+                    op.replace(rename)
+                    break
     return keep
 
 
-def _findable(ops: list, keyed: list, writes: dict) -> list[int]:
-    """Indices into ``keyed`` of the keys another op may find, or that may find one.
+def _scan(ops: list) -> tuple[dict, list, list, list]:
+    """One pass over ``ops``: the indices of the ops writing (or clobbering) each
+    register; the ops that may have a key (loads, and arithmetic right after a move
+    to its destination); the ops that forget the loads (stores but through r10,
+    calls) and those that forget the stack loads (stores through r10)."""
+    writes: dict = defaultdict(list)
+    candidates, forget, forget_stack = [], [], []
+    kind = _KIND.get
+    for i, op in enumerate(ops):
+        for r in op.defs:
+            writes[r].append(i)
+        if type(op) is not Op:
+            continue
+        k = kind(op.cls)
+        if k is _LOAD:
+            candidates.append(i)
+        elif k is _ALU:
+            mov = ops[i - 1]
+            if i and type(mov) is Op and mov.is_move and mov.fields["dst"] is op.fields["dst"]:
+                candidates.append(i)
+        elif k is _STORE:
+            (forget_stack if op.fields["dst"] == _R10 else forget).append(i)
+        elif op.clobbers:  # calls, and the legacy packet loads
+            forget.append(i)
+            for r in op.clobbers:
+                writes[r].append(i)
+    return writes, candidates, forget, forget_stack
 
-    The keys are grouped in op order as if every key seen before were found
-    (read through those renames, and a chain's next steps from the value found):
-    a superset of the renames the walk makes, so without loops two keys the walk
-    matches, each read through the renames made before it, fall in one group.
+
+def _keys(ops: list, candidates: list, writes: dict) -> tuple[list, list[int]]:
+    """The keyed ops as (op index, key), and the indices of the keys another op may
+    find, or that may find one.
+
+    For the last, the keys are grouped in op order as if every key seen before were
+    found (read through those renames, and a chain's next steps from the value
+    found): a superset of the renames the walk makes, so without loops two keys the
+    walk matches, each read through the renames made before it, fall in one group.
     A key alone in its group never takes part, and is not tracked.
     """
+    keyed: list = []
     renames: dict = {}  # a value whose key was seen before -> the first value with that key
     groups: dict = {}  # key -> [the first value, the members (None: a chain's step)]
-    for m, (i, key) in enumerate(keyed):
+    for i in candidates:
+        op = ops[i]
+        cls = op.cls
+        key = _load_key(op, writes) if cls is Load or cls is LoadSX else _alu_key(ops, i, writes)
+        if key is None:
+            continue
+        m = len(keyed)
+        keyed.append((i, key))
         if renames:
             key = _renamed(key, renames)
         group = groups.get(key)
-        t = ops[i].fields["dst"]
+        t = op.fields["dst"]
         if group is None:
             groups[key] = [t, m]
             continue
@@ -260,26 +268,28 @@ def _findable(ops: list, keyed: list, writes: dict) -> list[int]:
             op = ops[j]
             if op.cls not in _ALU_KEYED:
                 break
-            step = ("alu", op.cls, held, _rest(op.fields))
-            group = groups.get(_renamed(step, renames))
+            group = groups.get(_renamed(("alu", op.cls, held, _rest(op.fields)), renames))
             if group is None:
                 break
             group.append(None)
             held = group[0]
-    return [m for group in groups.values() if len(group) > 2 for m in group[1:] if m is not None]
+    findable = [m for group in groups.values() if len(group) > 2 for m in group[1:] if m is not None]
+    return keyed, findable
 
 
 def _renamed(key: tuple, rename: dict) -> tuple:
     """``key`` naming the values kept for those it names that were found again."""
-    if key[0] == "alu":
-        _, cls, a, rest = key
-        if a not in rename and not any(v in rename for _, v in rest if type(v) is VReg):
+    if key[0] != "alu":
+        return key if key[1] not in rename else (key[0], rename[key[1]], *key[2:])
+    _, cls, a, rest = key
+    if a not in rename:
+        for _, v in rest:
+            if type(v) is VReg and v in rename:
+                break
+        else:
             return key
-        return ("alu", cls, rename.get(a, a),
-                tuple((k, rename.get(v, v) if type(v) is VReg else v) for k, v in rest))
-    if key[1] not in rename:
-        return key
-    return (key[0], rename[key[1]], *key[2:])
+    return ("alu", cls, rename.get(a, a),
+            tuple((k, rename.get(v, v) if type(v) is VReg else v) for k, v in rest))
 
 
 def _key_regs(key: tuple) -> tuple:
@@ -299,12 +309,14 @@ def _load_key(op: Op, writes: dict):
 
 _STORES = (Store, StoreImm, Atomic, StoreRelease)
 _R10 = Reg.R10  # an enum member read through its class costs a metaclass lookup per read
-_CALLS = (Call, CallKfunc, CallLocal, CallX)
 _REGS = (VReg, Reg)
 
 
 _ALU_KEYED = (Alu, Neg, Endian)
-_KEYED = (Load, LoadSX, *_ALU_KEYED)
+# what the scan does with an op of each class
+_LOAD, _ALU, _STORE = "load", "alu", "store"
+_KIND = {Load: _LOAD, LoadSX: _LOAD, Alu: _ALU, Neg: _ALU, Endian: _ALU,
+         **{cls: _STORE for cls in _STORES}}
 _MOVES = (Arith.MOV, Arith.MOVSX8, Arith.MOVSX16, Arith.MOVSX32)
 
 
