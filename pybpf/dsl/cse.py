@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
+from operator import itemgetter
 
 from pybpf.asm import (
     Alu,
@@ -74,9 +75,9 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
     loads = stack = 0  # bits of the load facts, of those from the stack
     # with loops an op may find a key computed later in op order: all are tracked
     for f in range(n) if back else findable:
-        i, key = keyed[f]
+        i, key, t = keyed[f]
         fact_of[i] = f
-        holders[f] = holders[n + f] = ops[i].fields["dst"]
+        holders[f] = holders[n + f] = t
         bit = 1 << f
         by_key[key] = by_key.get(key, 0) | bit
         for r in (*_key_regs(key), holders[f]):
@@ -118,7 +119,7 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
                 if t in chain:  # the chain goes on: is its next value known too?
                     start, held = chain.pop(t)
                     if prefix[start][1] == i - 1 and op.cls in _ALU_KEYED:
-                        found = holder(avail, ("alu", op.cls, held, _rest(op.fields)))
+                        found = holder(avail, _arith(op.cls, held, op.fields))
                         if found is not None:
                             prefix[start] = (found, i)
                             if i - start + 2 < len(writes[t]):
@@ -127,29 +128,30 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
             key = None
             if f is not None:
                 key, bit = keyed[f][1], 1 << f
-                if record and i > 0:
-                    if rename:
-                        new = _renamed(key, rename)
-                        if new is not key:  # a fact of its own, ended as the original is
-                            key, bit = new, 1 << (n + f)
-                            by_key[key] = by_key.get(key, 0) | bit
-                            for r in (*_key_regs(key), holders[f]):
-                                if r in ends:
-                                    ends[r] |= bit
-                    found = holder(avail, key)
-                    if found is not None:
-                        t = holders[f]
-                        if key[0] == "alu" and len(writes[t]) > 2:
-                            # a prefix of a chain ``t = a; t += 14; t += x``: t starts from the
-                            # value found (a move), the rest of the chain stays
-                            prefix[i] = (found, i)
-                            chain[t] = (i, found)
-                        else:
-                            rename[t] = found
-                            drop.add(i)
-                            if key[0] == "alu":
-                                drop.add(i - 1)  # the MOV that started the pair
-                        key = None
+                look = record and i > 0
+                if look and rename:
+                    new = _renamed(key, rename)
+                    if new is not key:  # a fact of its own, ended as the original is
+                        key, bit = new, 1 << (n + f)
+                        by_key[key] = by_key.get(key, 0) | bit
+                        for r in (*_key_regs(key), holders[f]):
+                            if r in ends:
+                                ends[r] |= bit
+                same = by_key[key]  # the facts with this key: one at most is available
+                if look and avail & same:
+                    found = holders[(avail & same).bit_length() - 1]
+                    t = holders[f]
+                    if key[0] == "alu" and len(writes[t]) > 2:
+                        # a prefix of a chain ``t = a; t += 14; t += x``: t starts from the
+                        # value found (a move), the rest of the chain stays
+                        prefix[i] = (found, i)
+                        chain[t] = (i, found)
+                    else:
+                        rename[t] = found
+                        drop.add(i)
+                        if key[0] == "alu":
+                            drop.add(i - 1)  # the MOV that started the pair
+                    key = None
             cls = op.cls
             if cls in _STORES:  # a stack store leaves other loads alone
                 avail &= ~(stack if op.fields["dst"] == _R10 else loads)
@@ -159,7 +161,7 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
                 ended = ends.get(r)
                 if ended:
                     avail &= ~ended
-            if key is not None and not avail & by_key[key]:
+            if key is not None and not avail & same:
                 avail |= bit
         return avail
 
@@ -192,7 +194,8 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
         mov = ops[start - 1]  # the chain's MOV copies the value found; the ops it covers go
         keep[start - 1] = Op(Alu, {**mov.fields, "src": found}, mov.source)
         drop.update(range(start, last + 1))
-    keep = [op for i, op in enumerate(keep) if i not in drop]
+    for i in sorted(drop, reverse=True):
+        del keep[i]
     if rename:
         for op in keep:
             for r in op.uses:  # a renamed value is written only by a dropped op
@@ -232,8 +235,8 @@ def _scan(ops: list) -> tuple[dict, list, list, list]:
 
 
 def _keys(ops: list, candidates: list, writes: dict) -> tuple[list, list[int]]:
-    """The keyed ops as (op index, key), and the indices of the keys another op may
-    find, or that may find one.
+    """The keyed ops as (op index, key, destination), and the indices of the keys
+    another op may find, or that may find one.
 
     For the last, the keys are grouped in op order as if every key seen before were
     found (read through those renames, and a chain's next steps from the value
@@ -251,15 +254,14 @@ def _keys(ops: list, candidates: list, writes: dict) -> tuple[list, list[int]]:
         if key is None:
             continue
         m = len(keyed)
-        keyed.append((i, key))
+        t = op.fields["dst"]
+        keyed.append((i, key, t))
         if renames:
             key = _renamed(key, renames)
-        group = groups.get(key)
-        t = op.fields["dst"]
-        if group is None:
-            groups[key] = [t, m]
-            continue
+        group = groups.setdefault(key, [t])
         group.append(m)
+        if len(group) == 2:  # the first with this key
+            continue
         if key[0] != "alu" or len(writes[t]) <= 2:
             renames[t] = group[0]
             continue
@@ -268,7 +270,7 @@ def _keys(ops: list, candidates: list, writes: dict) -> tuple[list, list[int]]:
             op = ops[j]
             if op.cls not in _ALU_KEYED:
                 break
-            group = groups.get(_renamed(("alu", op.cls, held, _rest(op.fields)), renames))
+            group = groups.get(_renamed(_arith(op.cls, held, op.fields), renames))
             if group is None:
                 break
             group.append(None)
@@ -281,20 +283,20 @@ def _renamed(key: tuple, rename: dict) -> tuple:
     """``key`` naming the values kept for those it names that were found again."""
     if key[0] != "alu":
         return key if key[1] not in rename else (key[0], rename[key[1]], *key[2:])
-    _, cls, a, rest = key
+    _, cls, a, names, values = key
     if a not in rename:
-        for _, v in rest:
+        for v in values:
             if type(v) is VReg and v in rename:
                 break
         else:
             return key
-    return ("alu", cls, rename.get(a, a),
-            tuple((k, rename.get(v, v) if type(v) is VReg else v) for k, v in rest))
+    return ("alu", cls, rename.get(a, a), names,
+            tuple([rename.get(v, v) if type(v) is VReg else v for v in values]))
 
 
 def _key_regs(key: tuple) -> tuple:
     if key[0] == "alu":
-        return (key[2], *[v for _, v in key[3] if type(v) in _REGS])
+        return (key[2], *[v for v in key[4] if type(v) in _REGS])
     return (key[1],)
 
 
@@ -334,15 +336,28 @@ def _alu_key(ops: list, i: int, writes: dict):
         return None
     if n > 2 and not all(type(o) is Op and t in o.defs for o in ops[i + 1:i + n - 1]):
         return None
-    rest = _rest(op.fields)
-    for _, v in rest:
+    key = _arith(op.cls, a, op.fields)
+    for v in key[4]:
         if v is t:
             return None
-    return ("alu", op.cls, a, rest)
+    return key
 
 
-def _rest(fields: dict) -> tuple:
-    """An arithmetic op's fields but its destination, as sorted (name, value) pairs."""
-    rest = sorted(fields.items())
-    rest.remove(("dst", fields["dst"]))
-    return tuple(rest)
+def _arith(cls: type, a: VReg, fields: dict) -> tuple:
+    """The key of ``t = a`` then an op of class ``cls`` with ``fields`` on t:
+    ``("alu", cls, a, names, values)`` of its other fields, by name."""
+    order = tuple(fields)
+    names, read = _READERS.get(order) or _reader(order)
+    return ("alu", cls, a, names, read(fields))
+
+
+def _reader(order: tuple) -> tuple:
+    """The field names but ``dst`` sorted, and a function reading their values from a
+    fields dict; kept for each order the emitting code gives the names in."""
+    names = tuple(sorted(k for k in order if k != "dst"))
+    read = itemgetter(*names) if len(names) > 1 else lambda fields: tuple([fields[k] for k in names])
+    _READERS[order] = names, read
+    return names, read
+
+
+_READERS: dict = {}
