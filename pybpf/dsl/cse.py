@@ -125,7 +125,6 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
                             if i - start + 2 < len(writes[t]):
                                 chain[t] = (start, found)
             f = fact_of.get(i)
-            key = None
             if f is not None:
                 key, bit = keyed[f][1], 1 << f
                 look = record and i > 0
@@ -152,8 +151,13 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
                         if key[0] == "alu":
                             drop.add(i - 1)  # the MOV that started the pair
                     key = None
-            cls = op.cls
-            if cls in _STORES:  # a stack store leaves other loads alone
+                ended = ends.get(holders[f])  # it writes only its destination
+                if ended:
+                    avail &= ~ended
+                if key is not None and not avail & same:
+                    avail |= bit
+                continue
+            if op.cls in _STORES:  # a stack store leaves other loads alone
                 avail &= ~(stack if op.fields["dst"] == _R10 else loads)
             elif op.clobbers:
                 avail &= ~loads  # a call: memory may have changed
@@ -161,8 +165,6 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
                 ended = ends.get(r)
                 if ended:
                     avail &= ~ended
-            if key is not None and not avail & same:
-                avail |= bit
         return avail
 
     def visit(k: int) -> list:
@@ -249,12 +251,21 @@ def _keys(ops: list, candidates: list, writes: dict) -> tuple[list, list[int]]:
     groups: dict = {}  # key -> [the first value, the members (None: a chain's step)]
     for i in candidates:
         op = ops[i]
-        cls = op.cls
-        key = _load_key(op, writes) if cls is Load or cls is LoadSX else _alu_key(ops, i, writes)
-        if key is None:
+        f = op.fields
+        t = f["dst"]
+        if type(t) is not VReg:
             continue
+        n = len(writes[t])
+        cls = op.cls
+        if cls is Load or cls is LoadSX:  # (class, base, offset, size), the result written only here
+            if n != 1 or f["src"] == t:
+                continue
+            key = (cls, f["src"], f["off"], f["size"])
+        else:
+            key = _alu_key(ops, i, t, n)
+            if key is None:
+                continue
         m = len(keyed)
-        t = op.fields["dst"]
         keyed.append((i, key, t))
         if renames:
             key = _renamed(key, renames)
@@ -262,11 +273,11 @@ def _keys(ops: list, candidates: list, writes: dict) -> tuple[list, list[int]]:
         group.append(m)
         if len(group) == 2:  # the first with this key
             continue
-        if key[0] != "alu" or len(writes[t]) <= 2:
+        if key[0] != "alu" or n <= 2:
             renames[t] = group[0]
             continue
         held = group[0]  # a chain's first step: the next ones may be found from it
-        for j in range(i + 1, i + len(writes[t]) - 1):
+        for j in range(i + 1, i + n - 1):
             op = ops[j]
             if op.cls not in _ALU_KEYED:
                 break
@@ -300,15 +311,6 @@ def _key_regs(key: tuple) -> tuple:
     return (key[1],)
 
 
-def _load_key(op: Op, writes: dict):
-    """``(class, base, offset, size)`` of a load whose result is written only there."""
-    f = op.fields
-    dst = f["dst"]
-    if type(dst) is not VReg or len(writes[dst]) != 1 or f["src"] == dst:
-        return None
-    return (op.cls, f["src"], f["off"], f["size"])
-
-
 _STORES = (Store, StoreImm, Atomic, StoreRelease)
 _R10 = Reg.R10  # an enum member read through its class costs a metaclass lookup per read
 _REGS = (VReg, Reg)
@@ -322,17 +324,13 @@ _KIND = {Load: _LOAD, LoadSX: _LOAD, Alu: _ALU, Neg: _ALU, Endian: _ALU,
 _MOVES = (Arith.MOV, Arith.MOVSX8, Arith.MOVSX16, Arith.MOVSX32)
 
 
-def _alu_key(ops: list, i: int, writes: dict):
+def _alu_key(ops: list, i: int, t: VReg, n: int):
     """A key for ``t = a; t op= c`` (one arithmetic result: t written exactly there),
     or for the first step of a chain ``t = a; t op= c; t op2= d ...`` whose ops are
-    all of t's writes. ``ops[i - 1]`` is a move to t (the caller checks)."""
+    all of t's ``n`` writes. ``ops[i - 1]`` is a move to t (the caller checks)."""
     op = ops[i]
-    t = op.fields["dst"]
     a = ops[i - 1].fields["src"]
-    if type(t) is not VReg or type(a) is not VReg:
-        return None
-    n = len(writes[t])
-    if n < 2 or op.cls is Alu and op.fields["op"] in _MOVES:
+    if type(a) is not VReg or n < 2 or op.cls is Alu and op.fields["op"] in _MOVES:
         return None
     if n > 2 and not all(type(o) is Op and t in o.defs for o in ops[i + 1:i + n - 1]):
         return None
