@@ -50,10 +50,11 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
     ``t = a; t &= 15; t <<= 2; t += 14`` whose first steps were computed before
     starts from the last value found (``t = lsh``) and keeps the rest.
 
-    Fact ``f`` is the f-th tracked op's key held in its destination; fact
-    ``n + f`` (n tracked ops) the same op's key read through renames, where that
-    differs. At most one fact of a key is available at a time: a key already
-    available is not recorded again.
+    Fact ``f`` is the f-th keyed op's key held in its destination; fact ``n + f``
+    (n keyed ops) the same op's key read through renames, where that differs. Only
+    the facts of keys that may be matched are tracked: the others' ops are not
+    walked and their bits stay clear. At most one fact of a key is available at a
+    time: a key already available is not recorded again.
     """
     writes, candidates, forget, forget_stack = _scan(ops)
     keyed, findable = _keys(ops, candidates, writes)
@@ -80,15 +81,20 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
         holders[f] = holders[n + f] = t
         bit = 1 << f
         by_key[key] = by_key.get(key, 0) | bit
-        for r in (*_key_regs(key), holders[f]):
-            w = writes.get(r)
-            if w and (back or w[-1] > i and (type(r) is not VReg or len(w) > 1)):
-                ends[r] = ends.get(r, 0) | bit
-        if key[0] != "alu":
+        if key[0] == "alu":
+            named = _key_regs(key)
+        else:
+            named = (key[1],)
             both = bit | 1 << (n + f)
             loads |= both
             if key[1] == _R10:
                 stack |= both
+        for r in named:
+            w = writes.get(r)
+            if w and (back or w[-1] > i and (type(r) is not VReg or len(w) > 1)):
+                ends[r] = ends.get(r, 0) | bit
+        if back or writes[t][-1] > i:  # t is written here: a later write ends the fact
+            ends[t] = ends.get(t, 0) | bit
     # the ops that can change the facts, in op order, and where each block's start
     steps = set(fact_of)
     if loads:
