@@ -227,12 +227,12 @@ def _scan(ops: list) -> tuple[dict, list, list, list]:
         if type(op) is not Op:
             continue
         k = kind(op.cls)
-        if k is _LOAD:
-            candidates.append(i)
-        elif k is _ALU:
+        if k is _ALU:
             mov = ops[i - 1]
             if i and type(mov) is Op and mov.is_move and mov.fields["dst"] is op.fields["dst"]:
                 candidates.append(i)
+        elif k is _LOAD:
+            candidates.append(i)
         elif k is _STORE:
             (forget_stack if op.fields["dst"] == _R10 else forget).append(i)
         elif op.clobbers:  # calls, and the legacy packet loads
@@ -243,14 +243,14 @@ def _scan(ops: list) -> tuple[dict, list, list, list]:
 
 
 def _keys(ops: list, candidates: list, writes: dict) -> tuple[list, list[int]]:
-    """The keyed ops as (op index, key, destination), and the indices of the keys
-    another op may find, or that may find one.
+    """The keyed ops as (op index, key, destination), and the indices (into the
+    first) of those the walk may match: keys another op may find, or that may find one.
 
-    For the last, the keys are grouped in op order as if every key seen before were
-    found (read through those renames, and a chain's next steps from the value
-    found): a superset of the renames the walk makes, so without loops two keys the
-    walk matches, each read through the renames made before it, fall in one group.
-    A key alone in its group never takes part, and is not tracked.
+    The keys are grouped in op order as if every key seen before were found (read
+    through those renames, and a chain's next steps from the value found). Without
+    loops the walk meets the ops in op order and makes a subset of these renames,
+    so two keys it matches, each read through the renames made before it, fall in
+    one group; a key alone in its group takes part in no match and is not tracked.
     """
     keyed: list = []
     renames: dict = {}  # a value whose key was seen before -> the first value with that key
