@@ -2,13 +2,15 @@
 and repeated ``t = a; t op= c`` arithmetic reuse the earlier result, found by a
 forward "available values" analysis over the control-flow graph.
 
-The analysis tracks facts "key K is held in register v", one per keyed op, each a
-bit position: the facts available at a point are the set bits of one int. A join
-is an ``&``, a store or call forgets the load facts with one mask, a write to a
+A load's key is ``(class, base, offset, size)``; arithmetic's is ``("alu",
+class, a, names, values)`` with the op's other fields by name. The analysis
+tracks facts "key K is held in register v", one per keyed op, each a bit
+position: the facts available at a point are the set bits of one int. A join is
+an ``&``, a store or call forgets the load facts with one mask, a write to a
 register forgets the facts that name it (or are held in it) with another, and a
-key is available where its facts' mask meets the state; no state is copied. Only
-the facts that can match another op's key are tracked, and only the ops that can
-change them are walked.
+key is available where its facts' mask meets the state; no state is copied.
+Only the facts that can match another op's key are tracked, and only the ops
+that can change them are walked.
 """
 
 from __future__ import annotations
@@ -312,6 +314,7 @@ def _renamed(key: tuple, rename: dict) -> tuple:
 
 
 def _key_regs(key: tuple) -> tuple:
+    """The registers ``key`` names (a load's base; an arithmetic source and operand)."""
     if key[0] == "alu":
         return (key[2], *[v for v in key[4] if type(v) in _REGS])
     return (key[1],)
@@ -336,7 +339,7 @@ def _alu_key(ops: list, i: int, t: VReg, n: int):
     all of t's ``n`` writes. ``ops[i - 1]`` is a move to t (the caller checks)."""
     op = ops[i]
     a = ops[i - 1].fields["src"]
-    if type(a) is not VReg or n < 2 or op.cls is Alu and op.fields["op"] in _MOVES:
+    if type(a) is not VReg or op.cls is Alu and op.fields["op"] in _MOVES:
         return None
     if n > 2 and not all(type(o) is Op and t in o.defs for o in ops[i + 1:i + n - 1]):
         return None
