@@ -5,6 +5,9 @@ conditional jumps they decide and masks that change nothing.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import Counter
+
 from pybpf.asm import (
     Alu,
     Arith,
@@ -31,36 +34,46 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
     """
     checks = {}
     for i in range(2, len(ops)):
-        if type(ops[i]) is Op and ops[i].cls is Jump:
+        op = ops[i]
+        if type(op) is Op and op.cls is Jump:
             key = _check_key(ops, i)
             if key is not None:
                 checks[i] = key
-    # A check is implied only by another check of the same base and end: when no
-    # two checks share them, there is nothing to look for.
-    if len({(base, end) for base, end, _ in checks.values()}) == len(checks):
+    # A check is implied only by another check of the same base and end: the others
+    # need no facts, and when no two checks share them there is nothing to look for.
+    pairs = Counter((base, end) for base, end, _ in checks.values())
+    checks = {i: key for i, key in checks.items() if pairs[key[0], key[1]] > 1}
+    if not checks:
         return ops
     cfg = Cfg(ops) if cfg is None else cfg
     succ, spans, bsucc = cfg.succ, cfg.spans, cfg.bsucc
-    # the ops that can change a fact: checks, and writes of a checked base or end
+    # per block, the ops that can change a fact: checks (each ends its block), and
+    # writes of a checked base or end
     regs = {r for base, end, _ in checks.values() for r in (base, end)}
-    steps = [[i for i in range(first, last + 1)
-              if i in checks or any(d in regs for d in ops[i].defs)] for first, last in spans]
+    starts = [first for first, _ in spans]
+    steps: list = [[] for _ in spans]
+    for i in sorted([*checks, *(i for i, op in enumerate(ops) if not regs.isdisjoint(op.defs))]):
+        steps[bisect_right(starts, i) - 1].append(i)
     nb = len(spans)
     state_in: list = [None] * nb  # facts at block entry: {(base, end): K}; None: top
 
     def visit(k: int) -> list:
         """Facts at the end of block k handed to its successors; those whose entry changed."""
         last = spans[k][1]
-        facts = _check_facts(ops, steps[k], state_in[k], checks)
-        jump = isinstance(ops[last], Op) and ops[last].cls is Jump
+        facts = state_in[k]
+        if steps[k]:
+            facts = _check_facts(ops, steps[k], facts, checks)
+        check = checks.get(last)
         changed = []
         for j, target in zip(bsucc[k], succ[last], strict=True):
             edge = facts
-            if jump and target != last + 1:  # the taken edge of a check
-                edge = _without_own_check(facts, checks.get(last))
+            if check is not None and target != last + 1:  # the taken edge of a check
+                edge = _without_own_check(facts, check)
             old = state_in[j]
             if old is None:
                 new = edge
+            elif not old or old is edge:
+                continue  # nothing to take away
             else:
                 new = {f: min(v, edge[f]) for f, v in old.items() if f in edge}
             if new != old:
@@ -140,15 +153,21 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     "unknown"). A ``if x > 65535 goto short`` on an offset that is provably
     at most 40 + 60 + 8 * 255, say, cannot jump, and the verifier knows it
     too; the DSL emits such checks whenever it cannot see that itself.
+
+    A state maps registers to ``(lo, hi)``; a register it lacks is unknown.
+    Registers are independent of each other in it (each one's interval comes
+    from the intervals of the registers its op reads), so a state need only
+    hold the registers some decision ahead depends on.
     """
     cfg = Cfg(ops) if cfg is None else cfg
     spans, bsucc, back = cfg.spans, cfg.bsucc, cfg.back
+    decisions = _decisions(ops)
     if back:  # only values still needed are tracked, so that states stay small
         live = Liveness(ops, cfg.succ)
         bit, live_out = live.bit, live.out
         steps = [range(first, last + 1) for first, last in spans]
     else:  # without loops, only ops on the way to a decision need to be walked
-        steps = _steps_to_decisions(ops, spans)
+        steps = _steps_to_decisions(ops, spans, decisions)
     nb = len(spans)
     state_in: list = [None] * nb
     visits = [0] * nb
@@ -162,21 +181,23 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
         i = first
         while type(ops[i]) is Mark and i + 1 < len(ops):
             i += 1
-        if i > first and _decidable(ops[i]):
+        if i > first and i in decisions and ops[i].cls is Jump:
             tests[k] = i
 
     def walk(k: int, state: dict, record: bool) -> dict:
         for i in steps[k]:
             op = ops[i]
-            if record and type(op) is Op and (op.cls is Alu or op.cls is Jump):
-                if _noop_and(op, state):  # x &= mask with x <= mask changes nothing
-                    change[i] = None
-                elif _decidable(op):
+            if record and i in decisions:
+                if op.cls is Jump:
                     if _never(op, state):
                         change[i] = None
                     elif _always(op, state):  # the code it jumps over is unreachable, goes
                         change[i] = Op(Goto, {"target": op.fields["target"]}, op.source)
-            _range_step_into(op, state)
+                    continue
+                if _interval(state, op.fields["dst"])[1] <= op.fields["src"]:
+                    change[i] = None  # x &= mask with x <= mask changes nothing
+            if op.defs:
+                _range_step_into(op, state)
         return state
 
     def visit(k: int) -> list:
@@ -188,16 +209,20 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
         if back:
             state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
         jump, succs, changed = ops[last], bsucc[k], []
+        decides = last in decisions and jump.cls is Jump
         for idx, j in enumerate(succs):  # a Jump's successors: (fall-through, target)
-            edge = _narrow(jump, state, taken=(idx == len(succs) - 1 and idx > 0))
+            taken = idx == len(succs) - 1 and idx > 0
+            edge = _narrow(jump, state, taken) if decides else state
             if j in tests and not back and type(jump) is Op and jump.cls in _THREADED \
-                    and idx == len(succs) - 1 and (idx > 0 or jump.cls is Goto):
+                    and (taken or idx == 0 and jump.cls is Goto):
                 to = _threaded(ops, tests[j], edge)
                 if to is not None:
                     thread[last] = to
             old = state_in[j]
             if old is None:
                 new = edge
+            elif old is edge:
+                continue
             else:
                 new = _hull(old, edge)
                 if new != old:
@@ -258,9 +283,16 @@ def _threaded(ops: list, i: int, state: dict) -> str | None:
     return None
 
 
-def _steps_to_decisions(ops: list, spans: list) -> list[list[int]]:
-    """Per block, the ops a decision depends on: decidable jumps and masks, and the ops
-    computing the values they read, transitively.
+def _decisions(ops: list) -> set[int]:
+    """Indices of the ops a range may decide: unsigned jumps on a register against a
+    constant, and ``x &= 2**n - 1`` masks."""
+    return {i for i, op in enumerate(ops)
+            if type(op) is Op and (op.cls is Jump and _decidable(op) or op.cls is Alu and _and_mask(op))}
+
+
+def _steps_to_decisions(ops: list, spans: list, decisions: set) -> list[list[int]]:
+    """Per block, the ops a decision depends on: the decisions, and the ops computing
+    the values they read, transitively.
 
     For code without loops (every edge goes forward in op order) one backward
     pass finds them: a value is wanted where a later decision reads it. The
@@ -270,18 +302,19 @@ def _steps_to_decisions(ops: list, spans: list) -> list[list[int]]:
     marked = [False] * len(ops)
     for i in range(len(ops) - 1, -1, -1):
         op = ops[i]
-        if type(op) is not Op:
-            continue
-        for d in op.defs:
-            if d in wanted:
-                break
-        else:
-            cls = op.cls
-            if not (cls is Jump and _decidable(op) or cls is Alu and _and_mask(op)):
-                continue
-        marked[i] = True
-        wanted.update(op.uses)
+        if i in decisions or not wanted.isdisjoint(op.defs):
+            marked[i] = True
+            wanted.update(_inputs(op))
     return [[i for i in range(first, last + 1) if marked[i]] for first, last in spans]
+
+
+def _inputs(op) -> tuple:
+    """The registers whose intervals the interval ``op`` writes (or tests) is computed from:
+    a load's or a byte swap's comes from its width alone."""
+    cls = op.cls
+    if cls is Jump or cls is Alu and op.fields["op"] in _BOUNDED:
+        return op.uses
+    return ()
 
 
 _UNSIGNED_JUMPS = (JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE)
@@ -324,11 +357,6 @@ _ALWAYS = {JumpOp.JGT: lambda lo, hi, k: lo > k, JumpOp.JGE: lambda lo, hi, k: l
            JumpOp.JNE: lambda lo, hi, k: not lo <= k <= hi}
 
 
-def _noop_and(op, state: dict) -> bool:
-    """``x &= 0xffff`` when x is already at most 0xffff (a checksum fold, a be16 value)."""
-    return _and_mask(op) and _interval(state, op.fields["dst"])[1] <= op.fields["src"]
-
-
 def _and_mask(op) -> bool:
     """``x &= 2**n - 1`` on a virtual register."""
     if not (isinstance(op, Op) and op.cls is Alu and op.fields["op"] is _AND
@@ -348,8 +376,7 @@ def _always(op, state: dict) -> bool:
 
 
 def _narrow(op, state: dict, taken: bool) -> dict:
-    if not _decidable(op):
-        return state
+    """The state on one edge of the decidable jump ``op``."""
     jop, k = _jump_k(op)
     r = op.fields["dst"]
     lo, hi = _interval(state, r)
@@ -378,6 +405,8 @@ _NEGATION = {JumpOp.JGT: JumpOp.JLE, JumpOp.JGE: JumpOp.JLT, JumpOp.JLT: JumpOp.
 _JGT, _JGE, _JLT, _JLE, _JEQ = JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE, JumpOp.JEQ
 _MOV, _ADD, _SUB, _MUL, _AND = Arith.MOV, Arith.ADD, Arith.SUB, Arith.MUL, Arith.AND
 _OR, _XOR, _LSH, _RSH, _DIV, _MOD = Arith.OR, Arith.XOR, Arith.LSH, Arith.RSH, Arith.DIV, Arith.MOD
+# the ALU operators whose result ``_value_of`` bounds from its operands (others: unknown)
+_BOUNDED = frozenset((_MOV, _ADD, _SUB, _MUL, _AND, _OR, _XOR, _LSH, _RSH, _DIV, _MOD))
 
 
 def _hull(a: dict, b: dict) -> dict:
