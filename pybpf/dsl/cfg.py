@@ -75,8 +75,15 @@ class Cfg:
     @property
     def succ(self) -> list[tuple[int, ...]]:
         if self._succ is None:
-            self._succ = _successors(self.ops, self._branch_info())
+            self._succ = _successors(self.ops, self.branches)
         return self._succ
+
+    @property
+    def branches(self) -> dict[int, tuple[int, ...]]:
+        """The successors of the jumps, gotos and exits, by op index, in op order."""
+        if self._branches is None:
+            self._branches = _branches(self.ops)
+        return self._branches
 
     @property
     def spans(self) -> list[tuple[int, int]]:
@@ -90,16 +97,11 @@ class Cfg:
     def back(self) -> bool:
         return self._block_graph()[2]
 
-    def _branch_info(self):
-        if self._branches is None:
-            self._branches = _branches(self.ops)
-        return self._branches
-
     def _block_graph(self):
         if self._blocks is None:
             n = len(self.ops)
             # the ends of blocks: branches whose successors are not just the next op
-            ends = {i: s for i, s in self._branch_info().items() if s != (i + 1,)}
+            ends = {i: s for i, s in self.branches.items() if s != (i + 1,)}
             leaders = {0} if n else set()
             for i, s in ends.items():
                 leaders.update(s)

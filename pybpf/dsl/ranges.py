@@ -32,10 +32,10 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
     ``end`` is written again; a later check of ``base + K2`` with ``K2 <= K``
     cannot fail, so it is removed (its ``t`` then dies and goes too).
     """
+    cfg = Cfg(ops) if cfg is None else cfg
     checks = {}
-    for i in range(2, len(ops)):
-        op = ops[i]
-        if type(op) is Op and op.cls is Jump:
+    for i in cfg.branches:
+        if i >= 2:
             key = _check_key(ops, i)
             if key is not None:
                 checks[i] = key
@@ -45,14 +45,15 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
     checks = {i: key for i, key in checks.items() if pairs[key[0], key[1]] > 1}
     if not checks:
         return ops
-    cfg = Cfg(ops) if cfg is None else cfg
     succ, spans, bsucc = cfg.succ, cfg.spans, cfg.bsucc
     # per block, the ops that can change a fact: checks (each ends its block), and
-    # writes of a checked base or end
+    # writes of a checked base or end; without loops, only writes between the first
+    # and the last check can come after a check and before another one
     regs = {r for base, end, _ in checks.values() for r in (base, end)}
+    writes = range(len(ops)) if cfg.back else range(min(checks) + 1, max(checks))
     starts = [first for first, _ in spans]
     steps: list = [[] for _ in spans]
-    for i in sorted([*checks, *(i for i, op in enumerate(ops) if not regs.isdisjoint(op.defs))]):
+    for i in sorted([*checks, *(i for i in writes if not regs.isdisjoint(ops[i].defs))]):
         steps[bisect_right(starts, i) - 1].append(i)
     nb = len(spans)
     state_in: list = [None] * nb  # facts at block entry: {(base, end): K}; None: top
@@ -63,8 +64,14 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
         facts = state_in[k]
         if steps[k]:
             facts = _check_facts(ops, steps[k], facts, checks)
-        check = checks.get(last)
         changed = []
+        if not facts:  # nothing holds here, so nothing holds at the successors either
+            for j in bsucc[k]:
+                if state_in[j] is None or state_in[j]:
+                    state_in[j] = facts
+                    changed.append(j)
+            return changed
+        check = checks.get(last)
         for j, target in zip(bsucc[k], succ[last], strict=True):
             edge = facts
             if check is not None and target != last + 1:  # the taken edge of a check
@@ -124,7 +131,7 @@ def _without_own_check(facts: dict, key) -> dict:
 def _check_key(ops: list, i: int):
     """(base, end, K) if ops[i-2:i+1] is ``t = base; t += K; if t > end goto ...``."""
     j, a, m = ops[i], ops[i - 1], ops[i - 2]
-    if not (isinstance(j, Op) and j.cls is Jump and j.fields["op"] is _JGT
+    if not (j.cls is Jump and j.fields["op"] is _JGT
             and j.fields["width"] == 64 and isinstance(j.fields["src"], VReg)):
         return None
     t = j.fields["dst"]
@@ -147,27 +154,29 @@ _TOP = (0, _M64)
 def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     """Conditional jumps that value ranges decide, and masks that change nothing, go.
 
-    Unsigned intervals of every virtual register are propagated over the CFG
+    Unsigned intervals of virtual registers are propagated over the CFG
     (loads give their width, ``&``/``>>``/``<<``/``+`` with known operands
     stay bounded, jumps narrow their operand on each edge, loops widen to
     "unknown"). A ``if x > 65535 goto short`` on an offset that is provably
     at most 40 + 60 + 8 * 255, say, cannot jump, and the verifier knows it
     too; the DSL emits such checks whenever it cannot see that itself.
 
-    A state maps registers to ``(lo, hi)``; a register it lacks is unknown.
-    Registers are independent of each other in it (each one's interval comes
-    from the intervals of the registers its op reads), so a state need only
-    hold the registers some decision ahead depends on.
+    A state maps virtual registers to ``(lo, hi)``; one it lacks is unknown
+    (physical registers never have an interval). A register's interval comes
+    only from those of the registers its op reads, so a state may leave out
+    any register no decision ahead depends on. Without loops only those are
+    tracked, only the ops computing them are walked, and each block is
+    visited once, in op order; with loops, the registers still live are.
     """
     cfg = Cfg(ops) if cfg is None else cfg
     spans, bsucc, back = cfg.spans, cfg.bsucc, cfg.back
-    decisions = _decisions(ops)
-    if back:  # only values still needed are tracked, so that states stay small
+    if back:
+        decisions = _decisions(ops)
         live = Liveness(ops, cfg.succ)
         bit, live_out = live.bit, live.out
         steps = [range(first, last + 1) for first, last in spans]
-    else:  # without loops, only ops on the way to a decision need to be walked
-        steps = _steps_to_decisions(ops, spans, decisions)
+    else:
+        steps, wanted, decisions = _steps_to_decisions(ops, spans, bsucc)
     nb = len(spans)
     state_in: list = [None] * nb
     visits = [0] * nb
@@ -189,12 +198,13 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
             op = ops[i]
             if record and i in decisions:
                 if op.cls is Jump:
-                    if _never(op, state):
+                    jumps = _decide(op, state)
+                    if jumps is False:
                         change[i] = None
-                    elif _always(op, state):  # the code it jumps over is unreachable, goes
+                    elif jumps:  # the code it jumps over is unreachable, goes
                         change[i] = Op(Goto, {"target": op.fields["target"]}, op.source)
                     continue
-                if _interval(state, op.fields["dst"])[1] <= op.fields["src"]:
+                if state.get(op.fields["dst"], _TOP)[1] <= op.fields["src"]:
                     change[i] = None  # x &= mask with x <= mask changes nothing
             if op.defs:
                 _range_step_into(op, state)
@@ -204,15 +214,19 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
         """Walk block k from its entry state; the successors whose entry state changed."""
         last = spans[k][1]
         state = state_in[k]
-        if steps[k]:  # else the state passes through unchanged, and need not be copied
-            state = walk(k, dict(state), not back)
         if back:
+            state = walk(k, dict(state), False)
             state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
+        elif steps[k]:  # else the state passes through unchanged, and need not be copied
+            live = wanted[k]
+            state = walk(k, {r: v for r, v in state.items() if r in live}, True)
         jump, succs, changed = ops[last], bsucc[k], []
-        decides = last in decisions and jump.cls is Jump
+        fall = on_jump = state
+        if last in decisions and jump.cls is Jump:
+            fall, on_jump = _narrow(jump, state)
         for idx, j in enumerate(succs):  # a Jump's successors: (fall-through, target)
             taken = idx == len(succs) - 1 and idx > 0
-            edge = _narrow(jump, state, taken) if decides else state
+            edge = on_jump if taken else fall
             if j in tests and not back and type(jump) is Op and jump.cls in _THREADED \
                     and (taken or idx == 0 and jump.cls is Goto):
                 to = _threaded(ops, tests[j], edge)
@@ -225,7 +239,7 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
                 continue
             else:
                 new = _hull(old, edge)
-                if new != old:
+                if back and new != old:
                     visits[j] += 1
                     if visits[j] > 8:  # a loop keeps growing it: give up on what grows
                         new = {r: v for r, v in new.items() if old.get(r) == v}
@@ -241,31 +255,19 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
         for k in range(nb):
             if state_in[k] is not None:
                 walk(k, dict(state_in[k]), True)
-    if thread:
-        ops = list(ops)
-        for i, to in thread.items():
-            op = change.get(i, ops[i])
-            if op is not None:
-                ops[i] = Op(op.cls, {**op.fields, "target": to}, op.source)
-                change.pop(i, None)
-        change = {i: op for i, op in change.items() if op is None}
-        return drop_unreachable([op for i, op in enumerate(ops) if i not in change])
-    if not change:
+    if not change and not thread:
         return ops
-    if any(op is not None for op in change.values()):
-        ops = list(ops)  # a jump became a goto: what it jumped over may be unreachable now
-        for i, op in change.items():
-            if op is not None:
-                ops[i] = op
-        change = {i: op for i, op in change.items() if op is None}
-        return drop_unreachable([op for i, op in enumerate(ops) if i not in change])
-    out = []
-    for i, op in enumerate(ops):
-        if i in change:
-            op = change[i]
-            if op is None:
-                continue
-        out.append(op)
+    ops = list(ops)
+    for i, op in change.items():
+        ops[i] = op
+    for i, to in thread.items():
+        op = ops[i]
+        if op is not None:
+            ops[i] = Op(op.cls, {**op.fields, "target": to}, op.source)
+    out = [op for op in ops if op is not None]
+    if thread or len(change) > len(ops) - len(out):
+        # a jump became a goto or goes elsewhere: what it jumped over may be unreachable now
+        return drop_unreachable(out)
     return out
 
 
@@ -276,39 +278,72 @@ def _threaded(ops: list, i: int, state: dict) -> str | None:
     """Where the decidable jump ``ops[i]`` leads from ``state``: its target when it
     always jumps, the label after it when it never does, None when undecided."""
     op = ops[i]
-    if _always(op, state):
+    jumps = _decide(op, state)
+    if jumps:
         return op.fields["target"]
-    if _never(op, state) and i + 1 < len(ops) and type(ops[i + 1]) is Mark:
+    if jumps is False and i + 1 < len(ops) and type(ops[i + 1]) is Mark:
         return ops[i + 1].name
     return None
 
 
-def _decisions(ops: list) -> set[int]:
-    """Indices of the ops a range may decide: unsigned jumps on a register against a
-    constant, and ``x &= 2**n - 1`` masks."""
-    return {i for i, op in enumerate(ops)
-            if type(op) is Op and (op.cls is Jump and _decidable(op) or op.cls is Alu and _and_mask(op))}
+def _steps_to_decisions(ops: list, spans: list, bsucc: list) -> tuple[list, list, set]:
+    """For code without loops: per block the ops a decision depends on, and the
+    registers decisions ahead read at its entry; and the decisions (op indices).
 
-
-def _steps_to_decisions(ops: list, spans: list, decisions: set) -> list[list[int]]:
-    """Per block, the ops a decision depends on: the decisions, and the ops computing
-    the values they read, transitively.
-
-    For code without loops (every edge goes forward in op order) one backward
-    pass finds them: a value is wanted where a later decision reads it. The
-    other ops cannot change a decision, so the walk passes over them.
+    Every edge goes forward in op order, so one backward pass over the blocks,
+    each after its successors, finds them: an op is on the way to a decision
+    when it writes a register a later decision reads, directly or through
+    other such ops (``_inputs``): liveness with only those reads. The other
+    ops cannot change a decision, so the walk passes over them.
     """
-    wanted: set = set()
-    marked = [False] * len(ops)
-    for i in range(len(ops) - 1, -1, -1):
-        op = ops[i]
-        if i in decisions or not wanted.isdisjoint(op.defs):
-            marked[i] = True
-            wanted.update(_inputs(op))
-    return [[i for i in range(first, last + 1) if marked[i]] for first, last in spans]
+    nb = len(spans)
+    steps: list = [None] * nb
+    live_in: list = [None] * nb
+    decisions = set()
+    for k in range(nb - 1, -1, -1):
+        live = set()
+        for j in bsucc[k]:
+            live |= live_in[j]
+        first, last = spans[k]
+        block = []
+        for i in range(last, first - 1, -1):
+            op = ops[i]
+            defs = op.defs
+            if defs:
+                if op.cls is Alu and op.fields["op"] is _AND and _is_decision(op):
+                    decisions.add(i)  # a mask
+                elif live.isdisjoint(defs):
+                    continue
+                live.difference_update(defs)
+            elif type(op) is Op and op.cls is Jump and _is_decision(op):
+                decisions.add(i)
+            else:
+                continue
+            live.update(_inputs(op))
+            block.append(i)
+        block.reverse()
+        steps[k], live_in[k] = block, live
+    return steps, live_in, decisions
 
 
-def _inputs(op) -> tuple:
+def _decisions(ops: list) -> set[int]:
+    """Indices of the ops a range may decide."""
+    return {i for i, op in enumerate(ops) if type(op) is Op and _is_decision(op)}
+
+
+def _is_decision(op: Op) -> bool:
+    """What a range may decide: an unsigned jump comparing a virtual register with a
+    constant, or ``x &= 2**n - 1`` on one."""
+    cls, f = op.cls, op.fields
+    if cls is Jump:
+        return f["op"] in _UNSIGNED_JUMPS and type(f["dst"]) is VReg and is_imm(f["src"])
+    if cls is Alu and f["op"] is _AND and type(f["dst"]) is VReg:
+        k = f["src"]
+        return is_imm(k) and k >= 0 and (k + 1) & k == 0
+    return False
+
+
+def _inputs(op: Op) -> tuple:
     """The registers whose intervals the interval ``op`` writes (or tests) is computed from:
     a load's or a byte swap's comes from its width alone."""
     cls = op.cls
@@ -320,30 +355,31 @@ def _inputs(op) -> tuple:
 _UNSIGNED_JUMPS = (JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE)
 
 
-def _decidable(op) -> bool:
-    return (isinstance(op, Op) and op.cls is Jump and op.fields["op"] in _UNSIGNED_JUMPS
-            and isinstance(op.fields["dst"], VReg) and is_imm(op.fields["src"]))
-
-
-def _jump_k(op):
+def _jump_k(op: Op) -> tuple:
     f = op.fields
     k = f["src"] & (_M64 if f["width"] == 64 else _M32)
     return f["op"], k
 
 
-def _interval(state: dict, r, width: int = 64):
-    iv = state.get(r, _TOP) if isinstance(r, VReg) else _TOP
+def _interval(state: dict, r: VReg, width: int = 64) -> tuple[int, int]:
+    iv = state.get(r, _TOP)
     if width == 32 and iv[1] > _M32:
         return (0, _M32)
     return iv
 
 
-def _never(op, state: dict) -> bool:
+def _decide(op: Op, state: dict) -> bool | None:
+    """Whether the decidable jump ``op`` jumps from ``state``: always (True), never
+    (False), or it depends (None)."""
     jop, k = _jump_k(op)
-    lo, hi = _interval(state, op.fields["dst"])
+    lo, hi = state.get(op.fields["dst"], _TOP)
     if op.fields["width"] == 32 and hi > _M32:
+        return None
+    if _NEVER[jop](lo, hi, k):
         return False
-    return _NEVER[jop](lo, hi, k)
+    if _ALWAYS[jop](lo, hi, k):
+        return True
+    return None
 
 
 # whether ``x op k`` holds for no x in [lo, hi] (_NEVER) or for all of them (_ALWAYS)
@@ -357,33 +393,19 @@ _ALWAYS = {JumpOp.JGT: lambda lo, hi, k: lo > k, JumpOp.JGE: lambda lo, hi, k: l
            JumpOp.JNE: lambda lo, hi, k: not lo <= k <= hi}
 
 
-def _and_mask(op) -> bool:
-    """``x &= 2**n - 1`` on a virtual register."""
-    if not (isinstance(op, Op) and op.cls is Alu and op.fields["op"] is _AND
-            and isinstance(op.fields["dst"], VReg) and is_imm(op.fields["src"])
-            and op.fields["src"] >= 0):
-        return False
-    k = op.fields["src"]
-    return (k + 1) & k == 0
-
-
-def _always(op, state: dict) -> bool:
-    jop, k = _jump_k(op)
-    lo, hi = _interval(state, op.fields["dst"])
-    if op.fields["width"] == 32 and hi > _M32:
-        return False
-    return _ALWAYS[jop](lo, hi, k)
-
-
-def _narrow(op, state: dict, taken: bool) -> dict:
-    """The state on one edge of the decidable jump ``op``."""
+def _narrow(op: Op, state: dict) -> tuple[dict, dict]:
+    """The states on the fall-through and on the taken edge of the decidable jump ``op``."""
     jop, k = _jump_k(op)
     r = op.fields["dst"]
-    lo, hi = _interval(state, r)
-    if op.fields["width"] == 32 and hi > _M32:
-        return state
-    if not taken:
-        jop = _NEGATION[jop]
+    iv = state.get(r, _TOP)
+    if op.fields["width"] == 32 and iv[1] > _M32:
+        return state, state
+    return _narrowed(state, r, iv, _NEGATION[jop], k), _narrowed(state, r, iv, jop, k)
+
+
+def _narrowed(state: dict, r: VReg, iv: tuple[int, int], jop, k: int) -> dict:
+    """``state`` where ``r`` (now in ``iv``) passed ``r jop k``."""
+    lo, hi = iv
     if jop is _JGT:
         lo = max(lo, k + 1)
     elif jop is _JGE:
@@ -395,6 +417,8 @@ def _narrow(op, state: dict, taken: bool) -> dict:
     elif jop is _JEQ:
         lo, hi = max(lo, k), min(hi, k)
     if lo > hi:  # this edge cannot be taken: keep the state (it changes nothing downstream)
+        return state
+    if (lo, hi) == iv and r in state:  # the jump tells nothing new on this edge
         return state
     return {**state, r: (lo, hi)}
 
@@ -413,40 +437,47 @@ def _hull(a: dict, b: dict) -> dict:
     return {k: (min(v[0], b[k][0]), max(v[1], b[k][1])) for k, v in a.items() if k in b}
 
 
-def _range_step_into(op, state: dict) -> None:
-    """Apply ``op`` to ``state`` in place."""
+def _range_step_into(op: Op, state: dict) -> None:
+    """Apply ``op``, which writes a register, to ``state`` in place."""
     defs = op.defs
-    if not defs:
-        return
-    dst = defs[0] if len(defs) == 1 else None
-    iv = _value_of(op, state) if type(dst) is VReg else None  # before dst is forgotten
-    for d in defs:
-        state.pop(d, None)
-    for d in op.clobbers:
-        state.pop(d, None)
-    if iv is not None and iv != _TOP:
+    dst = defs[0]
+    iv = _value_of(op, state) if len(defs) == 1 and type(dst) is VReg else None
+    if iv is None or iv == _TOP:
+        for d in defs:
+            state.pop(d, None)
+    else:
         state[dst] = iv
 
 
-def _value_of(op, state: dict):
+def _value_of(op: Op, state: dict) -> tuple[int, int] | None:
+    """The interval of what ``op`` writes to its virtual register (None: unknown)."""
     cls, f = op.cls, op.fields
+    if cls is Alu:
+        return _alu_value(f, state)
     if cls is Load:
         return (0, (1 << (8 * f["size"].bytes)) - 1)
     if cls is Endian:
         return (0, (1 << f["bits"]) - 1)
     if cls is LoadImm64:
         return (f["imm"] & _M64,) * 2
-    if cls is not Alu:
-        return None
+    return None
+
+
+def _alu_value(f: dict, state: dict) -> tuple[int, int]:
     w = f["width"]
     mask = _M64 if w == 64 else _M32
     top = (0, mask)
     src = f["src"]
-    b = ((src & mask,) * 2) if is_imm(src) else _interval(state, src, w)
-    a = _interval(state, f["dst"], w)
+    if type(src) is VReg:
+        b = _interval(state, src, w)
+    elif is_imm(src):
+        b = (src & mask,) * 2
+    else:  # a physical register
+        b = top
     aop = f["op"]
     if aop is _MOV:
         return b
+    a = _interval(state, f["dst"], w)
     if aop is _ADD:
         lo, hi = a[0] + b[0], a[1] + b[1]
     elif aop is _SUB:
