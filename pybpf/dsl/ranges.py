@@ -52,9 +52,11 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
     regs = {r for base, end, _ in checks.values() for r in (base, end)}
     writes = range(len(ops)) if cfg.back else range(min(checks) + 1, max(checks))
     starts = [first for first, _ in spans]
+    block_of = {}
     steps: list = [[] for _ in spans]
     for i in sorted([*checks, *(i for i in writes if not regs.isdisjoint(ops[i].defs))]):
-        steps[bisect_right(starts, i) - 1].append(i)
+        block_of[i] = k = bisect_right(starts, i) - 1
+        steps[k].append(i)
     nb = len(spans)
     state_in: list = [None] * nb  # facts at block entry: {(base, end): K}; None: top
 
@@ -90,17 +92,23 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
 
     if nb:
         state_in[0] = {}
-    cfg.forward(state_in, visit)
-    drop = set()
-    for k, (_, last) in enumerate(spans):
-        if last not in checks or state_in[k] is None:
-            continue
-        facts = _check_facts(ops, steps[k][:-1], state_in[k], checks)  # up to the check
-        base, end, kk = checks[last]
-        if facts.get((base, end), -1) >= kk:
-            drop.add(last)
+    if cfg.back:
+        cfg.forward(state_in, visit)
+    else:  # each block once, in op order; past the last check's block no fact is needed
+        for k in range(block_of[max(checks)]):
+            if state_in[k] is not None:
+                visit(k)
+    drop = []
+    for i, (base, end, kk) in checks.items():
+        k = block_of[i]
+        if state_in[k] is not None:
+            facts = _check_facts(ops, steps[k][:-1], state_in[k], checks)  # up to the check
+            implied = facts.get((base, end))
+            if implied is not None and implied >= kk:
+                drop.append(i)
     if not drop:
         return ops
+    drop = set(drop)
     return [op for i, op in enumerate(ops) if i not in drop]
 
 
@@ -164,97 +172,10 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     A state maps virtual registers to ``(lo, hi)``; one it lacks is unknown
     (physical registers never have an interval). A register's interval comes
     only from those of the registers its op reads, so a state may leave out
-    any register no decision ahead depends on. Without loops only those are
-    tracked, only the ops computing them are walked, and each block is
-    visited once, in op order; with loops, the registers still live are.
+    any register no decision ahead depends on.
     """
     cfg = Cfg(ops) if cfg is None else cfg
-    spans, bsucc, back = cfg.spans, cfg.bsucc, cfg.back
-    if back:
-        decisions = _decisions(ops)
-        live = Liveness(ops, cfg.succ)
-        bit, live_out = live.bit, live.out
-        steps = [range(first, last + 1) for first, last in spans]
-    else:
-        steps, wanted, decisions = _steps_to_decisions(ops, spans, bsucc)
-    nb = len(spans)
-    state_in: list = [None] * nb
-    visits = [0] * nb
-    change: dict = {}  # op index -> None (drop) or the Goto replacing it
-    thread: dict = {}  # op index of a jump or goto -> the label it goes to instead
-    # blocks that are labels and one decidable jump: an edge into one whose state decides
-    # the jump goes straight where the jump would go (``else if`` after a failed lookup
-    # inside the first branch: the second test is known false there)
-    tests: dict = {}  # block -> the index of that jump
-    for k, (first, _) in enumerate(spans):
-        i = first
-        while type(ops[i]) is Mark and i + 1 < len(ops):
-            i += 1
-        if i > first and i in decisions and ops[i].cls is Jump:
-            tests[k] = i
-
-    def walk(k: int, state: dict, record: bool) -> dict:
-        for i in steps[k]:
-            op = ops[i]
-            if record and i in decisions:
-                if op.cls is Jump:
-                    jumps = _decide(op, state)
-                    if jumps is False:
-                        change[i] = None
-                    elif jumps:  # the code it jumps over is unreachable, goes
-                        change[i] = Op(Goto, {"target": op.fields["target"]}, op.source)
-                    continue
-                if state.get(op.fields["dst"], _TOP)[1] <= op.fields["src"]:
-                    change[i] = None  # x &= mask with x <= mask changes nothing
-            if op.defs:
-                _range_step_into(op, state)
-        return state
-
-    def visit(k: int) -> list:
-        """Walk block k from its entry state; the successors whose entry state changed."""
-        last = spans[k][1]
-        state = state_in[k]
-        if back:
-            state = walk(k, dict(state), False)
-            state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
-        elif steps[k]:  # else the state passes through unchanged, and need not be copied
-            live = wanted[k]
-            state = walk(k, {r: v for r, v in state.items() if r in live}, True)
-        jump, succs, changed = ops[last], bsucc[k], []
-        fall = on_jump = state
-        if last in decisions and jump.cls is Jump:
-            fall, on_jump = _narrow(jump, state)
-        for idx, j in enumerate(succs):  # a Jump's successors: (fall-through, target)
-            taken = idx == len(succs) - 1 and idx > 0
-            edge = on_jump if taken else fall
-            if j in tests and not back and type(jump) is Op and jump.cls in _THREADED \
-                    and (taken or idx == 0 and jump.cls is Goto):
-                to = _threaded(ops, tests[j], edge)
-                if to is not None:
-                    thread[last] = to
-            old = state_in[j]
-            if old is None:
-                new = edge
-            elif old is edge:
-                continue
-            else:
-                new = _hull(old, edge)
-                if back and new != old:
-                    visits[j] += 1
-                    if visits[j] > 8:  # a loop keeps growing it: give up on what grows
-                        new = {r: v for r, v in new.items() if old.get(r) == v}
-            if new != old:
-                state_in[j] = new
-                changed.append(j)
-        return changed
-
-    if nb:
-        state_in[0] = {}
-    cfg.forward(state_in, visit)
-    if back:  # loops: states are final only now
-        for k in range(nb):
-            if state_in[k] is not None:
-                walk(k, dict(state_in[k]), True)
+    change, thread = _decide_with_loops(ops, cfg) if cfg.back else _decide(ops, cfg)
     if not change and not thread:
         return ops
     ops = list(ops)
@@ -271,14 +192,150 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     return out
 
 
-_THREADED = (Jump, Goto)
+def _decide(ops: list, cfg: Cfg) -> tuple[dict, dict]:
+    """What ranges decide in code without loops: op index -> None (drop) or the Goto
+    replacing it, and op index of a jump or goto -> the label it goes to instead.
+
+    Each block is visited once, in op order (after all its predecessors), and
+    walks only the ops on the way to a decision, from a state holding only the
+    registers decisions ahead read. An edge into a block that is labels and one
+    decidable jump goes straight where that jump goes if the edge's state
+    decides it (``else if`` after a failed lookup inside the first branch: the
+    second test is known false there).
+    """
+    spans, bsucc = cfg.spans, cfg.bsucc
+    steps, wanted, decisions = _steps_to_decisions(ops, spans, bsucc)
+    tests = _tests(ops, spans, decisions)
+    change: dict = {}
+    thread: dict = {}
+    state_in: list = [None] * len(spans)
+    if spans:
+        state_in[0] = {}
+    for k, (_, last) in enumerate(spans):
+        state = state_in[k]
+        if state is None:
+            continue
+        if steps[k]:  # else the state passes through unchanged, and need not be copied
+            live = wanted[k]
+            state = _walk(ops, steps[k], {r: v for r, v in state.items() if r in live},
+                          decisions, change)
+        jump, succs = ops[last], bsucc[k]
+        edges = _edges(jump, succs, state, last in decisions)
+        for j, edge in zip(succs, edges, strict=True):
+            old = state_in[j]
+            if old is None:
+                state_in[j] = edge
+            elif old and old is not edge:  # (an empty state, nothing known, stays so)
+                state_in[j] = _hull(old, edge)
+        # a goto's edge, or the taken edge of a jump, may be threaded
+        if type(jump) is Op and succs and succs[-1] in tests and \
+                (jump.cls is Goto or jump.cls is Jump and len(succs) == 2):
+            to = _threaded(ops, tests[succs[-1]], edges[-1])
+            if to is not None:
+                thread[last] = to
+    return change, thread
+
+
+def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
+    """What ranges decide in code with loops (as ``_decide``, without threading).
+
+    Blocks are visited until no entry state changes (``Cfg.forward``), walking
+    all their ops and keeping the registers still live; an entry state that
+    keeps growing gives up on what grows. Only then, with the states final,
+    a last walk of each block records what they decide.
+    """
+    spans, bsucc = cfg.spans, cfg.bsucc
+    decisions = _decisions(ops)
+    live = Liveness(ops, cfg.succ)
+    bit, live_out = live.bit, live.out
+    nb = len(spans)
+    state_in: list = [None] * nb
+    visits = [0] * nb
+
+    def visit(k: int) -> list:
+        """Walk block k from its entry state; the successors whose entry state changed."""
+        first, last = spans[k]
+        state = _walk(ops, range(first, last + 1), dict(state_in[k]), decisions, None)
+        state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
+        changed = []
+        for j, edge in zip(bsucc[k], _edges(ops[last], bsucc[k], state, last in decisions),
+                           strict=True):
+            old = state_in[j]
+            if old is None:
+                new = edge
+            else:
+                new = _hull(old, edge)
+                if new != old:
+                    visits[j] += 1
+                    if visits[j] > 8:  # a loop keeps growing it: give up on what grows
+                        new = {r: v for r, v in new.items() if old.get(r) == v}
+            if new != old:
+                state_in[j] = new
+                changed.append(j)
+        return changed
+
+    if nb:
+        state_in[0] = {}
+    cfg.forward(state_in, visit)
+    change: dict = {}
+    for k, (first, last) in enumerate(spans):
+        if state_in[k] is not None:
+            _walk(ops, range(first, last + 1), dict(state_in[k]), decisions, change)
+    return change, {}
+
+
+def _tests(ops: list, spans: list, decisions: set) -> dict[int, int]:
+    """Blocks that are labels and then a decidable jump: block -> index of the jump."""
+    tests = {}
+    for k, (first, _) in enumerate(spans):
+        i = first
+        while type(ops[i]) is Mark and i + 1 < len(ops):
+            i += 1
+        if i > first and i in decisions and ops[i].cls is Jump:
+            tests[k] = i
+    return tests
+
+
+def _walk(ops: list, steps, state: dict, decisions: set, change: dict | None) -> dict:
+    """Apply the ops at indices ``steps`` to ``state`` (in place, and returned); into
+    ``change`` (unless None) what it decides of the decisions among them."""
+    for i in steps:
+        op = ops[i]
+        if i in decisions and change is not None:
+            if op.cls is Jump:
+                jumps = _decide_jump(op, state)
+                if jumps is False:
+                    change[i] = None
+                elif jumps:  # the code it jumps over is unreachable, goes
+                    change[i] = Op(Goto, {"target": op.fields["target"]}, op.source)
+                continue
+            if state.get(op.fields["dst"], _TOP)[1] <= op.fields["src"]:
+                change[i] = None  # x &= mask with x <= mask changes nothing
+        defs = op.defs
+        if defs:
+            dst = defs[0]
+            iv = _value_of(op, state) if len(defs) == 1 and type(dst) is VReg else None
+            if iv is None or iv == _TOP:
+                for d in defs:
+                    state.pop(d, None)
+            else:
+                state[dst] = iv
+    return state
+
+
+def _edges(jump, succs: tuple, state: dict, decision: bool) -> tuple:
+    """The states on the edges to ``succs`` of a block ending in ``jump`` in ``state``:
+    a decidable jump (``decision``) narrows its operand on both of its edges."""
+    if decision and len(succs) == 2 and jump.cls is Jump:  # (fall-through, target)
+        return _narrow(jump, state)
+    return (state,) * len(succs)
 
 
 def _threaded(ops: list, i: int, state: dict) -> str | None:
     """Where the decidable jump ``ops[i]`` leads from ``state``: its target when it
     always jumps, the label after it when it never does, None when undecided."""
     op = ops[i]
-    jumps = _decide(op, state)
+    jumps = _decide_jump(op, state)
     if jumps:
         return op.fields["target"]
     if jumps is False and i + 1 < len(ops) and type(ops[i + 1]) is Mark:
@@ -368,29 +425,25 @@ def _interval(state: dict, r: VReg, width: int = 64) -> tuple[int, int]:
     return iv
 
 
-def _decide(op: Op, state: dict) -> bool | None:
+def _decide_jump(op: Op, state: dict) -> bool | None:
     """Whether the decidable jump ``op`` jumps from ``state``: always (True), never
     (False), or it depends (None)."""
     jop, k = _jump_k(op)
     lo, hi = state.get(op.fields["dst"], _TOP)
     if op.fields["width"] == 32 and hi > _M32:
         return None
-    if _NEVER[jop](lo, hi, k):
-        return False
-    if _ALWAYS[jop](lo, hi, k):
-        return True
-    return None
+    return _OUTCOME[jop](lo, hi, k)
 
 
-# whether ``x op k`` holds for no x in [lo, hi] (_NEVER) or for all of them (_ALWAYS)
-_NEVER = {JumpOp.JGT: lambda lo, hi, k: hi <= k, JumpOp.JGE: lambda lo, hi, k: hi < k,
-          JumpOp.JLT: lambda lo, hi, k: lo >= k, JumpOp.JLE: lambda lo, hi, k: lo > k,
-          JumpOp.JEQ: lambda lo, hi, k: not lo <= k <= hi,
-          JumpOp.JNE: lambda lo, hi, k: lo == hi == k}
-_ALWAYS = {JumpOp.JGT: lambda lo, hi, k: lo > k, JumpOp.JGE: lambda lo, hi, k: lo >= k,
-           JumpOp.JLT: lambda lo, hi, k: hi < k, JumpOp.JLE: lambda lo, hi, k: hi <= k,
-           JumpOp.JEQ: lambda lo, hi, k: lo == hi == k,
-           JumpOp.JNE: lambda lo, hi, k: not lo <= k <= hi}
+# whether ``x op k`` holds for all x in [lo, hi] (True), for none (False), or it depends (None)
+_OUTCOME = {
+    JumpOp.JGT: lambda lo, hi, k: True if lo > k else False if hi <= k else None,
+    JumpOp.JGE: lambda lo, hi, k: True if lo >= k else False if hi < k else None,
+    JumpOp.JLT: lambda lo, hi, k: True if hi < k else False if lo >= k else None,
+    JumpOp.JLE: lambda lo, hi, k: True if hi <= k else False if lo > k else None,
+    JumpOp.JEQ: lambda lo, hi, k: True if lo == hi == k else None if lo <= k <= hi else False,
+    JumpOp.JNE: lambda lo, hi, k: False if lo == hi == k else None if lo <= k <= hi else True,
+}
 
 
 def _narrow(op: Op, state: dict) -> tuple[dict, dict]:
@@ -437,39 +490,25 @@ def _hull(a: dict, b: dict) -> dict:
     return {k: (min(v[0], b[k][0]), max(v[1], b[k][1])) for k, v in a.items() if k in b}
 
 
-def _range_step_into(op: Op, state: dict) -> None:
-    """Apply ``op``, which writes a register, to ``state`` in place."""
-    defs = op.defs
-    dst = defs[0]
-    iv = _value_of(op, state) if len(defs) == 1 and type(dst) is VReg else None
-    if iv is None or iv == _TOP:
-        for d in defs:
-            state.pop(d, None)
-    else:
-        state[dst] = iv
-
-
 def _value_of(op: Op, state: dict) -> tuple[int, int] | None:
     """The interval of what ``op`` writes to its virtual register (None: unknown)."""
     cls, f = op.cls, op.fields
-    if cls is Alu:
-        return _alu_value(f, state)
-    if cls is Load:
-        return (0, (1 << (8 * f["size"].bytes)) - 1)
-    if cls is Endian:
-        return (0, (1 << f["bits"]) - 1)
-    if cls is LoadImm64:
-        return (f["imm"] & _M64,) * 2
-    return None
-
-
-def _alu_value(f: dict, state: dict) -> tuple[int, int]:
+    if cls is not Alu:
+        if cls is Load:
+            return (0, (1 << (8 * f["size"].bytes)) - 1)
+        if cls is Endian:
+            return (0, (1 << f["bits"]) - 1)
+        if cls is LoadImm64:
+            return (f["imm"] & _M64,) * 2
+        return None
     w = f["width"]
     mask = _M64 if w == 64 else _M32
     top = (0, mask)
     src = f["src"]
     if type(src) is VReg:
-        b = _interval(state, src, w)
+        b = state.get(src, _TOP)
+        if b[1] > mask:  # a 32-bit operation sees the low half, anything
+            b = top
     elif is_imm(src):
         b = (src & mask,) * 2
     else:  # a physical register
