@@ -215,20 +215,22 @@ def _decide(ops: list, cfg: Cfg) -> tuple[dict, dict]:
         state = state_in[k]
         if state is None:
             continue
+        jump, succs = ops[last], bsucc[k]
         if steps[k]:  # else the state passes through unchanged, and need not be copied
             live = wanted[k]
             state = _walk(ops, steps[k], {r: v for r, v in state.items() if r in live},
                           decisions, change)
-        jump, succs = ops[last], bsucc[k]
-        edges = _edges(jump, succs, state, last in decisions)
+            edges = _edges(jump, succs, state, last in decisions)
+        else:
+            edges = (state,) * len(succs)
         for j, edge in zip(succs, edges, strict=True):
             old = state_in[j]
-            if old is None:
-                state_in[j] = edge
+            if old is None:  # a block no decision ahead depends on starts from nothing
+                state_in[j] = edge if wanted[j] else {}
             elif old and old is not edge:  # (an empty state, nothing known, stays so)
                 state_in[j] = _hull(old, edge)
         # a goto's edge, or the taken edge of a jump, may be threaded
-        if type(jump) is Op and succs and succs[-1] in tests and \
+        if succs and succs[-1] in tests and type(jump) is Op and \
                 (jump.cls is Goto or jump.cls is Jump and len(succs) == 2):
             to = _threaded(ops, tests[succs[-1]], edges[-1])
             if to is not None:
@@ -453,33 +455,32 @@ def _narrow(op: Op, state: dict) -> tuple[dict, dict]:
     iv = state.get(r, _TOP)
     if op.fields["width"] == 32 and iv[1] > _M32:
         return state, state
-    return _narrowed(state, r, iv, _NEGATION[jop], k), _narrowed(state, r, iv, jop, k)
+    fails, holds = _SPLIT[jop](*iv, k)
+    return _with(state, r, iv, fails), _with(state, r, iv, holds)
 
 
-def _narrowed(state: dict, r: VReg, iv: tuple[int, int], jop, k: int) -> dict:
-    """``state`` where ``r`` (now in ``iv``) passed ``r jop k``."""
-    lo, hi = iv
-    if jop is _JGT:
-        lo = max(lo, k + 1)
-    elif jop is _JGE:
-        lo = max(lo, k)
-    elif jop is _JLT:
-        hi = min(hi, k - 1)
-    elif jop is _JLE:
-        hi = min(hi, k)
-    elif jop is _JEQ:
-        lo, hi = max(lo, k), min(hi, k)
-    if lo > hi:  # this edge cannot be taken: keep the state (it changes nothing downstream)
+# the part of [lo, hi] where ``x op k`` fails, and the part where it holds
+_SPLIT = {
+    JumpOp.JGT: lambda lo, hi, k: ((lo, min(hi, k)), (max(lo, k + 1), hi)),
+    JumpOp.JGE: lambda lo, hi, k: ((lo, min(hi, k - 1)), (max(lo, k), hi)),
+    JumpOp.JLT: lambda lo, hi, k: ((max(lo, k), hi), (lo, min(hi, k - 1))),
+    JumpOp.JLE: lambda lo, hi, k: ((max(lo, k + 1), hi), (lo, min(hi, k))),
+    JumpOp.JEQ: lambda lo, hi, k: ((lo, hi), (max(lo, k), min(hi, k))),
+    JumpOp.JNE: lambda lo, hi, k: ((max(lo, k), min(hi, k)), (lo, hi)),
+}
+
+
+def _with(state: dict, r: VReg, iv: tuple[int, int], new: tuple[int, int]) -> dict:
+    """``state`` where ``r``, now in ``iv``, is in ``new``."""
+    if new[0] > new[1]:  # this edge cannot be taken: keep the state (it changes nothing downstream)
         return state
-    if (lo, hi) == iv and r in state:  # the jump tells nothing new on this edge
+    if new == iv and r in state:  # the jump tells nothing new on this edge
         return state
-    return {**state, r: (lo, hi)}
+    return {**state, r: new}
 
 
-_NEGATION = {JumpOp.JGT: JumpOp.JLE, JumpOp.JGE: JumpOp.JLT, JumpOp.JLT: JumpOp.JGE,
-             JumpOp.JLE: JumpOp.JGT, JumpOp.JEQ: JumpOp.JNE, JumpOp.JNE: JumpOp.JEQ}
 # enum members read once (each ``JumpOp.X`` is a class attribute lookup through the enum type)
-_JGT, _JGE, _JLT, _JLE, _JEQ = JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE, JumpOp.JEQ
+_JGT = JumpOp.JGT
 _MOV, _ADD, _SUB, _MUL, _AND = Arith.MOV, Arith.ADD, Arith.SUB, Arith.MUL, Arith.AND
 _OR, _XOR, _LSH, _RSH, _DIV, _MOD = Arith.OR, Arith.XOR, Arith.LSH, Arith.RSH, Arith.DIV, Arith.MOD
 # the ALU operators whose result ``_value_of`` bounds from its operands (others: unknown)
