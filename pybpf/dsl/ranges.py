@@ -365,19 +365,21 @@ def _steps_to_decisions(ops: list, spans: list, bsucc: list) -> tuple[list, list
             live |= live_in[j]
         first, last = spans[k]
         block = []
+        op = ops[last]
+        if type(op) is Op and op.cls is Jump and _is_decision(op):  # (a jump ends its block)
+            decisions.add(last)
+            live.update(op.uses)
+            block.append(last)
         for i in range(last, first - 1, -1):
             op = ops[i]
             defs = op.defs
-            if defs:
-                if op.cls is Alu and op.fields["op"] is _AND and _is_decision(op):
-                    decisions.add(i)  # a mask
-                elif live.isdisjoint(defs):
-                    continue
-                live.difference_update(defs)
-            elif type(op) is Op and op.cls is Jump and _is_decision(op):
-                decisions.add(i)
-            else:
+            if not defs:
                 continue
+            if op.cls is Alu and op.fields["op"] is _AND and _is_decision(op):
+                decisions.add(i)  # a mask
+            elif live.isdisjoint(defs):
+                continue
+            live.difference_update(defs)
             live.update(_inputs(op))
             block.append(i)
         block.reverse()
