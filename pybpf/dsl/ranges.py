@@ -57,8 +57,7 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
     for i in sorted([*checks, *(i for i in writes if not regs.isdisjoint(ops[i].defs))]):
         block_of[i] = k = bisect_right(starts, i) - 1
         steps[k].append(i)
-    nb = len(spans)
-    state_in: list = [None] * nb  # facts at block entry: {(base, end): K}; None: top
+    state_in: list = [None] * len(spans)  # facts at block entry: {(base, end): K}; None: top
 
     def visit(k: int) -> list:
         """Facts at the end of block k handed to its successors; those whose entry changed."""
@@ -90,25 +89,23 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
                 changed.append(j)
         return changed
 
-    if nb:
-        state_in[0] = {}
+    state_in[0] = {}
     if cfg.back:
         cfg.forward(state_in, visit)
     else:  # each block once, in op order; past the last check's block no fact is needed
         for k in range(block_of[max(checks)]):
             if state_in[k] is not None:
                 visit(k)
-    drop = []
+    drop = set()
     for i, (base, end, kk) in checks.items():
         k = block_of[i]
         if state_in[k] is not None:
             facts = _check_facts(ops, steps[k][:-1], state_in[k], checks)  # up to the check
             implied = facts.get((base, end))
             if implied is not None and implied >= kk:
-                drop.append(i)
+                drop.add(i)
     if not drop:
         return ops
-    drop = set(drop)
     return [op for i, op in enumerate(ops) if i not in drop]
 
 
@@ -127,17 +124,16 @@ def _check_facts(ops: list, steps: list, facts: dict, checks: dict) -> dict:
     return facts
 
 
-def _without_own_check(facts: dict, key) -> dict:
-    """On the taken edge of a check (``key``, None for other jumps), its own fact does not hold."""
-    if key is None:
-        return facts
+def _without_own_check(facts: dict, key: tuple) -> dict:
+    """On the taken edge of a check (``key``), its own fact does not hold."""
     base, end, k = key
     return {kk: v for kk, v in facts.items() if kk != (base, end)} if facts.get((base, end)) == k \
         else facts
 
 
 def _check_key(ops: list, i: int):
-    """(base, end, K) if ops[i-2:i+1] is ``t = base; t += K; if t > end goto ...``."""
+    """(base, end, K) if ops[i-2:i+1] is ``t = base; t += K; if t > end goto ...``
+    (``ops[i]`` is a branch)."""
     j, a, m = ops[i], ops[i - 1], ops[i - 2]
     if not (j.cls is Jump and j.fields["op"] is _JGT
             and j.fields["width"] == 64 and isinstance(j.fields["src"], VReg)):
@@ -186,7 +182,7 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
         if op is not None:
             ops[i] = Op(op.cls, {**op.fields, "target": to}, op.source)
     out = [op for op in ops if op is not None]
-    if thread or len(change) > len(ops) - len(out):
+    if thread or any(op is not None for op in change.values()):
         # a jump became a goto or goes elsewhere: what it jumped over may be unreachable now
         return drop_unreachable(out)
     return out
