@@ -207,14 +207,14 @@ def _decide(ops: list, cfg: Cfg) -> tuple[dict, dict]:
     state_in: list = [None] * len(spans)
     if spans:
         state_in[0] = {}
-    for k, (_, last) in enumerate(spans):
+    for k, ((_, last), succs, block) in enumerate(zip(spans, bsucc, steps, strict=True)):
         state = state_in[k]
         if state is None:
             continue
-        jump, succs = ops[last], bsucc[k]
-        if steps[k]:  # else the state passes through unchanged, and need not be copied
+        jump = ops[last]
+        if block:  # else the state passes through unchanged, and need not be copied
             live = wanted[k]
-            state = _walk(ops, steps[k], {r: v for r, v in state.items() if r in live},
+            state = _walk(ops, block, {r: v for r, v in state.items() if r in live},
                           decisions, change)
             edges = _edges(jump, succs, state, last in decisions)
         else:
