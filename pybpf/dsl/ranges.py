@@ -216,7 +216,7 @@ def _decide(ops: list, cfg: Cfg) -> tuple[dict, dict]:
             live = wanted[k]
             state = _walk(ops, block, {r: v for r, v in state.items() if r in live},
                           decisions, change)
-            edges = _edges(jump, succs, state, last in decisions)
+            edges = _block_end(ops, last, succs, state, decisions, change)
         else:
             edges = (state,) * len(succs)
         for j, edge in zip(succs, edges, strict=True):
@@ -256,7 +256,7 @@ def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
         state = _walk(ops, range(first, last + 1), dict(state_in[k]), decisions, None)
         state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
         changed = []
-        for j, edge in zip(bsucc[k], _edges(ops[last], bsucc[k], state, last in decisions),
+        for j, edge in zip(bsucc[k], _block_end(ops, last, bsucc[k], state, decisions, None),
                            strict=True):
             old = state_in[j]
             if old is None:
@@ -278,7 +278,8 @@ def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
     change: dict = {}
     for k, (first, last) in enumerate(spans):
         if state_in[k] is not None:
-            _walk(ops, range(first, last + 1), dict(state_in[k]), decisions, change)
+            state = _walk(ops, range(first, last + 1), dict(state_in[k]), decisions, change)
+            _block_end(ops, last, bsucc[k], state, decisions, change)
     return change, {}
 
 
@@ -296,17 +297,10 @@ def _tests(ops: list, spans: list, decisions: set) -> dict[int, int]:
 
 def _walk(ops: list, steps, state: dict, decisions: set, change: dict | None) -> dict:
     """Apply the ops at indices ``steps`` to ``state`` (in place, and returned); into
-    ``change`` (unless None) what it decides of the decisions among them."""
+    ``change`` (unless None) the masks among them that change nothing."""
     for i in steps:
         op = ops[i]
-        if i in decisions and change is not None:
-            if op.cls is Jump:
-                jumps = _decide_jump(op, state)
-                if jumps is False:
-                    change[i] = None
-                elif jumps:  # the code it jumps over is unreachable, goes
-                    change[i] = Op(Goto, {"target": op.fields["target"]}, op.source)
-                continue
+        if change is not None and i in decisions and op.cls is Alu:
             if state.get(op.fields["dst"], _TOP)[1] <= op.fields["src"]:
                 change[i] = None  # x &= mask with x <= mask changes nothing
         defs = op.defs
@@ -321,11 +315,22 @@ def _walk(ops: list, steps, state: dict, decisions: set, change: dict | None) ->
     return state
 
 
-def _edges(jump, succs: tuple, state: dict, decision: bool) -> tuple:
-    """The states on the edges to ``succs`` of a block ending in ``jump`` in ``state``:
-    a decidable jump (``decision``) narrows its operand on both of its edges."""
-    if decision and len(succs) == 2 and jump.cls is Jump:  # (fall-through, target)
-        return _narrow(jump, state)
+def _block_end(ops: list, last: int, succs: tuple, state: dict, decisions: set,
+               change: dict | None) -> tuple:
+    """The states on the edges to ``succs`` of a block ending at ``ops[last]`` in
+    ``state``: a decidable jump narrows its operand on both of its edges; and into
+    ``change`` (unless None) what the state decides of it."""
+    jump = ops[last]
+    if last not in decisions or jump.cls is not Jump:
+        return (state,) * len(succs)
+    jumps, fails, holds = _branch(jump, state)
+    if change is not None:
+        if jumps is False:
+            change[last] = None
+        elif jumps:  # the code it jumps over is unreachable, goes
+            change[last] = Op(Goto, {"target": jump.fields["target"]}, jump.source)
+    if len(succs) == 2:  # (fall-through, target)
+        return fails, holds
     return (state,) * len(succs)
 
 
@@ -333,7 +338,7 @@ def _threaded(ops: list, i: int, state: dict) -> str | None:
     """Where the decidable jump ``ops[i]`` leads from ``state``: its target when it
     always jumps, the label after it when it never does, None when undecided."""
     op = ops[i]
-    jumps = _decide_jump(op, state)
+    jumps = _branch(op, state)[0]
     if jumps:
         return op.fields["target"]
     if jumps is False and i + 1 < len(ops) and type(ops[i + 1]) is Mark:
@@ -425,14 +430,17 @@ def _interval(state: dict, r: VReg, width: int = 64) -> tuple[int, int]:
     return iv
 
 
-def _decide_jump(op: Op, state: dict) -> bool | None:
-    """Whether the decidable jump ``op`` jumps from ``state``: always (True), never
-    (False), or it depends (None)."""
+def _branch(op: Op, state: dict) -> tuple[bool | None, dict, dict]:
+    """Whether the decidable jump ``op`` jumps from ``state`` (always: True, never:
+    False, it depends: None), and the states where it falls through and where it jumps."""
     jop, k = _jump_k(op)
-    lo, hi = state.get(op.fields["dst"], _TOP)
-    if op.fields["width"] == 32 and hi > _M32:
-        return None
-    return _OUTCOME[jop](lo, hi, k)
+    r = op.fields["dst"]
+    iv = state.get(r, _TOP)
+    if op.fields["width"] == 32 and iv[1] > _M32:
+        return None, state, state
+    lo, hi = iv
+    fails, holds = _SPLIT[jop](lo, hi, k)
+    return _OUTCOME[jop](lo, hi, k), _with(state, r, iv, fails), _with(state, r, iv, holds)
 
 
 # whether ``x op k`` holds for all x in [lo, hi] (True), for none (False), or it depends (None)
@@ -444,17 +452,6 @@ _OUTCOME = {
     JumpOp.JEQ: lambda lo, hi, k: True if lo == hi == k else None if lo <= k <= hi else False,
     JumpOp.JNE: lambda lo, hi, k: False if lo == hi == k else None if lo <= k <= hi else True,
 }
-
-
-def _narrow(op: Op, state: dict) -> tuple[dict, dict]:
-    """The states on the fall-through and on the taken edge of the decidable jump ``op``."""
-    jop, k = _jump_k(op)
-    r = op.fields["dst"]
-    iv = state.get(r, _TOP)
-    if op.fields["width"] == 32 and iv[1] > _M32:
-        return state, state
-    fails, holds = _SPLIT[jop](*iv, k)
-    return _with(state, r, iv, fails), _with(state, r, iv, holds)
 
 
 # the part of [lo, hi] where ``x op k`` fails, and the part where it holds
