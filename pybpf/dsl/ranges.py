@@ -353,8 +353,9 @@ def _steps_to_decisions(ops: list, spans: list, bsucc: list) -> tuple[list, list
     Every edge goes forward in op order, so one backward pass over the blocks,
     each after its successors, finds them: an op is on the way to a decision
     when it writes a register a later decision reads, directly or through
-    other such ops (``_inputs``): liveness with only those reads. The other
-    ops cannot change a decision, so the walk passes over them.
+    other such ops: liveness with only those reads (an ALU operation's result
+    comes from its operands, a load's or a byte swap's from its width alone).
+    The other ops cannot change a decision, so the walk passes over them.
     """
     nb = len(spans)
     steps: list = [None] * nb
@@ -381,7 +382,8 @@ def _steps_to_decisions(ops: list, spans: list, bsucc: list) -> tuple[list, list
             elif live.isdisjoint(defs):
                 continue
             live.difference_update(defs)
-            live.update(_inputs(op))
+            if op.cls is Alu and op.fields["op"] in _BOUNDED:  # a result computed from operands
+                live.update(op.uses)
             block.append(i)
         block.reverse()
         steps[k], live_in[k] = block, live
@@ -403,15 +405,6 @@ def _is_decision(op: Op) -> bool:
         k = f["src"]
         return is_imm(k) and k >= 0 and (k + 1) & k == 0
     return False
-
-
-def _inputs(op: Op) -> tuple:
-    """The registers whose intervals the interval ``op`` writes (or tests) is computed from:
-    a load's or a byte swap's comes from its width alone."""
-    cls = op.cls
-    if cls is Jump or cls is Alu and op.fields["op"] in _BOUNDED:
-        return op.uses
-    return ()
 
 
 _UNSIGNED_JUMPS = (JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE)
