@@ -411,12 +411,14 @@ _UNSIGNED_JUMPS = (JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, J
 
 
 def _jump_k(op: Op) -> tuple:
+    """The operator of a jump against a constant, and the constant as it compares."""
     f = op.fields
     k = f["src"] & (_M64 if f["width"] == 64 else _M32)
     return f["op"], k
 
 
 def _interval(state: dict, r: VReg, width: int = 64) -> tuple[int, int]:
+    """The interval of ``r`` as an operation of ``width`` bits sees it (32: the low half)."""
     iv = state.get(r, _TOP)
     if width == 32 and iv[1] > _M32:
         return (0, _M32)
@@ -476,6 +478,7 @@ _BOUNDED = frozenset((_MOV, _ADD, _SUB, _MUL, _AND, _OR, _XOR, _LSH, _RSH, _DIV,
 
 
 def _hull(a: dict, b: dict) -> dict:
+    """The registers known in both states, each in an interval covering both."""
     return {k: (min(v[0], b[k][0]), max(v[1], b[k][1])) for k, v in a.items() if k in b}
 
 
@@ -495,9 +498,7 @@ def _value_of(op: Op, state: dict) -> tuple[int, int] | None:
     top = (0, mask)
     src = f["src"]
     if type(src) is VReg:
-        b = state.get(src, _TOP)
-        if b[1] > mask:  # a 32-bit operation sees the low half, anything
-            b = top
+        b = _interval(state, src, w)
     elif is_imm(src):
         b = (src & mask,) * 2
     else:  # a physical register
