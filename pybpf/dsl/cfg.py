@@ -18,39 +18,41 @@ _FLOW = {Jump: 1, MayGoto: 1, Goto: 2, GotoLong: 2, Exit: 3}
 
 def successors(ops: list) -> list[tuple[int, ...]]:
     """Indices of the ops that may run after each op."""
-    return _successors(ops)[0]
+    return _successors(ops, _branches(ops))
 
 
-def _successors(ops: list) -> tuple[list[tuple[int, ...]], list[int]]:
-    """Successors, and the ops whose successors are not just the next op (block ends)."""
+def _branches(ops: list) -> dict[int, tuple[int, ...]]:
+    """The successors of each op that may leave the straight line (jumps, gotos,
+    exits), by op index: all the graph is made of."""
+    labels, branches = {}, []
+    flow = _FLOW
+    for i, op in enumerate(ops):
+        if type(op) is Mark:
+            labels[op.name] = i
+        elif op.cls in flow:
+            branches.append(i)
+    n = len(ops)
+    out = {}
+    for i in branches:
+        op = ops[i]
+        kind = flow[op.cls]
+        if kind == 3:
+            out[i] = ()
+        else:
+            target = labels[op.fields["target"]]
+            out[i] = (target,) if kind == 2 or i + 1 == n else (i + 1, target)
+    return out
+
+
+def _successors(ops: list, branches: dict) -> list[tuple[int, ...]]:
+    """Per op, the next op, or its successors from ``branches``."""
     n = len(ops)
     succ: list = [(i,) for i in range(1, n)]
     if n:
         succ.append(())
-    labels, branches = {}, []
-    flow = _FLOW.get
-    for i, op in enumerate(ops):
-        if type(op) is Mark:
-            labels[op.name] = i
-        elif op.cls in _FLOW:
-            branches.append(i)
-    ends = []
-    for i in branches:
-        op = ops[i]
-        kind = flow(op.cls)
-        if kind == 3:
-            succ[i] = ()
-        else:
-            target = labels[op.fields["target"]]
-            if kind == 2:
-                succ[i] = (target,)
-            elif i + 1 < n:
-                succ[i] = (i + 1, target)
-            else:
-                succ[i] = (target,)
-        if succ[i] != (i + 1,):
-            ends.append(i)
-    return succ, ends
+    for i, s in branches.items():
+        succ[i] = s
+    return succ
 
 
 class Cfg:
@@ -58,23 +60,30 @@ class Cfg:
 
     ``spans`` are the blocks as (first, last) op indices in op order; ``bsucc``
     each block's successor blocks; ``back`` whether some edge goes to an
-    earlier (or the same) block: a loop.
+    earlier (or the same) block: a loop. Blocks come from the branches alone,
+    without the per-op successor list (``succ``), which only some passes need.
     """
 
-    __slots__ = ("ops", "_succ", "_ends", "_blocks", "_back")
+    __slots__ = ("ops", "_branches", "_succ", "_blocks")
 
     def __init__(self, ops: list):
         self.ops = ops
+        self._branches = None
         self._succ = None
-        self._ends = None
         self._blocks = None
-        self._back = None
 
     @property
     def succ(self) -> list[tuple[int, ...]]:
         if self._succ is None:
-            self._succ, self._ends = _successors(self.ops)
+            self._succ = _successors(self.ops, self.branches)
         return self._succ
+
+    @property
+    def branches(self) -> dict[int, tuple[int, ...]]:
+        """The successors of the jumps, gotos and exits, by op index, in op order."""
+        if self._branches is None:
+            self._branches = _branches(self.ops)
+        return self._branches
 
     @property
     def spans(self) -> list[tuple[int, int]]:
@@ -86,23 +95,32 @@ class Cfg:
 
     @property
     def back(self) -> bool:
-        if self._back is None:
-            self._back = any(j <= k for k, js in enumerate(self.bsucc) for j in js)
-        return self._back
+        return self._block_graph()[2]
 
     def _block_graph(self):
         if self._blocks is None:
-            succ = self.succ
-            n = len(succ)
+            n = len(self.ops)
+            # the ends of blocks: branches whose successors are not just the next op
+            ends = {i: s for i, s in self.branches.items() if s != (i + 1,)}
             leaders = {0} if n else set()
-            for i in self._ends:
-                leaders.update(succ[i])
+            for i, s in ends.items():
+                leaders.update(s)
                 if i + 1 < n:
                     leaders.add(i + 1)
             starts = sorted(leaders)
             index = {start: k for k, start in enumerate(starts)}
             spans = [(start, end - 1) for start, end in zip(starts, [*starts[1:], n], strict=True)]
-            self._blocks = spans, [tuple(index[j] for j in succ[last]) for _, last in spans]
+            bsucc, back = [], False
+            for k, (_, last) in enumerate(spans):
+                s = ends.get(last)
+                if s is None:  # a label of a jump comes next
+                    bsucc.append((k + 1,) if last + 1 < n else ())
+                else:
+                    s = tuple([index[j] for j in s])
+                    if s and s[-1] <= k:  # a jump's target (the fall-through goes forward)
+                        back = True
+                    bsucc.append(s)
+            self._blocks = spans, bsucc, back
         return self._blocks
 
     def forward(self, state_in: list, visit) -> None:

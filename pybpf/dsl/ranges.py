@@ -5,6 +5,9 @@ conditional jumps they decide and masks that change nothing.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import Counter
+
 from pybpf.asm import (
     Alu,
     Arith,
@@ -29,38 +32,56 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
     ``end`` is written again; a later check of ``base + K2`` with ``K2 <= K``
     cannot fail, so it is removed (its ``t`` then dies and goes too).
     """
+    cfg = Cfg(ops) if cfg is None else cfg
     checks = {}
-    for i in range(2, len(ops)):
-        if type(ops[i]) is Op and ops[i].cls is Jump:
+    for i in cfg.branches:
+        if i >= 2:
             key = _check_key(ops, i)
             if key is not None:
                 checks[i] = key
-    # A check is implied only by another check of the same base and end: when no
-    # two checks share them, there is nothing to look for.
-    if len({(base, end) for base, end, _ in checks.values()}) == len(checks):
+    # A check is implied only by another check of the same base and end: the others
+    # need no facts, and when no two checks share them there is nothing to look for.
+    pairs = Counter((base, end) for base, end, _ in checks.values())
+    checks = {i: key for i, key in checks.items() if pairs[key[0], key[1]] > 1}
+    if not checks:
         return ops
-    cfg = Cfg(ops) if cfg is None else cfg
     succ, spans, bsucc = cfg.succ, cfg.spans, cfg.bsucc
-    # the ops that can change a fact: checks, and writes of a checked base or end
+    # per block, the ops that can change a fact: checks (each ends its block), and
+    # writes of a checked base or end; without loops, only writes between the first
+    # and the last check can come after a check and before another one
     regs = {r for base, end, _ in checks.values() for r in (base, end)}
-    steps = [[i for i in range(first, last + 1)
-              if i in checks or any(d in regs for d in ops[i].defs)] for first, last in spans]
-    nb = len(spans)
-    state_in: list = [None] * nb  # facts at block entry: {(base, end): K}; None: top
+    writes = range(len(ops)) if cfg.back else range(min(checks) + 1, max(checks))
+    starts = [first for first, _ in spans]
+    block_of = {}
+    steps: list = [[] for _ in spans]
+    for i in sorted([*checks, *(i for i in writes if not regs.isdisjoint(ops[i].defs))]):
+        block_of[i] = k = bisect_right(starts, i) - 1
+        steps[k].append(i)
+    state_in: list = [None] * len(spans)  # facts at block entry: {(base, end): K}; None: top
 
     def visit(k: int) -> list:
         """Facts at the end of block k handed to its successors; those whose entry changed."""
         last = spans[k][1]
-        facts = _check_facts(ops, steps[k], state_in[k], checks)
-        jump = isinstance(ops[last], Op) and ops[last].cls is Jump
+        facts = state_in[k]
+        if steps[k]:
+            facts = _check_facts(ops, steps[k], facts, checks)
         changed = []
+        if not facts:  # nothing holds here, so nothing holds at the successors either
+            for j in bsucc[k]:
+                if state_in[j] is None or state_in[j]:
+                    state_in[j] = facts
+                    changed.append(j)
+            return changed
+        check = checks.get(last)
         for j, target in zip(bsucc[k], succ[last], strict=True):
             edge = facts
-            if jump and target != last + 1:  # the taken edge of a check
-                edge = _without_own_check(facts, checks.get(last))
+            if check is not None and target != last + 1:  # the taken edge of a check
+                edge = _without_own_check(facts, check)
             old = state_in[j]
             if old is None:
                 new = edge
+            elif not old or old is edge:
+                continue  # nothing to take away
             else:
                 new = {f: min(v, edge[f]) for f, v in old.items() if f in edge}
             if new != old:
@@ -68,17 +89,21 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
                 changed.append(j)
         return changed
 
-    if nb:
-        state_in[0] = {}
-    cfg.forward(state_in, visit)
+    state_in[0] = {}
+    if cfg.back:
+        cfg.forward(state_in, visit)
+    else:  # each block once, in op order; past the last check's block no fact is needed
+        for k in range(block_of[max(checks)]):
+            if state_in[k] is not None:
+                visit(k)
     drop = set()
-    for k, (_, last) in enumerate(spans):
-        if last not in checks or state_in[k] is None:
-            continue
-        facts = _check_facts(ops, steps[k][:-1], state_in[k], checks)  # up to the check
-        base, end, kk = checks[last]
-        if facts.get((base, end), -1) >= kk:
-            drop.add(last)
+    for i, (base, end, kk) in checks.items():
+        k = block_of[i]
+        if state_in[k] is not None:
+            facts = _check_facts(ops, steps[k][:-1], state_in[k], checks)  # up to the check
+            implied = facts.get((base, end))
+            if implied is not None and implied >= kk:
+                drop.add(i)
     if not drop:
         return ops
     return [op for i, op in enumerate(ops) if i not in drop]
@@ -99,19 +124,18 @@ def _check_facts(ops: list, steps: list, facts: dict, checks: dict) -> dict:
     return facts
 
 
-def _without_own_check(facts: dict, key) -> dict:
-    """On the taken edge of a check (``key``, None for other jumps), its own fact does not hold."""
-    if key is None:
-        return facts
+def _without_own_check(facts: dict, key: tuple) -> dict:
+    """On the taken edge of a check (``key``), its own fact does not hold."""
     base, end, k = key
     return {kk: v for kk, v in facts.items() if kk != (base, end)} if facts.get((base, end)) == k \
         else facts
 
 
 def _check_key(ops: list, i: int):
-    """(base, end, K) if ops[i-2:i+1] is ``t = base; t += K; if t > end goto ...``."""
+    """(base, end, K) if ops[i-2:i+1] is ``t = base; t += K; if t > end goto ...``
+    (``ops[i]`` is a branch)."""
     j, a, m = ops[i], ops[i - 1], ops[i - 2]
-    if not (isinstance(j, Op) and j.cls is Jump and j.fields["op"] is _JGT
+    if not (j.cls is Jump and j.fields["op"] is _JGT
             and j.fields["width"] == 64 and isinstance(j.fields["src"], VReg)):
         return None
     t = j.fields["dst"]
@@ -134,67 +158,106 @@ _TOP = (0, _M64)
 def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     """Conditional jumps that value ranges decide, and masks that change nothing, go.
 
-    Unsigned intervals of every virtual register are propagated over the CFG
+    Unsigned intervals of virtual registers are propagated over the CFG
     (loads give their width, ``&``/``>>``/``<<``/``+`` with known operands
     stay bounded, jumps narrow their operand on each edge, loops widen to
     "unknown"). A ``if x > 65535 goto short`` on an offset that is provably
     at most 40 + 60 + 8 * 255, say, cannot jump, and the verifier knows it
     too; the DSL emits such checks whenever it cannot see that itself.
+
+    A state maps virtual registers to ``(lo, hi)``; one it lacks is unknown
+    (physical registers never have an interval). A register's interval comes
+    only from those of the registers its op reads, so a state may leave out
+    any register no decision ahead depends on.
     """
     cfg = Cfg(ops) if cfg is None else cfg
-    spans, bsucc, back = cfg.spans, cfg.bsucc, cfg.back
-    if back:  # only values still needed are tracked, so that states stay small
-        live = Liveness(ops, cfg.succ)
-        bit, live_out = live.bit, live.out
-        steps = [range(first, last + 1) for first, last in spans]
-    else:  # without loops, only ops on the way to a decision need to be walked
-        steps = _steps_to_decisions(ops, spans)
+    change, thread = _decide_with_loops(ops, cfg) if cfg.back else _decide(ops, cfg)
+    if not change and not thread:
+        return ops
+    ops = list(ops)
+    for i, op in change.items():
+        ops[i] = op
+    for i, to in thread.items():
+        op = ops[i]
+        if op is not None:
+            ops[i] = Op(op.cls, {**op.fields, "target": to}, op.source)
+    out = [op for op in ops if op is not None]
+    if thread or any(op is not None for op in change.values()):
+        # a jump became a goto or goes elsewhere: what it jumped over may be unreachable now
+        return drop_unreachable(out)
+    return out
+
+
+def _decide(ops: list, cfg: Cfg) -> tuple[dict, dict]:
+    """What ranges decide in code without loops: op index -> None (drop) or the Goto
+    replacing it, and op index of a jump or goto -> the label it goes to instead.
+
+    Each block is visited once, in op order (after all its predecessors), and
+    walks only the ops on the way to a decision, from a state holding only the
+    registers decisions ahead read. An edge into a block that is labels and one
+    decidable jump goes straight where that jump goes if the edge's state
+    decides it (``else if`` after a failed lookup inside the first branch: the
+    second test is known false there).
+    """
+    spans, bsucc = cfg.spans, cfg.bsucc
+    steps, wanted, decisions = _steps_to_decisions(ops, spans, bsucc)
+    tests = _tests(ops, spans, decisions)
+    change: dict = {}
+    thread: dict = {}
+    state_in: list = [None] * len(spans)
+    if spans:
+        state_in[0] = {}
+    for k, ((_, last), succs, block) in enumerate(zip(spans, bsucc, steps, strict=True)):
+        state = state_in[k]
+        if state is None:
+            continue
+        jump = ops[last]
+        if block:  # else the state passes through unchanged, and need not be copied
+            live = wanted[k]
+            state = _walk(ops, block, {r: v for r, v in state.items() if r in live},
+                          decisions, change)
+            edges = _block_end(ops, last, succs, state, decisions, change)
+        else:
+            edges = (state,) * len(succs)
+        for j, edge in zip(succs, edges, strict=True):
+            old = state_in[j]
+            if old is None:  # a block no decision ahead depends on starts from nothing
+                state_in[j] = edge if wanted[j] else {}
+            elif old and old is not edge:  # (an empty state, nothing known, stays so)
+                state_in[j] = _hull(old, edge)
+        # a goto's edge, or the taken edge of a jump, may be threaded
+        if succs and succs[-1] in tests and type(jump) is Op and \
+                (jump.cls is Goto or jump.cls is Jump and len(succs) == 2):
+            to = _threaded(ops, tests[succs[-1]], edges[-1])
+            if to is not None:
+                thread[last] = to
+    return change, thread
+
+
+def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
+    """What ranges decide in code with loops (as ``_decide``, without threading).
+
+    Blocks are visited until no entry state changes (``Cfg.forward``), walking
+    all their ops and keeping the registers still live; an entry state that
+    keeps growing gives up on what grows. Only then, with the states final,
+    a last walk of each block records what they decide.
+    """
+    spans, bsucc = cfg.spans, cfg.bsucc
+    decisions = _decisions(ops)
+    live = Liveness(ops, cfg.succ)
+    bit, live_out = live.bit, live.out
     nb = len(spans)
     state_in: list = [None] * nb
     visits = [0] * nb
-    change: dict = {}  # op index -> None (drop) or the Goto replacing it
-    thread: dict = {}  # op index of a jump or goto -> the label it goes to instead
-    # blocks that are labels and one decidable jump: an edge into one whose state decides
-    # the jump goes straight where the jump would go (``else if`` after a failed lookup
-    # inside the first branch: the second test is known false there)
-    tests: dict = {}  # block -> the index of that jump
-    for k, (first, _) in enumerate(spans):
-        i = first
-        while type(ops[i]) is Mark and i + 1 < len(ops):
-            i += 1
-        if i > first and _decidable(ops[i]):
-            tests[k] = i
-
-    def walk(k: int, state: dict, record: bool) -> dict:
-        for i in steps[k]:
-            op = ops[i]
-            if record and type(op) is Op and (op.cls is Alu or op.cls is Jump):
-                if _noop_and(op, state):  # x &= mask with x <= mask changes nothing
-                    change[i] = None
-                elif _decidable(op):
-                    if _never(op, state):
-                        change[i] = None
-                    elif _always(op, state):  # the code it jumps over is unreachable, goes
-                        change[i] = Op(Goto, {"target": op.fields["target"]}, op.source)
-            _range_step_into(op, state)
-        return state
 
     def visit(k: int) -> list:
         """Walk block k from its entry state; the successors whose entry state changed."""
-        last = spans[k][1]
-        state = state_in[k]
-        if steps[k]:  # else the state passes through unchanged, and need not be copied
-            state = walk(k, dict(state), not back)
-        if back:
-            state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
-        jump, succs, changed = ops[last], bsucc[k], []
-        for idx, j in enumerate(succs):  # a Jump's successors: (fall-through, target)
-            edge = _narrow(jump, state, taken=(idx == len(succs) - 1 and idx > 0))
-            if j in tests and not back and type(jump) is Op and jump.cls in _THREADED \
-                    and idx == len(succs) - 1 and (idx > 0 or jump.cls is Goto):
-                to = _threaded(ops, tests[j], edge)
-                if to is not None:
-                    thread[last] = to
+        first, last = spans[k]
+        state = _walk(ops, range(first, last + 1), dict(state_in[k]), decisions, None)
+        state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
+        changed = []
+        for j, edge in zip(bsucc[k], _block_end(ops, last, bsucc[k], state, decisions, None),
+                           strict=True):
             old = state_in[j]
             if old is None:
                 new = edge
@@ -212,212 +275,238 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     if nb:
         state_in[0] = {}
     cfg.forward(state_in, visit)
-    if back:  # loops: states are final only now
-        for k in range(nb):
-            if state_in[k] is not None:
-                walk(k, dict(state_in[k]), True)
-    if thread:
-        ops = list(ops)
-        for i, to in thread.items():
-            op = change.get(i, ops[i])
-            if op is not None:
-                ops[i] = Op(op.cls, {**op.fields, "target": to}, op.source)
-                change.pop(i, None)
-        change = {i: op for i, op in change.items() if op is None}
-        return drop_unreachable([op for i, op in enumerate(ops) if i not in change])
-    if not change:
-        return ops
-    if any(op is not None for op in change.values()):
-        ops = list(ops)  # a jump became a goto: what it jumped over may be unreachable now
-        for i, op in change.items():
-            if op is not None:
-                ops[i] = op
-        change = {i: op for i, op in change.items() if op is None}
-        return drop_unreachable([op for i, op in enumerate(ops) if i not in change])
-    out = []
-    for i, op in enumerate(ops):
-        if i in change:
-            op = change[i]
-            if op is None:
-                continue
-        out.append(op)
-    return out
+    change: dict = {}
+    for k, (first, last) in enumerate(spans):
+        if state_in[k] is not None:
+            state = _walk(ops, range(first, last + 1), dict(state_in[k]), decisions, change)
+            _block_end(ops, last, bsucc[k], state, decisions, change)
+    return change, {}
 
 
-_THREADED = (Jump, Goto)
+def _tests(ops: list, spans: list, decisions: set) -> dict[int, int]:
+    """Blocks that are labels and then a decidable jump: block -> index of the jump."""
+    tests = {}
+    for k, (first, _) in enumerate(spans):
+        i = first
+        while type(ops[i]) is Mark and i + 1 < len(ops):
+            i += 1
+        if i > first and i in decisions and ops[i].cls is Jump:
+            tests[k] = i
+    return tests
+
+
+def _walk(ops: list, steps, state: dict, decisions: set, change: dict | None) -> dict:
+    """Apply the ops at indices ``steps`` to ``state`` (in place, and returned); into
+    ``change`` (unless None) the masks among them that change nothing."""
+    for i in steps:
+        op = ops[i]
+        if change is not None and i in decisions and op.cls is Alu:
+            if state.get(op.fields["dst"], _TOP)[1] <= op.fields["src"]:
+                change[i] = None  # x &= mask with x <= mask changes nothing
+        defs = op.defs
+        if defs:
+            dst = defs[0]
+            iv = _value_of(op, state) if len(defs) == 1 and type(dst) is VReg else None
+            if iv is None or iv == _TOP:
+                for d in defs:
+                    state.pop(d, None)
+            else:
+                state[dst] = iv
+    return state
+
+
+def _block_end(ops: list, last: int, succs: tuple, state: dict, decisions: set,
+               change: dict | None) -> tuple:
+    """The states on the edges to ``succs`` of a block ending at ``ops[last]`` in
+    ``state``: a decidable jump narrows its operand on both of its edges; and into
+    ``change`` (unless None) what the state decides of it."""
+    jump = ops[last]
+    if last not in decisions or jump.cls is not Jump:
+        return (state,) * len(succs)
+    jumps, fails, holds = _branch(jump, state)
+    if change is not None:
+        if jumps is False:
+            change[last] = None
+        elif jumps:  # the code it jumps over is unreachable, goes
+            change[last] = Op(Goto, {"target": jump.fields["target"]}, jump.source)
+    if len(succs) == 2:  # (fall-through, target)
+        return fails, holds
+    return (state,) * len(succs)
 
 
 def _threaded(ops: list, i: int, state: dict) -> str | None:
     """Where the decidable jump ``ops[i]`` leads from ``state``: its target when it
     always jumps, the label after it when it never does, None when undecided."""
     op = ops[i]
-    if _always(op, state):
+    jumps = _branch(op, state)[0]
+    if jumps:
         return op.fields["target"]
-    if _never(op, state) and i + 1 < len(ops) and type(ops[i + 1]) is Mark:
+    if jumps is False and i + 1 < len(ops) and type(ops[i + 1]) is Mark:
         return ops[i + 1].name
     return None
 
 
-def _steps_to_decisions(ops: list, spans: list) -> list[list[int]]:
-    """Per block, the ops a decision depends on: decidable jumps and masks, and the ops
-    computing the values they read, transitively.
+def _steps_to_decisions(ops: list, spans: list, bsucc: list) -> tuple[list, list, set]:
+    """For code without loops: per block the ops a decision depends on, and the
+    registers decisions ahead read at its entry; and the decisions (op indices).
 
-    For code without loops (every edge goes forward in op order) one backward
-    pass finds them: a value is wanted where a later decision reads it. The
-    other ops cannot change a decision, so the walk passes over them.
+    Every edge goes forward in op order, so one backward pass over the blocks,
+    each after its successors, finds them: an op is on the way to a decision
+    when it writes a register a later decision reads, directly or through
+    other such ops: liveness with only those reads (an ALU operation's result
+    comes from its operands, a load's or a byte swap's from its width alone).
+    The other ops cannot change a decision, so the walk passes over them.
     """
-    wanted: set = set()
-    marked = [False] * len(ops)
-    for i in range(len(ops) - 1, -1, -1):
-        op = ops[i]
-        if type(op) is not Op:
-            continue
-        for d in op.defs:
-            if d in wanted:
-                break
-        else:
-            cls = op.cls
-            if not (cls is Jump and _decidable(op) or cls is Alu and _and_mask(op)):
+    nb = len(spans)
+    steps: list = [None] * nb
+    live_in: list = [None] * nb
+    decisions = set()
+    for k in range(nb - 1, -1, -1):
+        live = set()
+        for j in bsucc[k]:
+            live |= live_in[j]
+        first, last = spans[k]
+        block = []
+        op = ops[last]
+        if type(op) is Op and op.cls is Jump and _is_decision(op):  # (a jump ends its block)
+            decisions.add(last)
+            live.update(op.uses)
+            block.append(last)
+        for i in range(last, first - 1, -1):
+            op = ops[i]
+            defs = op.defs
+            if not defs:
                 continue
-        marked[i] = True
-        wanted.update(op.uses)
-    return [[i for i in range(first, last + 1) if marked[i]] for first, last in spans]
+            if op.cls is Alu and op.fields["op"] is _AND and _is_decision(op):
+                decisions.add(i)  # a mask
+            elif live.isdisjoint(defs):
+                continue
+            live.difference_update(defs)
+            if op.cls is Alu and op.fields["op"] in _BOUNDED:  # a result computed from operands
+                live.update(op.uses)
+            block.append(i)
+        block.reverse()
+        steps[k], live_in[k] = block, live
+    return steps, live_in, decisions
+
+
+def _decisions(ops: list) -> set[int]:
+    """Indices of the ops a range may decide."""
+    return {i for i, op in enumerate(ops) if type(op) is Op and _is_decision(op)}
+
+
+def _is_decision(op: Op) -> bool:
+    """What a range may decide: an unsigned jump comparing a virtual register with a
+    constant, or ``x &= 2**n - 1`` on one."""
+    cls, f = op.cls, op.fields
+    if cls is Jump:
+        return f["op"] in _UNSIGNED_JUMPS and type(f["dst"]) is VReg and is_imm(f["src"])
+    if cls is Alu and f["op"] is _AND and type(f["dst"]) is VReg:
+        k = f["src"]
+        return is_imm(k) and k >= 0 and (k + 1) & k == 0
+    return False
 
 
 _UNSIGNED_JUMPS = (JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE)
 
 
-def _decidable(op) -> bool:
-    return (isinstance(op, Op) and op.cls is Jump and op.fields["op"] in _UNSIGNED_JUMPS
-            and isinstance(op.fields["dst"], VReg) and is_imm(op.fields["src"]))
-
-
-def _jump_k(op):
+def _jump_k(op: Op) -> tuple:
+    """The operator of a jump against a constant, and the constant as it compares."""
     f = op.fields
     k = f["src"] & (_M64 if f["width"] == 64 else _M32)
     return f["op"], k
 
 
-def _interval(state: dict, r, width: int = 64):
-    iv = state.get(r, _TOP) if isinstance(r, VReg) else _TOP
+def _interval(state: dict, r: VReg, width: int = 64) -> tuple[int, int]:
+    """The interval of ``r`` as an operation of ``width`` bits sees it (32: the low half)."""
+    iv = state.get(r, _TOP)
     if width == 32 and iv[1] > _M32:
         return (0, _M32)
     return iv
 
 
-def _never(op, state: dict) -> bool:
-    jop, k = _jump_k(op)
-    lo, hi = _interval(state, op.fields["dst"])
-    if op.fields["width"] == 32 and hi > _M32:
-        return False
-    return _NEVER[jop](lo, hi, k)
-
-
-# whether ``x op k`` holds for no x in [lo, hi] (_NEVER) or for all of them (_ALWAYS)
-_NEVER = {JumpOp.JGT: lambda lo, hi, k: hi <= k, JumpOp.JGE: lambda lo, hi, k: hi < k,
-          JumpOp.JLT: lambda lo, hi, k: lo >= k, JumpOp.JLE: lambda lo, hi, k: lo > k,
-          JumpOp.JEQ: lambda lo, hi, k: not lo <= k <= hi,
-          JumpOp.JNE: lambda lo, hi, k: lo == hi == k}
-_ALWAYS = {JumpOp.JGT: lambda lo, hi, k: lo > k, JumpOp.JGE: lambda lo, hi, k: lo >= k,
-           JumpOp.JLT: lambda lo, hi, k: hi < k, JumpOp.JLE: lambda lo, hi, k: hi <= k,
-           JumpOp.JEQ: lambda lo, hi, k: lo == hi == k,
-           JumpOp.JNE: lambda lo, hi, k: not lo <= k <= hi}
-
-
-def _noop_and(op, state: dict) -> bool:
-    """``x &= 0xffff`` when x is already at most 0xffff (a checksum fold, a be16 value)."""
-    return _and_mask(op) and _interval(state, op.fields["dst"])[1] <= op.fields["src"]
-
-
-def _and_mask(op) -> bool:
-    """``x &= 2**n - 1`` on a virtual register."""
-    if not (isinstance(op, Op) and op.cls is Alu and op.fields["op"] is _AND
-            and isinstance(op.fields["dst"], VReg) and is_imm(op.fields["src"])
-            and op.fields["src"] >= 0):
-        return False
-    k = op.fields["src"]
-    return (k + 1) & k == 0
-
-
-def _always(op, state: dict) -> bool:
-    jop, k = _jump_k(op)
-    lo, hi = _interval(state, op.fields["dst"])
-    if op.fields["width"] == 32 and hi > _M32:
-        return False
-    return _ALWAYS[jop](lo, hi, k)
-
-
-def _narrow(op, state: dict, taken: bool) -> dict:
-    if not _decidable(op):
-        return state
+def _branch(op: Op, state: dict) -> tuple[bool | None, dict, dict]:
+    """Whether the decidable jump ``op`` jumps from ``state`` (always: True, never:
+    False, it depends: None), and the states where it falls through and where it jumps."""
     jop, k = _jump_k(op)
     r = op.fields["dst"]
-    lo, hi = _interval(state, r)
-    if op.fields["width"] == 32 and hi > _M32:
-        return state
-    if not taken:
-        jop = _NEGATION[jop]
-    if jop is _JGT:
-        lo = max(lo, k + 1)
-    elif jop is _JGE:
-        lo = max(lo, k)
-    elif jop is _JLT:
-        hi = min(hi, k - 1)
-    elif jop is _JLE:
-        hi = min(hi, k)
-    elif jop is _JEQ:
-        lo, hi = max(lo, k), min(hi, k)
-    if lo > hi:  # this edge cannot be taken: keep the state (it changes nothing downstream)
-        return state
-    return {**state, r: (lo, hi)}
+    iv = state.get(r, _TOP)
+    if op.fields["width"] == 32 and iv[1] > _M32:
+        return None, state, state
+    lo, hi = iv
+    fails, holds = _SPLIT[jop](lo, hi, k)
+    return _OUTCOME[jop](lo, hi, k), _with(state, r, iv, fails), _with(state, r, iv, holds)
 
 
-_NEGATION = {JumpOp.JGT: JumpOp.JLE, JumpOp.JGE: JumpOp.JLT, JumpOp.JLT: JumpOp.JGE,
-             JumpOp.JLE: JumpOp.JGT, JumpOp.JEQ: JumpOp.JNE, JumpOp.JNE: JumpOp.JEQ}
+# whether ``x op k`` holds for all x in [lo, hi] (True), for none (False), or it depends (None)
+_OUTCOME = {
+    JumpOp.JGT: lambda lo, hi, k: True if lo > k else False if hi <= k else None,
+    JumpOp.JGE: lambda lo, hi, k: True if lo >= k else False if hi < k else None,
+    JumpOp.JLT: lambda lo, hi, k: True if hi < k else False if lo >= k else None,
+    JumpOp.JLE: lambda lo, hi, k: True if hi <= k else False if lo > k else None,
+    JumpOp.JEQ: lambda lo, hi, k: True if lo == hi == k else None if lo <= k <= hi else False,
+    JumpOp.JNE: lambda lo, hi, k: False if lo == hi == k else None if lo <= k <= hi else True,
+}
+
+
+# the part of [lo, hi] where ``x op k`` fails, and the part where it holds
+_SPLIT = {
+    JumpOp.JGT: lambda lo, hi, k: ((lo, min(hi, k)), (max(lo, k + 1), hi)),
+    JumpOp.JGE: lambda lo, hi, k: ((lo, min(hi, k - 1)), (max(lo, k), hi)),
+    JumpOp.JLT: lambda lo, hi, k: ((max(lo, k), hi), (lo, min(hi, k - 1))),
+    JumpOp.JLE: lambda lo, hi, k: ((max(lo, k + 1), hi), (lo, min(hi, k))),
+    JumpOp.JEQ: lambda lo, hi, k: ((lo, hi), (max(lo, k), min(hi, k))),
+    JumpOp.JNE: lambda lo, hi, k: ((max(lo, k), min(hi, k)), (lo, hi)),
+}
+
+
+def _with(state: dict, r: VReg, iv: tuple[int, int], new: tuple[int, int]) -> dict:
+    """``state`` where ``r``, now in ``iv``, is in ``new``."""
+    if new[0] > new[1]:  # this edge cannot be taken: keep the state (it changes nothing downstream)
+        return state
+    if new == iv and r in state:  # the jump tells nothing new on this edge
+        return state
+    return {**state, r: new}
+
+
 # enum members read once (each ``JumpOp.X`` is a class attribute lookup through the enum type)
-_JGT, _JGE, _JLT, _JLE, _JEQ = JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE, JumpOp.JEQ
+_JGT = JumpOp.JGT
 _MOV, _ADD, _SUB, _MUL, _AND = Arith.MOV, Arith.ADD, Arith.SUB, Arith.MUL, Arith.AND
 _OR, _XOR, _LSH, _RSH, _DIV, _MOD = Arith.OR, Arith.XOR, Arith.LSH, Arith.RSH, Arith.DIV, Arith.MOD
+# the ALU operators whose result ``_value_of`` bounds from its operands (others: unknown)
+_BOUNDED = frozenset((_MOV, _ADD, _SUB, _MUL, _AND, _OR, _XOR, _LSH, _RSH, _DIV, _MOD))
 
 
 def _hull(a: dict, b: dict) -> dict:
+    """The registers known in both states, each in an interval covering both."""
     return {k: (min(v[0], b[k][0]), max(v[1], b[k][1])) for k, v in a.items() if k in b}
 
 
-def _range_step_into(op, state: dict) -> None:
-    """Apply ``op`` to ``state`` in place."""
-    defs = op.defs
-    if not defs:
-        return
-    dst = defs[0] if len(defs) == 1 else None
-    iv = _value_of(op, state) if type(dst) is VReg else None  # before dst is forgotten
-    for d in defs:
-        state.pop(d, None)
-    for d in op.clobbers:
-        state.pop(d, None)
-    if iv is not None and iv != _TOP:
-        state[dst] = iv
-
-
-def _value_of(op, state: dict):
+def _value_of(op: Op, state: dict) -> tuple[int, int] | None:
+    """The interval of what ``op`` writes to its virtual register (None: unknown)."""
     cls, f = op.cls, op.fields
-    if cls is Load:
-        return (0, (1 << (8 * f["size"].bytes)) - 1)
-    if cls is Endian:
-        return (0, (1 << f["bits"]) - 1)
-    if cls is LoadImm64:
-        return (f["imm"] & _M64,) * 2
     if cls is not Alu:
+        if cls is Load:
+            return (0, (1 << (8 * f["size"].bytes)) - 1)
+        if cls is Endian:
+            return (0, (1 << f["bits"]) - 1)
+        if cls is LoadImm64:
+            return (f["imm"] & _M64,) * 2
         return None
     w = f["width"]
     mask = _M64 if w == 64 else _M32
     top = (0, mask)
     src = f["src"]
-    b = ((src & mask,) * 2) if is_imm(src) else _interval(state, src, w)
-    a = _interval(state, f["dst"], w)
+    if type(src) is VReg:
+        b = _interval(state, src, w)
+    elif is_imm(src):
+        b = (src & mask,) * 2
+    else:  # a physical register
+        b = top
     aop = f["op"]
     if aop is _MOV:
         return b
+    a = _interval(state, f["dst"], w)
     if aop is _ADD:
         lo, hi = a[0] + b[0], a[1] + b[1]
     elif aop is _SUB:
