@@ -32,29 +32,8 @@ def remove_dead(ops: list, pure: tuple) -> tuple[list, Liveness]:
     set is gone) goes too, and what only it read follows. Returns the ops
     left and their liveness (a dead op only passed its live set through).
     """
-    while True:
-        live = Liveness(ops, pure=pure)
-        if any(live.dead):
-            ops = [op for op, d in zip(ops, live.dead, strict=True) if not d]
-            live = live.without_dead()
-        empty = _empty_jumps(ops)
-        if not empty:
-            return ops, live
-        ops = [op for i, op in enumerate(ops) if i not in empty]
-
-
-def _empty_jumps(ops: list) -> set[int]:
-    """Conditional jumps whose target is the next instruction (only labels between)."""
-    found = set()
-    for i, op in enumerate(ops):
-        if type(op) is Op and op.cls is Jump:
-            target, j = op.fields["target"], i + 1
-            while j < len(ops) and type(ops[j]) is Mark:
-                if ops[j].name == target:
-                    found.add(i)
-                    break
-                j += 1
-    return found
+    live = Liveness(ops, pure=pure)
+    return live.without_dead(ops) if live.dead else (ops, live)
 
 
 def set_membership(ops: list, new_vreg, new_label) -> list:
