@@ -43,6 +43,8 @@ from pybpf.errors import AsmError
 ORDER = (Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4, Reg.R5, Reg.R6, Reg.R7, Reg.R8, Reg.R9)
 _PHYSICAL = (*ORDER, Reg.R10)
 _PHYSICAL_BITS = (1 << len(_PHYSICAL)) - 1  # bits 0-10: r0-r10
+_COLOURS = range(len(ORDER))
+_R10 = Reg.R10
 
 # how an instruction class leaves the straight line (as in cfg.py)
 _COND, _MAY, _GOTO, _EXIT, _LABEL = range(5)
@@ -193,8 +195,10 @@ def _drop(items: list, dead: list) -> list:
     return kept
 
 
-def _interference(ops: list, live: Liveness):
-    """Interference rows as bit sets, keyed by the written register's bit, and move hints.
+def _graph(ops: list, live: Liveness) -> tuple[dict, dict, list]:
+    """What the colouring needs, from one walk over the ops: interference rows
+    (bit sets keyed by the written register's bit), move hints, and the virtual
+    registers in order of first appearance (an op's definitions first).
 
     ``rows[b]`` holds what is live where the register of bit ``b`` is written
     (or clobbered): one side of each edge only. Two registers interfere when
@@ -202,13 +206,27 @@ def _interference(ops: list, live: Liveness):
     are never expanded into neighbour sets, which would cost one update per
     live register per definition.
     """
-    bit = live.bit
+    bit, regs = live.bit, live.regs
     rows: dict = {}
     hints: dict = {}
-    for op, out, written in zip(ops, live.out, live.kill, strict=True):
-        for r in op.clobbers:
-            written |= 1 << r
-        if not written:
+    order = []
+    unseen = (1 << len(regs)) - 1 & ~_PHYSICAL_BITS  # the virtual registers not met yet
+    for op, out, u, written in zip(ops, live.out, live.use, live.kill, strict=True):
+        new = (u | written) & unseen
+        if new:
+            unseen ^= new
+            if new & (new - 1):
+                for v in (*op.defs, *op.uses):
+                    b = bit[v]
+                    if new & b:
+                        order.append(v)
+                        new ^= b
+            else:
+                order.append(regs[new.bit_length() - 1])
+        if op.clobbers:
+            for r in op.clobbers:
+                written |= 1 << r
+        elif not written:
             continue
         if op.is_move:
             src, dst = op.fields["src"], op.fields["dst"]
@@ -221,7 +239,7 @@ def _interference(ops: list, live: Liveness):
             if mask:
                 rows[low] = rows.get(low, 0) | mask
             written ^= low
-    return rows, hints
+    return rows, hints, order
 
 
 def allocate(ops: list, spill_slot: Callable[[], int],
@@ -234,8 +252,8 @@ def allocate(ops: list, spill_slot: Callable[[], int],
     slots: dict[int, set] = {}  # stack offset -> ops at which a value spilled there is live
     for _ in range(200):
         live = Liveness(ops) if live is None else live
-        rows, hints = _interference(ops, live)
-        colour, failed = _colour(_first_appearance(ops, live), live.bit, rows, hints)
+        rows, hints, order = _graph(ops, live)
+        colour, failed = _colour(order, live.bit, rows, hints)
         if not failed:
             return colour
         costs, held_at = _regions(ops, live)
@@ -265,18 +283,18 @@ def allocate(ops: list, spill_slot: Callable[[], int],
 def _colour(order: list, bit: dict, rows: dict, hints: dict) -> tuple[dict, list]:
     """Registers for the values in ``order`` (first come, first served), and those left out.
 
-    Per colour (r0-r9), ``owned`` is the bit set of the registers given it (a
-    physical register is its own colour) and ``owned_rows`` the union of their
-    interference rows: ``v`` (bit ``b``, row ``row``) may take colour ``c``
-    unless ``owned[c] & row`` or ``owned_rows[c] & b``.
+    Per colour (r0-r9, by number), ``owned`` is the bit set of the registers
+    given it (a physical register is its own colour) and ``owned_rows`` the
+    union of their interference rows: ``v`` (bit ``b``, row ``row``) may take
+    colour ``c`` unless ``owned[c] & row`` or ``owned_rows[c] & b``.
     """
-    owned = [1 << r for r in ORDER]
-    owned_rows = [rows.get(1 << r, 0) for r in ORDER]
+    owned = [1 << c for c in _COLOURS]
+    owned_rows = [rows.get(1 << c, 0) for c in _COLOURS]
 
-    def first_free(row: int, b: int):
-        for r in ORDER:
-            if not (owned[r] & row or owned_rows[r] & b):
-                return r
+    def first_free(row: int, b: int) -> int | None:
+        for c in _COLOURS:
+            if not (owned[c] & row or owned_rows[c] & b):
+                return c
         return None
 
     colour: dict = {}
@@ -285,14 +303,14 @@ def _colour(order: list, bit: dict, rows: dict, hints: dict) -> tuple[dict, list
         b = bit[v]
         row = rows.get(b, 0)
         choice = None
-        for h in hints.get(v, ()):
+        partners = hints.get(v, ())
+        for h in partners:  # the register of a move partner
             h = colour.get(h, h)
-            if (type(h) is not VReg and h is not Reg.R10
-                    and not (owned[h] & row or owned_rows[h] & b)):
+            if type(h) is not VReg and h is not _R10 and not (owned[h] & row or owned_rows[h] & b):
                 choice = h
                 break
-        if choice is None:  # a register the move partner can take too, so the move goes
-            for h in hints.get(v, ()):
+        else:  # a register the move partner can take too, so the move goes
+            for h in partners:
                 if type(h) is VReg and h not in colour:
                     hb = bit[h]
                     theirs = rows.get(hb, 0)
@@ -300,12 +318,12 @@ def _colour(order: list, bit: dict, rows: dict, hints: dict) -> tuple[dict, list
                         choice = first_free(row | theirs, b | hb)
                         if choice is not None:
                             break
-        if choice is None:
-            choice = first_free(row, b)
+            if choice is None:
+                choice = first_free(row, b)
         if choice is None:
             failed.append(v)
         else:
-            colour[v] = choice
+            colour[v] = ORDER[choice]
             owned[choice] |= b
             owned_rows[choice] |= row
     return colour, failed
@@ -402,22 +420,6 @@ def _regions(ops: list, live: Liveness) -> tuple[dict, list]:
 
 def _key(v) -> int:
     return v.id if isinstance(v, VReg) else -1 - int(v)
-
-
-def _first_appearance(ops: list, live: Liveness) -> list[VReg]:
-    """The virtual registers of ``ops`` in order of appearance (an op's definitions first)."""
-    bit, order = live.bit, []
-    seen = _PHYSICAL_BITS
-    for op, u, k in zip(ops, live.use, live.kill, strict=True):
-        new = (u | k) & ~seen
-        if new:
-            seen |= new
-            for v in (*op.defs, *op.uses):
-                b = bit[v]
-                if new & b:
-                    order.append(v)
-                    new ^= b
-    return order
 
 
 def _spill(ops: list, v: VReg, offset: int, next_id: int, everywhere: bool = False) -> int:
