@@ -42,12 +42,13 @@ from pybpf.errors import AsmError
 
 ORDER = (Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4, Reg.R5, Reg.R6, Reg.R7, Reg.R8, Reg.R9)
 _PHYSICAL = (*ORDER, Reg.R10)
+_PHYSICAL_BIT = {r: 1 << r for r in _PHYSICAL}
 _PHYSICAL_BITS = (1 << len(_PHYSICAL)) - 1  # bits 0-10: r0-r10
 _COLOURS = range(len(ORDER))
 _R10 = Reg.R10
 
 # how an instruction class leaves the straight line (as in cfg.py)
-_COND, _MAY, _GOTO, _EXIT, _LABEL = range(5)
+_COND, _MAY, _GOTO, _EXIT = range(4)
 _FLOW = {Jump: _COND, MayGoto: _MAY, Goto: _GOTO, GotoLong: _GOTO, Exit: _EXIT}
 
 
@@ -55,17 +56,18 @@ class Liveness:
     """Registers live after each op, as bit sets (Python ints).
 
     Every register the ops name has one bit: r0-r10 bits 0-10 (a physical
-    register's bit is ``1 << r``), virtual registers the next ones in order of
-    appearance. ``bit`` maps a register to its one-bit int, ``regs`` a bit
-    position to its register; per op ``i``, ``use[i]`` and ``kill[i]`` are the
-    registers it reads and writes, and ``out[i]`` those live after it.
+    register's bit is ``1 << r``), virtual registers the next ones as the
+    analysis meets them. ``bit`` maps a register to its one-bit int, ``regs``
+    a bit position to its register; per op ``i``, ``use[i]`` and ``kill[i]``
+    are the registers it reads and writes, and ``out[i]`` those live after it.
 
-    Solved by a backward walk that reads the flow from the ops: a straight run
-    of ops needs one ``&~`` and one ``|`` each, a label records its live set in
-    ``out``, and a jump joins in the set of its target's label. A jump back to
-    an earlier label (a loop) reads that label's set from the walk before, so
-    the walk repeats until no such set changes. ``succ`` is accepted for
-    callers that hold the graph; the walk does not need it.
+    Solved by one backward walk that reads the flow from the ops: an op needs
+    one ``&~`` and one ``|``, a label records its live set in ``out``, and a
+    jump joins in the set of its target's label, met already when the jump
+    goes forward. A jump back to a label not met yet (a loop) joins in what
+    the walk before found there (nothing, the first time), so the walk repeats
+    until no such label's set changes. ``succ`` is accepted for callers that
+    hold the graph; the walk does not need it.
 
     With ``pure``, a side-effect-free op whose results are all dead reads
     nothing either ("strong" liveness): chains of dead arithmetic, even a
@@ -78,89 +80,73 @@ class Liveness:
     __slots__ = ("bit", "regs", "use", "kill", "out", "dead")
 
     def __init__(self, ops: list, succ: list | None = None, pure: tuple | None = None):
-        bit = dict(zip(_PHYSICAL, (1 << r for r in _PHYSICAL), strict=True))
         n = len(ops)
-        use = [0] * n
-        kill = [0] * n
-        droppable = [0] * n  # an op strong liveness may drop: what it writes
-        labels: dict = {}
-        points = []  # labels and jumps, where the walk leaves the straight line
-        for i, op in enumerate(ops):
-            if type(op) is Mark:
-                labels[op.name] = i
-                points.append(i)
-                continue
-            u = k = 0
-            for r in op.uses:
-                b = bit.get(r)
-                if b is None:
-                    b = bit[r] = 1 << len(bit)
-                u |= b
-            for r in op.defs:
-                b = bit.get(r)
-                if b is None:
-                    b = bit[r] = 1 << len(bit)
-                k |= b
-            use[i], kill[i] = u, k
-            if op.cls in _FLOW:
-                points.append(i)
-            elif pure is not None and k and not k & _PHYSICAL_BITS and op.cls in pure:
-                droppable[i] = k
-        self.bit, self.regs = bit, list(bit)
-        self.use, self.kill = use, kill
-        self._solve(ops, labels, points, droppable, pure is not None)
+        self.bit = dict(_PHYSICAL_BIT)
+        self.use, self.kill, self.out = [0] * n, [0] * n, [0] * n
+        labels: dict = {}  # label -> its index, once a walk has passed it
+        loops: set = set()  # labels some jump reaches backwards
+        first = True
+        while self._walk(ops, pure, labels, loops, first):
+            first = False
+        self.regs = list(self.bit)
 
-    def _solve(self, ops: list, labels: dict, points: list, droppable: list, strong: bool) -> None:
-        use, kill = self.use, self.kill
-        steps = [(-1, _LABEL, 0)]  # (op index, how it leaves the line, target index)
-        heads = set()  # labels a jump reaches backwards
-        for p in points:
-            op = ops[p]
+    def _walk(self, ops: list, pure: tuple | None, labels: dict, loops: set, first: bool) -> bool:
+        """One backward walk (the first computes ``use`` and ``kill``); True when a
+        label that a loop jumps to has changed, so the next walk may find more.
+        """
+        bit, use, kill, out = self.bit, self.use, self.kill, self.out
+        live, dead, changed = 0, [], False
+        kept = len(ops)  # the first op after this one that stays (not dead, not a label)
+        for i in range(len(ops) - 1, -1, -1):
+            op = ops[i]
             if type(op) is Mark:
-                steps.append((p, _LABEL, 0))
+                if loops and op.name in loops and out[i] != live:
+                    changed = True
+                labels[op.name] = i
+                out[i] = live
                 continue
-            kind = _FLOW[op.cls]
-            t = 0 if kind == _EXIT else labels[op.fields["target"]]
-            if kind != _EXIT and t <= p:
-                heads.add(t)
-            steps.append((p, kind, t))
-        steps.reverse()
-        out = [0] * len(ops)
-        while True:
-            live, dead, changed = 0, [], False
-            kept = len(ops)  # the first op after this one that stays (not dead, not a label)
-            end = kept
-            for p, kind, t in steps:
-                for i in range(end - 1, p, -1):  # the straight run after p
-                    k = droppable[i]
-                    if k and not live & k:
-                        dead.append(i)
-                    else:
-                        out[i] = live
-                        live = live & ~kill[i] | use[i]
-                        kept = i
-                end = p
-                if kind == _LABEL:
-                    if p in heads and out[p] != live:
-                        changed = True
-                    out[p] = live
+            if first:
+                u = k = 0
+                for r in op.uses:
+                    b = bit.get(r)
+                    if b is None:
+                        b = bit[r] = 1 << len(bit)
+                    u |= b
+                for r in op.defs:
+                    b = bit.get(r)
+                    if b is None:
+                        b = bit[r] = 1 << len(bit)
+                    k |= b
+                use[i], kill[i] = u, k
+            else:
+                u, k = use[i], kill[i]
+            cls = op.cls
+            kind = _FLOW.get(cls)
+            if kind is None:
+                if (pure is not None and k and not live & k and not k & _PHYSICAL_BITS
+                        and cls in pure):
+                    dead.append(i)
                     continue
-                if kind == _EXIT:
-                    o = 0
-                elif kind == _GOTO:
-                    o = out[t]
-                elif kind == _COND and strong and p < t < kept:
+                out[i] = live
+            elif kind == _EXIT:
+                out[i] = 0
+            else:
+                name = op.fields["target"]
+                t = labels.get(name)
+                if t is None or t < i:  # a loop: what the walk before found there
+                    loops.add(name)
+                    landing = 0 if t is None else out[t]
+                elif kind == _COND and pure is not None and t < kept:
                     # nothing stays before the target: both edges go the same way
-                    dead.append(p)
+                    dead.append(i)
                     continue
                 else:
-                    o = live | out[t]
-                out[p] = o
-                live = o & ~kill[p] | use[p]
-                kept = p
-            if not changed:
-                break
-        self.out, self.dead = out, dead
+                    landing = out[t]
+                out[i] = landing if kind == _GOTO else live | landing
+            live = out[i] & ~k | u
+            kept = i
+        self.dead = dead
+        return changed
 
     def without_dead(self, ops: list) -> tuple[list, Liveness]:
         """``ops`` without the dead ones, and their liveness."""
