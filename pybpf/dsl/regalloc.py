@@ -44,6 +44,7 @@ ORDER = (Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4, Reg.R5, Reg.R6, Reg.R7, Reg.R8,
 _PHYSICAL = (*ORDER, Reg.R10)
 _PHYSICAL_BIT = {r: 1 << r for r in _PHYSICAL}
 _PHYSICAL_BITS = (1 << len(_PHYSICAL)) - 1  # bits 0-10: r0-r10
+_VIRTUAL_BITS = ~_PHYSICAL_BITS
 _COLOURS = range(len(ORDER))
 _R10 = Reg.R10
 
@@ -250,8 +251,7 @@ def allocate(ops: list, spill_slot: Callable[[], int],
                 victims[choice[0]] = choice[1]
         if not victims:
             break
-        next_id = 1 + max((v.id for op in ops for v in (*op.defs, *op.uses)
-                           if isinstance(v, VReg)), default=0)
+        next_id = 1 + max((v.id for v in live.regs[len(_PHYSICAL):]), default=0)
         bit = live.bit
         where = {victim: {id(op) for op, out, k in zip(ops, live.out, live.kill, strict=True)
                           if (out | k) & bit[victim]} for victim in victims}
@@ -374,12 +374,14 @@ def _regions(ops: list, live: Liveness) -> tuple[dict, list]:
     region holds after it.
     """
     weight = [1] * len(ops)
-    labels = {op.name: i for i, op in enumerate(ops) if type(op) is Mark}
+    labels: dict = {}  # the labels before this op
     for i, op in enumerate(ops):
-        target = op.fields.get("target") if type(op) is Op else None
-        if target is not None and labels.get(target, i + 1) <= i:
-            for j in range(labels[target], i + 1):
-                weight[j] = 8
+        if type(op) is Mark:
+            labels[op.name] = i
+        else:
+            start = labels.get(op.fields.get("target"))
+            if start is not None:  # a back edge: a loop from start to here
+                weight[start:i + 1] = [8] * (i + 1 - start)
     cost: dict = {}
     held = 0  # bit set of the values in a register since a use or definition in this region
     dirty = 0  # of those, the ones defined in this region (a store is due at its end)
@@ -388,16 +390,18 @@ def _regions(ops: list, live: Liveness) -> tuple[dict, list]:
         if type(op) is Mark:
             held = dirty = 0
             continue
-        u &= ~_PHYSICAL_BITS
-        k &= ~_PHYSICAL_BITS
-        w = weight[i]
-        for paid in (u & ~held, k & ~dirty):  # a load, a store
-            while paid:
-                low = paid & -paid
-                cost[low] = cost.get(low, 0) + w
-                paid ^= low
+        u &= _VIRTUAL_BITS
+        k &= _VIRTUAL_BITS
+        paid = (u & ~held, k & ~dirty)  # a load, a store
         held |= u | k
         dirty |= k
+        if paid[0] or paid[1]:
+            w = weight[i]
+            for due in paid:
+                while due:
+                    low = due & -due
+                    cost[low] = cost.get(low, 0) + w
+                    due ^= low
         if op.clobbers or op.cls in _ENDS_REGION:
             held = dirty = 0
         held_at[i] = held
