@@ -128,9 +128,9 @@ class Liveness:
                         and cls in pure):
                     dead.append(i)
                     continue
-                out[i] = live
+                o = live
             elif kind == _EXIT:
-                out[i] = 0
+                o = 0
             else:
                 name = op.fields["target"]
                 t = labels.get(name)
@@ -143,8 +143,9 @@ class Liveness:
                     continue
                 else:
                     landing = out[t]
-                out[i] = landing if kind == _GOTO else live | landing
-            live = out[i] & ~k | u
+                o = landing if kind == _GOTO else live | landing
+            out[i] = o
+            live = o & ~k | u
             kept = i
         self.dead = dead
         return changed
@@ -210,22 +211,22 @@ def _graph(ops: list, live: Liveness) -> tuple[dict, dict, list]:
                         new ^= b
             else:
                 order.append(regs[new.bit_length() - 1])
+        if written:  # one register: an eBPF instruction writes dst, or r0, or nothing
+            if op.is_move:
+                src, dst = op.fields["src"], op.fields["dst"]
+                hints.setdefault(dst, []).append(src)
+                hints.setdefault(src, []).append(dst)
+                mask = out & ~written & ~bit[src]
+            else:
+                mask = out & ~written
+            if mask:
+                rows[written] = rows.get(written, 0) | mask
         if op.clobbers:
             for r in op.clobbers:
-                written |= 1 << r
-        elif not written:
-            continue
-        if op.is_move:
-            src, dst = op.fields["src"], op.fields["dst"]
-            hints.setdefault(dst, []).append(src)
-            hints.setdefault(src, []).append(dst)
-            out &= ~bit[src]
-        while written:
-            low = written & -written
-            mask = out & ~low
-            if mask:
-                rows[low] = rows.get(low, 0) | mask
-            written ^= low
+                b = 1 << r
+                mask = out & ~b
+                if mask:
+                    rows[b] = rows.get(b, 0) | mask
     return rows, hints, order
 
 
