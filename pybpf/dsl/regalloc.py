@@ -1,11 +1,13 @@
 """Register allocation: virtual registers onto r0-r9 by graph colouring.
 
-1. Liveness over the control-flow graph of the op list (jumps, labels, exits).
+1. Liveness over the control-flow graph of the op list (jumps, labels, exits),
+   in bit sets: each register, virtual or physical, is one bit of a Python
+   int, so a set of registers is an int (union ``|``, removal ``& ~``).
 2. Interference: a register written (or clobbered by a call) at a point
    interferes with everything live after that point; a move's source and
    destination do not interfere, so they may share a register. Kept as one
-   row per written register (one side of each edge), which the colouring
-   reads from both sides.
+   row (a bit set) per written register: one side of each edge, which the
+   colouring reads from both sides.
 3. Colouring in order of first appearance, preferring the register a move
    connects the value to (argument registers before calls, r0 after them),
    so most moves become ``rX = rX`` and are deleted.
@@ -48,7 +50,8 @@ _VIRTUAL_BITS = ~_PHYSICAL_BITS
 _COLOURS = range(len(ORDER))
 _R10 = Reg.R10
 
-# how an instruction class leaves the straight line (as in cfg.py)
+# how an instruction class leaves the straight line (cfg.py's table, with the
+# conditional jump that strong liveness may drop told apart from may_goto)
 _COND, _MAY, _GOTO, _EXIT = range(4)
 _FLOW = {Jump: _COND, MayGoto: _MAY, Goto: _GOTO, GotoLong: _GOTO, Exit: _EXIT}
 
