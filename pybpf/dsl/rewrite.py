@@ -48,7 +48,8 @@ def set_membership(ops: list, new_vreg, new_label) -> list:
     """
     out: list = []
     done, n = 0, len(ops)  # ops[:done] are in out
-    for i in [i for i, op in enumerate(ops) if type(op) is Op and op.cls is Jump]:
+    jumps = [k for k, op in enumerate(ops) if type(op) is Op and op.cls is Jump]
+    for i in jumps:
         op = ops[i]
         if i < done or not _member_test(op, JumpOp.JEQ):
             continue
@@ -142,6 +143,7 @@ def share_zero_stores(ops: list, new_vreg) -> list:
 
 
 def _ends_run(op) -> bool:
+    """A label, jump, exit or call: zero stores on either side are not one run."""
     return type(op) is Mark or op.cls in JUMPS or op.cls is Exit or bool(op.clobbers)
 
 
