@@ -46,7 +46,6 @@ ORDER = (Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4, Reg.R5, Reg.R6, Reg.R7, Reg.R8,
 _PHYSICAL = (*ORDER, Reg.R10)
 _PHYSICAL_BIT = {r: 1 << r for r in _PHYSICAL}
 _PHYSICAL_BITS = (1 << len(_PHYSICAL)) - 1  # bits 0-10: r0-r10
-_VIRTUAL_BITS = ~_PHYSICAL_BITS
 _COLOURS = range(len(ORDER))
 _R10 = Reg.R10
 
@@ -256,9 +255,11 @@ def allocate(ops: list, spill_slot: Callable[[], int],
         if not victims:
             break
         next_id = 1 + max((v.id for v in live.regs[len(_PHYSICAL):]), default=0)
-        bit = live.bit
-        where = {victim: {id(op) for op, out, k in zip(ops, live.out, live.kill, strict=True)
-                          if (out | k) & bit[victim]} for victim in victims}
+        where = {}  # victim -> the ops at which it is live or set
+        for victim in victims:
+            b = live.bit[victim]
+            where[victim] = {id(op) for op, out, k in zip(ops, live.out, live.kill, strict=True)
+                             if (out | k) & b}
         for victim, points in where.items():
             slot = next((s for s in slots if not slots[s] & points), None)
             if slot is None:
@@ -387,27 +388,27 @@ def _regions(ops: list, live: Liveness) -> tuple[dict, list]:
             if start is not None:  # a back edge: a loop from start to here
                 weight[start:i + 1] = [8] * (i + 1 - start)
     cost: dict = {}
-    held = 0  # bit set of the values in a register since a use or definition in this region
-    dirty = 0  # of those, the ones defined in this region (a store is due at its end)
+    # bit sets of the values in a register since a use or definition in this region, and
+    # of those defined in it (a store is due at its end); physical registers count as
+    # both, as they are never spilled
+    held = dirty = _PHYSICAL_BITS
     held_at = [0] * len(ops)
     for i, (op, u, k) in enumerate(zip(ops, live.use, live.kill, strict=True)):
         if type(op) is Mark:
-            held = dirty = 0
+            held = dirty = _PHYSICAL_BITS
             continue
-        u &= _VIRTUAL_BITS
-        k &= _VIRTUAL_BITS
-        paid = (u & ~held, k & ~dirty)  # a load, a store
+        load, store = u & ~held, k & ~dirty
         held |= u | k
         dirty |= k
-        if paid[0] or paid[1]:
+        if load or store:
             w = weight[i]
-            for due in paid:
+            for due in (load, store):
                 while due:
                     low = due & -due
                     cost[low] = cost.get(low, 0) + w
                     due ^= low
         if op.clobbers or op.cls in _ENDS_REGION:
-            held = dirty = 0
+            held = dirty = _PHYSICAL_BITS
         held_at[i] = held
     return cost, held_at
 
