@@ -1,11 +1,13 @@
 """Register allocation: virtual registers onto r0-r9 by graph colouring.
 
-1. Liveness over the control-flow graph of the op list (jumps, labels, exits).
+1. Liveness over the control-flow graph of the op list (jumps, labels, exits),
+   in bit sets: each register, virtual or physical, is one bit of a Python
+   int, so a set of registers is an int (union ``|``, removal ``& ~``).
 2. Interference: a register written (or clobbered by a call) at a point
    interferes with everything live after that point; a move's source and
    destination do not interfere, so they may share a register. Kept as one
-   row per written register (one side of each edge), which the colouring
-   reads from both sides.
+   row (a bit set) per written register: one side of each edge, which the
+   colouring reads from both sides.
 3. Colouring in order of first appearance, preferring the register a move
    connects the value to (argument registers before calls, r0 after them),
    so most moves become ``rX = rX`` and are deleted.
@@ -37,79 +39,126 @@ from pybpf.asm import (
     Size,
     Store,
 )
-from pybpf.dsl.cfg import successors
 from pybpf.dsl.ir import Mark, Op, VReg
 from pybpf.errors import AsmError
 
 ORDER = (Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4, Reg.R5, Reg.R6, Reg.R7, Reg.R8, Reg.R9)
+_PHYSICAL = (*ORDER, Reg.R10)
+_PHYSICAL_BIT = {r: 1 << r for r in _PHYSICAL}
+_PHYSICAL_BITS = (1 << len(_PHYSICAL)) - 1  # bits 0-10: r0-r10
+_COLOURS = range(len(ORDER))
+_R10 = Reg.R10
+
+# how an instruction class leaves the straight line (cfg.py's table, with the
+# conditional jump that strong liveness may drop told apart from may_goto)
+_COND, _MAY, _GOTO, _EXIT = range(4)
+_FLOW = {Jump: _COND, MayGoto: _MAY, Goto: _GOTO, GotoLong: _GOTO, Exit: _EXIT}
 
 
 class Liveness:
-    """Registers live after each op, as bit sets (Python ints) over ``bit``.
+    """Registers live after each op, as bit sets (Python ints).
 
-    ``bit`` maps every register the ops name (virtual and physical) to a
-    one-bit int; ``out[i]`` is the set live after op ``i``. Computed once by
-    a backward pass in reverse order (again only while back edges change
-    something), so a build pays for it a few times, not per query.
+    Every register the ops name has one bit: r0-r10 bits 0-10 (a physical
+    register's bit is ``1 << r``), virtual registers the next ones as the
+    analysis meets them. ``bit`` maps a register to its one-bit int, ``regs``
+    a bit position to its register; per op ``i``, ``use[i]`` and ``kill[i]``
+    are the registers it reads and writes, and ``out[i]`` those live after it.
+
+    Solved by one backward walk that reads the flow from the ops: an op needs
+    one ``&~`` and one ``|``, a label records its live set in ``out``, and a
+    jump joins in the set of its target's label, met already when the jump
+    goes forward. A jump back to a label not met yet (a loop) joins in what
+    the walk before found there (nothing, the first time), so the walk repeats
+    until no such label's set changes. ``succ`` is accepted for callers that
+    hold the graph; the walk does not need it.
+
     With ``pure``, a side-effect-free op whose results are all dead reads
     nothing either ("strong" liveness): chains of dead arithmetic, even a
-    counter that only feeds itself, come out dead in one analysis.
+    counter that only feeds itself, come out dead in one analysis. So does a
+    conditional jump with only dead ops and labels before its target (both of
+    its edges lead to the same place), and what only it read follows.
+    ``dead`` lists those ops, last first.
     """
 
-    __slots__ = ("bit", "regs", "out", "dead")
+    __slots__ = ("bit", "regs", "use", "kill", "out", "dead")
 
     def __init__(self, ops: list, succ: list | None = None, pure: tuple | None = None):
-        succ = successors(ops) if succ is None else succ
-        bit: dict = {}
         n = len(ops)
-        use = [0] * n
-        kill = [0] * n
-        removable = [False] * n
-        for i, op in enumerate(ops):
-            u = k = 0
-            for r in op.uses:
-                b = bit.get(r)
-                if b is None:
-                    b = bit[r] = 1 << len(bit)
-                u |= b
-            vdefs = True
-            for r in op.defs:
-                b = bit.get(r)
-                if b is None:
-                    b = bit[r] = 1 << len(bit)
-                k |= b
-                vdefs = vdefs and isinstance(r, VReg)
-            use[i], kill[i] = u, k
-            if pure is not None and op.defs and vdefs and op.cls in pure:
-                removable[i] = True
-        back = any(s <= i for i, ss in enumerate(succ) for s in ss)
-        live_in = [0] * n
-        out = [0] * n
-        dead = [False] * n
-        changed = True
-        while changed:
-            changed = False
-            for i in range(n - 1, -1, -1):
-                o = 0
-                for s in succ[i]:
-                    o |= live_in[s]
-                if removable[i] and not o & kill[i]:
-                    new_in, dead[i] = o, True
-                else:
-                    new_in, dead[i] = (o & ~kill[i]) | use[i], False
-                if new_in != live_in[i] or o != out[i]:
-                    live_in[i], out[i] = new_in, o
-                    changed = back
-        self.bit, self.out, self.dead = bit, out, dead
-        self.regs = list(bit)  # bit position -> register
+        self.bit = dict(_PHYSICAL_BIT)
+        self.use, self.kill, self.out = [0] * n, [0] * n, [0] * n
+        labels: dict = {}  # label -> its index, once a walk has passed it
+        loops: set = set()  # labels some jump reaches backwards
+        first = True
+        while self._walk(ops, pure, labels, loops, first):
+            first = False
+        self.regs = list(self.bit)
 
-    def without_dead(self) -> Liveness:
-        """The liveness of the ops left once the dead ones are removed."""
+    def _walk(self, ops: list, pure: tuple | None, labels: dict, loops: set, first: bool) -> bool:
+        """One backward walk (the first computes ``use`` and ``kill``); True when a
+        label that a loop jumps to has changed, so the next walk may find more.
+        """
+        bit, use, kill, out = self.bit, self.use, self.kill, self.out
+        live, dead, changed = 0, [], False
+        kept = len(ops)  # the first op after this one that stays (not dead, not a label)
+        for i in range(len(ops) - 1, -1, -1):
+            op = ops[i]
+            if type(op) is Mark:
+                if loops and op.name in loops and out[i] != live:
+                    changed = True
+                labels[op.name] = i
+                out[i] = live
+                continue
+            if first:
+                u = k = 0
+                for r in op.uses:
+                    b = bit.get(r)
+                    if b is None:
+                        b = bit[r] = 1 << len(bit)
+                    u |= b
+                for r in op.defs:
+                    b = bit.get(r)
+                    if b is None:
+                        b = bit[r] = 1 << len(bit)
+                    k |= b
+                use[i], kill[i] = u, k
+            else:
+                u, k = use[i], kill[i]
+            cls = op.cls
+            kind = _FLOW.get(cls)
+            if kind is None:
+                if (pure is not None and k and not live & k and not k & _PHYSICAL_BITS
+                        and cls in pure):
+                    dead.append(i)
+                    continue
+                o = live
+            elif kind == _EXIT:
+                o = 0
+            else:
+                name = op.fields["target"]
+                t = labels.get(name)
+                if t is None or t < i:  # a loop: what the walk before found there
+                    loops.add(name)
+                    landing = 0 if t is None else out[t]
+                elif kind == _COND and pure is not None and t < kept:
+                    # nothing stays before the target: both edges go the same way
+                    dead.append(i)
+                    continue
+                else:
+                    landing = out[t]
+                o = landing if kind == _GOTO else live | landing
+            out[i] = o
+            live = o & ~k | u
+            kept = i
+        self.dead = dead
+        return changed
+
+    def without_dead(self, ops: list) -> tuple[list, Liveness]:
+        """``ops`` without the dead ones, and their liveness."""
         copy = object.__new__(Liveness)
-        copy.bit, copy.regs = self.bit, self.regs
-        copy.out = [o for o, d in zip(self.out, self.dead, strict=True) if not d]
-        copy.dead = [False] * len(copy.out)
-        return copy
+        copy.bit, copy.regs, copy.dead = self.bit, self.regs, []
+        copy.use, copy.kill, copy.out = (_drop(self.use, self.dead), _drop(self.kill, self.dead),
+                                         _drop(self.out, self.dead))
+        return _drop(ops, self.dead), copy
 
     def has(self, i: int, r) -> bool:
         """Is ``r`` live after op ``i``?"""
@@ -125,57 +174,62 @@ class Liveness:
             mask ^= low
         return found
 
-    def sets(self) -> list[set]:
-        """``out`` as Python sets."""
-        return [set(self.members(m)) for m in self.out]
+
+def _drop(items: list, dead: list) -> list:
+    """``items`` without the positions in ``dead`` (last first)."""
+    kept, start = [], 0
+    for i in reversed(dead):
+        kept += items[start:i]
+        start = i + 1
+    kept += items[start:]
+    return kept
 
 
-def liveness(ops: list) -> list[set]:
-    """The set of registers (virtual and physical) live after each op."""
-    return Liveness(ops).sets()
+def _graph(ops: list, live: Liveness) -> tuple[dict, dict, list]:
+    """What the colouring needs, from one walk over the ops: interference rows
+    (bit sets keyed by the written register's bit), move hints, and the virtual
+    registers in order of first appearance (an op's definitions first).
 
-
-def _interference(ops: list, live: Liveness):
-    """Interference rows as bit sets over ``live.bit``, and move hints.
-
-    ``rows[d]`` holds what is live where ``d`` is written (or clobbered): one
-    side of each edge only. Two registers interfere when either is in the
-    other's row; the colouring asks exactly that (``_Colours``), so the rows
-    are never expanded into neighbour sets, which cost one dict update per
+    ``rows[b]`` holds what is live where the register of bit ``b`` is written
+    (or clobbered): one side of each edge only. Two registers interfere when
+    either is in the other's row; the colouring asks exactly that, so the rows
+    are never expanded into neighbour sets, which would cost one update per
     live register per definition.
     """
-    bit = live.bit
+    bit, regs = live.bit, live.regs
     rows: dict = {}
     hints: dict = {}
-    out_sets = live.out
-    for i, op in enumerate(ops):
-        if type(op) is Mark:
-            continue
-        out = out_sets[i]
-        if op.is_move:
-            skip, dst = op.fields["src"], op.fields["dst"]
-            hints.setdefault(dst, []).append(skip)
-            hints.setdefault(skip, []).append(dst)
-            out &= ~bit[skip]
-        for d in (*op.defs, *op.clobbers):
-            db = bit.get(d)
-            if db is None:
-                db = bit[d] = 1 << len(bit)
-                live.regs.append(d)
-            mask = out & ~db
+    order = []
+    unseen = (1 << len(regs)) - 1 & ~_PHYSICAL_BITS  # the virtual registers not met yet
+    for op, out, u, written in zip(ops, live.out, live.use, live.kill, strict=True):
+        new = (u | written) & unseen
+        if new:
+            unseen ^= new
+            if new & (new - 1):
+                for v in (*op.defs, *op.uses):
+                    b = bit[v]
+                    if new & b:
+                        order.append(v)
+                        new ^= b
+            else:
+                order.append(regs[new.bit_length() - 1])
+        if written:  # one register: an eBPF instruction writes dst, or r0, or nothing
+            if op.is_move:
+                src, dst = op.fields["src"], op.fields["dst"]
+                hints.setdefault(dst, []).append(src)
+                hints.setdefault(src, []).append(dst)
+                mask = out & ~written & ~bit[src]
+            else:
+                mask = out & ~written
             if mask:
-                rows[d] = rows.get(d, 0) | mask
-    return rows, hints
-
-
-def _neighbours(rows: dict, live: Liveness) -> dict:
-    """The interference graph as sets of neighbours (both sides of every edge)."""
-    graph: dict = {}
-    for d, mask in rows.items():
-        for v in live.members(mask):
-            graph.setdefault(d, set()).add(v)
-            graph.setdefault(v, set()).add(d)
-    return graph
+                rows[written] = rows.get(written, 0) | mask
+        if op.clobbers:
+            for r in op.clobbers:
+                b = 1 << r
+                mask = out & ~b
+                if mask:
+                    rows[b] = rows.get(b, 0) | mask
+    return rows, hints, order
 
 
 def allocate(ops: list, spill_slot: Callable[[], int],
@@ -188,64 +242,24 @@ def allocate(ops: list, spill_slot: Callable[[], int],
     slots: dict[int, set] = {}  # stack offset -> ops at which a value spilled there is live
     for _ in range(200):
         live = Liveness(ops) if live is None else live
-        rows, hints = _interference(ops, live)
-        order = _first_appearance(ops)
-        colour: dict = {}
-        bit = live.bit
-        # per colour, its registers as a bit set (a physical register is its own colour)
-        # and the union of their interference rows
-        owned = {r: bit.get(r, 0) for r in (*ORDER, Reg.R10)}
-        owned_rows = {r: rows.get(r, 0) for r in owned}
-
-        def taken_by(v, owned: dict = owned, owned_rows: dict = owned_rows, rows: dict = rows,
-                     bit: dict = bit) -> set:
-            """The colours of the registers ``v`` interferes with (this round's)."""
-            row, b = rows.get(v, 0), bit[v]
-            return {r for r, m in owned.items() if m & row or owned_rows[r] & b}
-
-        failed = []
-        for v in order:
-            taken = taken_by(v)
-            choice = None
-            for h in hints.get(v, ()):
-                h = colour.get(h, h)
-                if isinstance(h, Reg) and h not in taken and h != Reg.R10:
-                    choice = h
-                    break
-            if choice is None:  # a register the move partner can take too, so the move goes
-                mine, b = rows.get(v, 0), bit[v]
-                for h in hints.get(v, ()):
-                    if (isinstance(h, VReg) and h not in colour and not mine & bit[h]
-                            and not rows.get(h, 0) & b):
-                        theirs = taken_by(h)
-                        choice = next((r for r in ORDER if r not in taken and r not in theirs),
-                                      None)
-                        if choice is not None:
-                            break
-            if choice is None:
-                choice = next((r for r in ORDER if r not in taken), None)
-            if choice is None:
-                failed.append(v)
-            else:
-                colour[v] = choice
-                owned[choice] |= bit[v]
-                owned_rows[choice] |= rows.get(v, 0)
+        rows, hints, order = _graph(ops, live)
+        colour, failed = _colour(order, live.bit, rows, hints)
         if not failed:
             return colour
-        live_out = live.sets()
-        graph = _neighbours(rows, live)
-        costs, held_at = _regions(ops, bit)
+        costs, held_at = _regions(ops, live)
         victims: dict = {}
         for v in failed:  # one spill per failed value, all in this round
-            choice = _spill_choice(v, graph, live, held_at, victims, costs)
+            choice = _spill_choice(v, rows, live, held_at, victims, costs)
             if choice is not None:
                 victims[choice[0]] = choice[1]
         if not victims:
             break
-        next_id = 1 + max((v.id for op in ops for v in (*op.defs, *op.uses)
-                           if isinstance(v, VReg)), default=0)
-        where = {victim: {id(op) for op, live in zip(ops, live_out, strict=True)
-                          if victim in live or victim in op.defs} for victim in victims}
+        next_id = 1 + max((v.id for v in live.regs[len(_PHYSICAL):]), default=0)
+        where = {}  # victim -> the ops at which it is live or set
+        for victim in victims:
+            b = live.bit[victim]
+            where[victim] = {id(op) for op, out, k in zip(ops, live.out, live.kill, strict=True)
+                             if (out | k) & b}
         for victim, points in where.items():
             slot = next((s for s in slots if not slots[s] & points), None)
             if slot is None:
@@ -257,7 +271,56 @@ def allocate(ops: list, spill_slot: Callable[[], int],
     raise AsmError("register allocation did not converge (too many values live at once)")
 
 
-def _spill_choice(failed: VReg, graph: dict, live: Liveness, held_at: list, chosen,
+def _colour(order: list, bit: dict, rows: dict, hints: dict) -> tuple[dict, list]:
+    """Registers for the values in ``order`` (first come, first served), and those left out.
+
+    Per colour (r0-r9, by number), ``owned`` is the bit set of the registers
+    given it (a physical register is its own colour) and ``owned_rows`` the
+    union of their interference rows: ``v`` (bit ``b``, row ``row``) may take
+    colour ``c`` unless ``owned[c] & row`` or ``owned_rows[c] & b``.
+    """
+    owned = [1 << c for c in _COLOURS]
+    owned_rows = [rows.get(1 << c, 0) for c in _COLOURS]
+
+    def first_free(row: int, b: int) -> int | None:
+        for c in _COLOURS:
+            if not (owned[c] & row or owned_rows[c] & b):
+                return c
+        return None
+
+    colour: dict = {}
+    failed = []
+    for v in order:
+        b = bit[v]
+        row = rows.get(b, 0)
+        choice = None
+        partners = hints.get(v, ())
+        for h in partners:  # the register of a move partner
+            h = colour.get(h, h)
+            if type(h) is not VReg and h is not _R10 and not (owned[h] & row or owned_rows[h] & b):
+                choice = h
+                break
+        else:  # a register the move partner can take too, so the move goes
+            for h in partners:
+                if type(h) is VReg and h not in colour:
+                    hb = bit[h]
+                    theirs = rows.get(hb, 0)
+                    if not row & hb and not theirs & b:
+                        choice = first_free(row | theirs, b | hb)
+                        if choice is not None:
+                            break
+            if choice is None:
+                choice = first_free(row, b)
+        if choice is None:
+            failed.append(v)
+        else:
+            colour[v] = ORDER[choice]
+            owned[choice] |= b
+            owned_rows[choice] |= row
+    return colour, failed
+
+
+def _spill_choice(failed: VReg, rows: dict, live: Liveness, held_at: list, chosen,
                   costs: dict) -> tuple[VReg, bool] | None:
     """The value to move to the stack so that ``failed`` finds a register.
 
@@ -270,11 +333,15 @@ def _spill_choice(failed: VReg, graph: dict, live: Liveness, held_at: list, chos
     crowded with values), the one live longest per access, spilled at every
     access (the second item: True).
     """
-    candidates = [v for v in (failed, *sorted(graph.get(failed, ()), key=_key))
-                  if isinstance(v, VReg) and not v.name.endswith(".spill")]
+    bit, mine = live.bit, live.bit[failed]
+    near = rows.get(mine, 0)  # its neighbours: its row, and the rows it is in
+    for b, row in rows.items():
+        if row & mine:
+            near |= b
+    candidates = [v for v in (failed, *sorted(live.members(near), key=_key))
+                  if type(v) is VReg and not v.name.endswith(".spill")]
     if any(v in chosen for v in candidates):
         return None  # a spill this round already makes room here
-    bit, mine = live.bit, live.bit[failed]
     mask = 0
     for v in candidates:
         mask |= bit[v]
@@ -288,16 +355,17 @@ def _spill_choice(failed: VReg, graph: dict, live: Liveness, held_at: list, chos
                 free ^= low
     useful = [v for v in candidates if freed.get(bit[v])]
     if useful:
-        return min(useful, key=lambda v: (-freed[bit[v]] / (1 + costs.get(v, 0)), v.id)), False
+        return min(useful, key=lambda v: (-freed[bit[v]] / (1 + costs.get(bit[v], 0)),
+                                          v.id)), False
     if not candidates:
         return None
     # no call or label between the values that crowd here: one loaded at each use
     # and stored at each definition (it holds a register only there)
     span = {v: sum(1 for out in live.out if out & bit[v]) for v in candidates}
-    return max(candidates, key=lambda v: (span[v] / (1 + costs.get(v, 0)), -v.id)), True
+    return max(candidates, key=lambda v: (span[v] / (1 + costs.get(bit[v], 0)), -v.id)), True
 
 
-def _regions(ops: list, bit: dict) -> tuple[dict, list]:
+def _regions(ops: list, live: Liveness) -> tuple[dict, list]:
     """What spilling each virtual register costs, and where it would still hold a register.
 
     ``_spill`` keeps a spilled value in a register from a definition or load to
@@ -307,52 +375,46 @@ def _regions(ops: list, bit: dict) -> tuple[dict, list]:
     before defining it and a store per region that defines it (an op inside a
     loop, between a back edge's target and source, counts 8 times), and frees
     its register only where it is live outside such regions. Returns the costs
-    and, per op, the bit set of the values a region holds after it.
+    (keyed by the register's bit) and, per op, the bit set of the values a
+    region holds after it.
     """
     weight = [1] * len(ops)
-    labels = {op.name: i for i, op in enumerate(ops) if type(op) is Mark}
-    for i, op in enumerate(ops):
-        target = op.fields.get("target") if type(op) is Op else None
-        if target is not None and labels.get(target, i + 1) <= i:
-            for j in range(labels[target], i + 1):
-                weight[j] = 8
-    cost: dict = {}
-    held = 0  # bit set of the values in a register since a use or definition in this region
-    dirty = 0  # of those, the ones defined in this region (a store is due at its end)
-    held_at = [0] * len(ops)
+    labels: dict = {}  # the labels before this op
     for i, op in enumerate(ops):
         if type(op) is Mark:
-            held = dirty = 0
+            labels[op.name] = i
+        else:
+            start = labels.get(op.fields.get("target"))
+            if start is not None:  # a back edge: a loop from start to here
+                weight[start:i + 1] = [8] * (i + 1 - start)
+    cost: dict = {}
+    # bit sets of the values in a register since a use or definition in this region, and
+    # of those defined in it (a store is due at its end); physical registers count as
+    # both, as they are never spilled
+    held = dirty = _PHYSICAL_BITS
+    held_at = [0] * len(ops)
+    for i, (op, u, k) in enumerate(zip(ops, live.use, live.kill, strict=True)):
+        if type(op) is Mark:
+            held = dirty = _PHYSICAL_BITS
             continue
-        w = weight[i]
-        for v in op.uses:
-            if type(v) is VReg and not held & bit[v]:
-                cost[v] = cost.get(v, 0) + w
-                held |= bit[v]
-        for v in op.defs:
-            if type(v) is VReg:
-                b = bit[v]
-                if not dirty & b:
-                    cost[v] = cost.get(v, 0) + w
-                held |= b
-                dirty |= b
+        load, store = u & ~held, k & ~dirty
+        held |= u | k
+        dirty |= k
+        if load or store:
+            w = weight[i]
+            for due in (load, store):
+                while due:
+                    low = due & -due
+                    cost[low] = cost.get(low, 0) + w
+                    due ^= low
         if op.clobbers or op.cls in _ENDS_REGION:
-            held = dirty = 0
+            held = dirty = _PHYSICAL_BITS
         held_at[i] = held
     return cost, held_at
 
 
 def _key(v) -> int:
     return v.id if isinstance(v, VReg) else -1 - int(v)
-
-
-def _first_appearance(ops: list) -> list[VReg]:
-    seen: dict = {}
-    for op in ops:
-        for v in (*op.defs, *op.uses):
-            if isinstance(v, VReg) and v not in seen:
-                seen[v] = None
-    return list(seen)
 
 
 def _spill(ops: list, v: VReg, offset: int, next_id: int, everywhere: bool = False) -> int:

@@ -32,29 +32,8 @@ def remove_dead(ops: list, pure: tuple) -> tuple[list, Liveness]:
     set is gone) goes too, and what only it read follows. Returns the ops
     left and their liveness (a dead op only passed its live set through).
     """
-    while True:
-        live = Liveness(ops, pure=pure)
-        if any(live.dead):
-            ops = [op for op, d in zip(ops, live.dead, strict=True) if not d]
-            live = live.without_dead()
-        empty = _empty_jumps(ops)
-        if not empty:
-            return ops, live
-        ops = [op for i, op in enumerate(ops) if i not in empty]
-
-
-def _empty_jumps(ops: list) -> set[int]:
-    """Conditional jumps whose target is the next instruction (only labels between)."""
-    found = set()
-    for i, op in enumerate(ops):
-        if type(op) is Op and op.cls is Jump:
-            target, j = op.fields["target"], i + 1
-            while j < len(ops) and type(ops[j]) is Mark:
-                if ops[j].name == target:
-                    found.add(i)
-                    break
-                j += 1
-    return found
+    live = Liveness(ops, pure=pure)
+    return live.without_dead(ops) if live.dead else (ops, live)
 
 
 def set_membership(ops: list, new_vreg, new_label) -> list:
@@ -68,12 +47,11 @@ def set_membership(ops: list, new_vreg, new_label) -> list:
     form B: ``if x == K1 goto L; ...; if x == Kn goto L`` (falls through when not).
     """
     out: list = []
-    i, n = 0, len(ops)
-    while i < n:
+    done, n = 0, len(ops)  # ops[:done] are in out
+    jumps = [k for k, op in enumerate(ops) if type(op) is Op and op.cls is Jump]
+    for i in jumps:
         op = ops[i]
-        if not _member_test(op, JumpOp.JEQ):
-            out.append(op)
-            i += 1
+        if i < done or not _member_test(op, JumpOp.JEQ):
             continue
         x, w, target = op.fields["dst"], op.fields["width"], op.fields["target"]
         ks, j = [], i
@@ -87,8 +65,6 @@ def set_membership(ops: list, new_vreg, new_label) -> list:
         if form_a:
             ks.append(ops[j].fields["src"])
         if len(ks) < 3:
-            out.append(op)
-            i += 1
             continue
         src = op.source
         mask = sum(1 << k for k in set(ks))
@@ -107,12 +83,15 @@ def set_membership(ops: list, new_vreg, new_label) -> list:
         if form_a:
             test.append(Op(Jump, {"op": JumpOp.JEQ, "dst": t, "src": 0, "target": miss,
                                   "width": 32}, src))
-            i = j + 1
         else:
             test += [Op(Jump, {"op": JumpOp.JNE, "dst": t, "src": 0, "target": target,
                                "width": 32}, src), Mark(after, src)]
-            i = j
+        out += ops[done:i]
         out += test
+        done = j + 1 if form_a else j
+    if not done:
+        return ops
+    out += ops[done:]
     return out
 
 
@@ -131,30 +110,41 @@ def share_zero_stores(ops: list, new_vreg) -> list:
     store one register set to zero instead, as clang does: the x86-64 JIT turns a
     store-immediate into ``mov [rbp-x], imm32`` (7-8 bytes) and a register store into 3-4.
     """
-    out: list = []
-    run: list[int] = []  # positions in ``out`` of the current run's stores
-
-    def flush():
-        if len(run) >= 3 and any(out[j].fields["size"] in _WIDE for j in run):
-            z = new_vreg("zero")
-            first = out[run[0]]
-            for j in run:
-                f = out[j].fields
-                out[j] = Op(Store, {"dst": Reg.R10, "src": z, "off": f["off"], "size": f["size"]},
-                            out[j].source)
-            out.insert(run[0], Op(Alu, {"op": Arith.MOV, "dst": z, "src": 0, "width": 64},
-                                  first.source))
-        run.clear()
-
-    for op in ops:
+    runs: list[list[int]] = [[]]  # positions of the zero stores, by run
+    for i, op in enumerate(ops):
         if (type(op) is Op and op.cls is StoreImm and op.fields["imm"] == 0
                 and op.fields["dst"] == Reg.R10):
-            run.append(len(out))
-        elif type(op) is Mark or op.cls in JUMPS or op.cls is Exit or op.clobbers:
-            flush()
-        out.append(op)
-    flush()
+            run = runs[-1]
+            if run and any(_ends_run(between) for between in ops[run[-1] + 1:i]):
+                runs.append([i])
+            else:
+                run.append(i)
+    out: list = []
+    done = 0  # ops[:done] are in out
+    for run in runs:
+        if len(run) < 3 or not any(ops[i].fields["size"] in _WIDE for i in run):
+            continue
+        z = new_vreg("zero")
+        out += ops[done:run[0]]
+        out.append(Op(Alu, {"op": Arith.MOV, "dst": z, "src": 0, "width": 64}, ops[run[0]].source))
+        stores = set(run)
+        for i in range(run[0], run[-1] + 1):
+            op = ops[i]
+            if i in stores:
+                f = op.fields
+                op = Op(Store, {"dst": Reg.R10, "src": z, "off": f["off"], "size": f["size"]},
+                        op.source)
+            out.append(op)
+        done = run[-1] + 1
+    if not done:
+        return ops
+    out += ops[done:]
     return out
+
+
+def _ends_run(op) -> bool:
+    """A label, jump, exit or call: zero stores on either side are not one run."""
+    return type(op) is Mark or op.cls in JUMPS or op.cls is Exit or bool(op.clobbers)
 
 
 _WIDE = (Size.W, Size.DW)
