@@ -52,7 +52,11 @@ def relax(ops: list) -> list:
 
     ``goto L`` becomes ``gotol L``; ``if c goto L`` becomes ``if !c goto +1;
     gotol L`` (JSET, which has no inverse, jumps over a ``goto`` to the ``gotol``).
+    Nothing is far in a program shorter than the range: no op takes more than
+    two slots, so ops up to half the range need no look at the offsets.
     """
+    if 2 * len(ops) <= _S16[1] + 1:
+        return ops
     counter = 0
     while True:
         slots, labels, pos = [], {}, 0
