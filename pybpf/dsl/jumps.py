@@ -10,11 +10,13 @@ from __future__ import annotations
 from pybpf.asm import (
     Alu,
     Arith,
+    CallLocal,
     Exit,
     Goto,
     GotoLong,
     Jump,
     JumpOp,
+    LoadFunc,
     MayGoto,
     Reg,
 )
@@ -29,22 +31,112 @@ _S16 = (-(1 << 15), (1 << 15) - 1)
 
 
 JUMPS = (Jump, Goto, GotoLong, MayGoto)
+# the ops that name a label: jumps, local calls and the address of a local function
+# (a bpf_loop callback); with exits, the ops ``Flow`` keeps the positions of
+_CALLS = (CallLocal, LoadFunc)
+_FLOW_CLASSES = frozenset((*JUMPS, *_CALLS, Exit))
 
 
-def drop_jumps_to_next(ops: list) -> list:
+class Flow:
+    """The control-flow skeleton of one op list, from one scan: the positions of
+    its labels (``marks``), jumps, local calls and exits, in op order, and the
+    passes that find a shape to rewrite (``todo``). The passes read these
+    positions instead of walking every op (most ops are loads, stores and ALU
+    ops, which none of them touches) and build their result from slices.
+
+    A pass left out of ``todo`` would return ``ops`` unchanged; the tests are
+    exact or err toward running the pass. ``unreachable`` is left out when
+    every op after a goto or exit is a label some earlier jump names (reached
+    by induction in op order).
+    """
+
+    __slots__ = ("marks", "jumps", "calls", "exits", "todo")
+
+    def __init__(self, ops: list):
+        self.marks: list[int] = []
+        self.jumps: list[int] = []
+        self.calls: list[int] = []
+        self.exits: list[int] = []
+        todo = self.todo = set()
+        jumped: set = set()  # the labels jumps so far name
+        returns: set = set()  # K of each ``r0 = K; exit`` so far
+        n = len(ops)
+        for i, op in enumerate(ops):
+            if type(op) is Mark:
+                self.marks.append(i)
+                continue
+            cls = op.cls
+            if cls not in _FLOW_CLASSES:
+                continue
+            if cls is Exit:
+                self.exits.append(i)
+                if i and _is_return_const(ops, i - 1):
+                    k = ops[i - 1].fields["src"]
+                    if k in returns:
+                        todo.add("exits")
+                    returns.add(k)
+            else:
+                f = op.fields
+                target = f["target"]
+                if cls is CallLocal or cls is LoadFunc:
+                    self.calls.append(i)
+                    continue
+                self.jumps.append(i)
+                jumped.add(target)
+                if cls is Jump:
+                    if (f["op"] in _INVERSE and i + 2 < n and type(ops[i + 1]) is Op
+                            and ops[i + 1].cls is Goto and type(ops[i + 2]) is Mark
+                            and ops[i + 2].name == target):
+                        todo.add("invert")
+                    continue
+                if cls is MayGoto:
+                    continue
+                if cls is Goto:
+                    j = i - 1
+                    while j >= 0 and type(ops[j]) is Mark:  # jumps to the labels of a goto thread
+                        if ops[j].name != target:
+                            todo.add("thread")
+                        j -= 1
+                    if _next_label_is(ops, i, target):
+                        todo.add("next")
+            if i + 1 < n:  # after a goto or exit: the next op must be a label a jump so far names
+                nxt = ops[i + 1]
+                if type(nxt) is not Mark or nxt.name not in jumped:
+                    todo.add("unreachable")
+        named = jumped.union(ops[i].fields["target"] for i in self.calls)
+        if any(ops[i].name not in named and not ops[i].function for i in self.marks):
+            todo.add("marks")
+
+
+def _next_label_is(ops: list, i: int, name: str) -> bool:
+    """One of the labels right after ``ops[i]`` is ``name``."""
+    for j in range(i + 1, len(ops)):
+        op = ops[j]
+        if type(op) is not Mark:
+            return False
+        if op.name == name:
+            return True
+    return False
+
+
+def _rebuild(ops: list, edits: dict) -> list:
+    """A new list: ``ops`` with the op at each position in ``edits`` replaced by
+    the ops it maps to (none: dropped), copied in slices between them."""
+    out: list = []
+    start = 0
+    for i in sorted(edits):
+        out += ops[start:i]
+        out += edits[i]
+        start = i + 1
+    out += ops[start:]
+    return out
+
+
+def drop_jumps_to_next(ops: list, flow: Flow) -> list:
     """Remove ``goto L`` when L is the next label(s) (left by if/else joins)."""
-    n, drop = len(ops), set()
-    for i, op in enumerate(ops):
-        if type(op) is Op and op.cls is Goto:
-            j, target = i + 1, op.fields["target"]
-            while j < n and type(ops[j]) is Mark:
-                if ops[j].name == target:
-                    drop.add(i)
-                    break
-                j += 1
-    if not drop:
-        return ops
-    return [op for i, op in enumerate(ops) if i not in drop]
+    drop = [i for i in flow.jumps if ops[i].cls is Goto
+            and _next_label_is(ops, i, ops[i].fields["target"])]
+    return _rebuild(ops, dict.fromkeys(drop, ())) if drop else ops
 
 
 def relax(ops: list) -> list:
@@ -104,11 +196,11 @@ def _is_return_const(ops: list, i: int) -> bool:
             and f["dst"] == Reg.R0 and isinstance(f["src"], int) and not isinstance(f["src"], Reg))
 
 
-def merge_exits(ops: list, new_label) -> list:
+def merge_exits(ops: list, flow: Flow, new_label) -> list:
     """Keep one ``r0 = K; exit`` per K; the others jump to it (or their jumps do)."""
     groups: dict[int, list] = {}
-    for j, op in enumerate(ops):
-        if type(op) is Op and op.cls is Exit and j and _is_return_const(ops, j - 1):
+    for j in flow.exits:
+        if j and _is_return_const(ops, j - 1):
             groups.setdefault(ops[j - 1].fields["src"], []).append(j - 1)
     rename: dict[str, str] = {}
     drop: set[int] = set()
@@ -156,44 +248,42 @@ def merge_exits(ops: list, new_label) -> list:
                 drop.update(range(j + 1, i + 2))
     if not (drop or put):
         return ops
-    out = []
-    for i, op in enumerate(ops):
-        if i in insert:
-            out.append(insert[i])
-        if i in put:
-            out.append(put[i])
-        elif i not in drop:
-            out.append(op)
-    return _retarget(out, rename)
+    edits: dict[int, tuple] = dict.fromkeys(drop, ())
+    for i, op in put.items():
+        edits[i] = (op,)
+    for i, mark in insert.items():
+        edits[i] = (mark, *edits.get(i, (ops[i],)))
+    _retarget([*(ops[i] for i in flow.jumps if i not in edits), *put.values()], rename)
+    return _rebuild(ops, edits)
 
 
-def _retarget(ops: list, rename: dict) -> list:
-    """Jumps to renamed labels go to the new names; a new list when one changed."""
+def _retarget(jumps, rename: dict) -> bool:
+    """Jumps to renamed labels go to the new names (in place); whether one changed."""
     changed = False
-    for op in ops if rename else ():
-        if type(op) is Op and op.cls in JUMPS:
-            t = op.fields["target"]
-            while t in rename:
-                t = rename[t]
-            if t != op.fields["target"]:
-                op.fields["target"] = t
-                changed = True
-    return list(ops) if changed else ops
+    for op in jumps if rename else ():
+        t = op.fields["target"]
+        while t in rename:
+            t = rename[t]
+        if t != op.fields["target"]:
+            op.fields["target"] = t
+            changed = True
+    return changed
 
 
-def thread_jumps(ops: list) -> list:
+def thread_jumps(ops: list, flow: Flow) -> list:
     """A jump to a label followed by ``goto L2`` goes to L2 directly."""
-    first_after: dict[str, object] = {}
-    for i, op in enumerate(ops):
-        if type(op) is Mark:
-            j = i + 1
-            while j < len(ops) and type(ops[j]) is Mark:
-                j += 1
-            first_after[op.name] = ops[j] if j < len(ops) else None
     rename = {}
-    for name, op in first_after.items():
-        if isinstance(op, Op) and op.cls is Goto and op.fields["target"] != name:
-            rename[name] = op.fields["target"]
+    for g in flow.jumps:
+        op = ops[g]
+        if op.cls is not Goto:
+            continue
+        start = g
+        while start and type(ops[start - 1]) is Mark:
+            start -= 1
+        for m in range(start, g):  # the labels of this goto, in op order
+            name = ops[m].name
+            if name != op.fields["target"]:
+                rename[name] = op.fields["target"]
     for name in list(rename):  # break cycles (goto loops)
         seen, t = {name}, rename[name]
         while t in rename:
@@ -202,15 +292,14 @@ def thread_jumps(ops: list) -> list:
                 break
             seen.add(t)
             t = rename[t]
-    return _retarget(ops, rename)
+    return list(ops) if _retarget([ops[i] for i in flow.jumps], rename) else ops
 
 
-def drop_unused_marks(ops: list) -> list:
+def drop_unused_marks(ops: list, flow: Flow) -> list:
     """Labels no jump names (joins of if/else) are dropped, so listings stay short."""
-    used = {op.fields["target"] for op in ops  # jumps, and calls of local functions
-            if type(op) is Op and "target" in op.fields}
-    keep = [op for op in ops if type(op) is not Mark or op.name in used or op.function]
-    return ops if len(keep) == len(ops) else keep
+    used = {ops[i].fields["target"] for i in (*flow.jumps, *flow.calls)}
+    drop = [i for i in flow.marks if ops[i].name not in used and not ops[i].function]
+    return _rebuild(ops, dict.fromkeys(drop, ())) if drop else ops
 
 
 def drop_unreachable(ops: list, cfg: Cfg | None = None) -> list:
@@ -231,20 +320,18 @@ def drop_unreachable(ops: list, cfg: Cfg | None = None) -> list:
     return [op for op, keep in zip(ops, seen, strict=True) if keep]
 
 
-def invert_over_goto(ops: list) -> list:
+def invert_over_goto(ops: list, flow: Flow) -> list:
     """``if c goto L1; goto L2; L1:`` becomes ``if !c goto L2; L1:``."""
-    out: list = []
-    i = 0
-    while i < len(ops):
+    edits: dict[int, tuple] = {}
+    n = len(ops)
+    for i in flow.jumps:
         op = ops[i]
-        if (type(op) is Op and op.cls is Jump and op.fields["op"] in _INVERSE
-                and i + 2 < len(ops) and isinstance(ops[i + 1], Op) and ops[i + 1].cls is Goto
-                and isinstance(ops[i + 2], Mark) and ops[i + 2].name == op.fields["target"]):
-            f = dict(op.fields)
+        f = op.fields
+        if (op.cls is Jump and f["op"] in _INVERSE and i + 2 < n and type(ops[i + 1]) is Op
+                and ops[i + 1].cls is Goto and type(ops[i + 2]) is Mark
+                and ops[i + 2].name == f["target"]):
+            f = dict(f)
             f["op"], f["target"] = _INVERSE[f["op"]], ops[i + 1].fields["target"]
-            out.append(Op(Jump, f, op.source))
-            i += 2
-            continue
-        out.append(op)
-        i += 1
-    return out if len(out) != len(ops) else ops
+            edits[i] = (Op(Jump, f, op.source),)
+            edits[i + 1] = ()
+    return _rebuild(ops, edits) if edits else ops
