@@ -31,81 +31,42 @@ _S16 = (-(1 << 15), (1 << 15) - 1)
 
 
 JUMPS = (Jump, Goto, GotoLong, MayGoto)
-# the ops that name a label: jumps, local calls and the address of a local function
-# (a bpf_loop callback); with exits, the ops ``Flow`` keeps the positions of
-_CALLS = (CallLocal, LoadFunc)
-_FLOW_CLASSES = frozenset((*JUMPS, *_CALLS, Exit))
 
 
 class Flow:
-    """The control-flow skeleton of one op list, from one scan: the positions of
-    its labels (``marks``), jumps, local calls and exits, in op order, and the
-    passes that find a shape to rewrite (``todo``). The passes read these
-    positions instead of walking every op (most ops are loads, stores and ALU
-    ops, which none of them touches) and build their result from slices.
-
-    A pass left out of ``todo`` would return ``ops`` unchanged; the tests are
-    exact or err toward running the pass. ``unreachable`` is left out when
-    every op after a goto or exit is a label some earlier jump names (reached
-    by induction in op order).
+    """Where the labels (``marks``), gotos, other jumps (``branches``: conditional
+    ones, ``gotol``, ``may_goto``), local calls (and addresses of local
+    functions) and exits of one op list are: their indices in op order, from
+    one scan. The control-flow passes look only at these, not at every op (most
+    are loads, stores and ALU ops, which none of them touches): one that finds
+    nothing to do costs a few lookups, and one that does builds its result from
+    slices of the list. Most shapes they rewrite start at a goto, the rarest jump.
     """
 
-    __slots__ = ("marks", "jumps", "calls", "exits", "todo")
+    __slots__ = ("marks", "gotos", "branches", "calls", "exits")
 
     def __init__(self, ops: list):
         self.marks: list[int] = []
-        self.jumps: list[int] = []
+        self.gotos: list[int] = []
+        self.branches: list[int] = []
         self.calls: list[int] = []
         self.exits: list[int] = []
-        todo = self.todo = set()
-        jumped: set = set()  # the labels jumps so far name
-        returns: set = set()  # K of each ``r0 = K; exit`` so far
-        n = len(ops)
+        where = {Goto: self.gotos, Jump: self.branches, GotoLong: self.branches,
+                 MayGoto: self.branches, CallLocal: self.calls, LoadFunc: self.calls,
+                 Exit: self.exits}.get
+        marks = self.marks
         for i, op in enumerate(ops):
             if type(op) is Mark:
-                self.marks.append(i)
-                continue
-            cls = op.cls
-            if cls not in _FLOW_CLASSES:
-                continue
-            if cls is Exit:
-                self.exits.append(i)
-                if i and _is_return_const(ops, i - 1):
-                    k = ops[i - 1].fields["src"]
-                    if k in returns:
-                        todo.add("exits")
-                    returns.add(k)
+                marks.append(i)
             else:
-                f = op.fields
-                target = f["target"]
-                if cls is CallLocal or cls is LoadFunc:
-                    self.calls.append(i)
-                    continue
-                self.jumps.append(i)
-                jumped.add(target)
-                if cls is Jump:
-                    if (f["op"] in _INVERSE and i + 2 < n and type(ops[i + 1]) is Op
-                            and ops[i + 1].cls is Goto and type(ops[i + 2]) is Mark
-                            and ops[i + 2].name == target):
-                        todo.add("invert")
-                    continue
-                if cls is MayGoto:
-                    continue
-                if cls is Goto:
-                    j = i - 1
-                    while j >= 0 and type(ops[j]) is Mark:  # jumps to the labels of a goto thread
-                        if ops[j].name != target:
-                            todo.add("thread")
-                        j -= 1
-                    if _next_label_is(ops, i, target):
-                        todo.add("next")
-            if i + 1 < n:  # after a goto or exit: the next op must be a label a jump so far names
-                nxt = ops[i + 1]
-                if type(nxt) is not Mark or nxt.name not in jumped:
-                    todo.add("unreachable")
-        named = jumped.union(ops[i].fields["target"] for i in self.calls)
-        if any(ops[i].name not in named and not ops[i].function for i in self.marks):
-            todo.add("marks")
+                positions = where(op.cls)
+                if positions is not None:
+                    positions.append(i)
+
+    @property
+    def jumps(self) -> list[int]:
+        """The positions of every jump, gotos first (so not in op order)."""
+        return self.gotos + self.branches
 
 
 def _next_label_is(ops: list, i: int, name: str) -> bool:
@@ -134,8 +95,7 @@ def _rebuild(ops: list, edits: dict) -> list:
 
 def drop_jumps_to_next(ops: list, flow: Flow) -> list:
     """Remove ``goto L`` when L is the next label(s) (left by if/else joins)."""
-    drop = [i for i in flow.jumps if ops[i].cls is Goto
-            and _next_label_is(ops, i, ops[i].fields["target"])]
+    drop = [i for i in flow.gotos if _next_label_is(ops, i, ops[i].fields["target"])]
     return _rebuild(ops, dict.fromkeys(drop, ())) if drop else ops
 
 
@@ -273,10 +233,8 @@ def _retarget(jumps, rename: dict) -> bool:
 def thread_jumps(ops: list, flow: Flow) -> list:
     """A jump to a label followed by ``goto L2`` goes to L2 directly."""
     rename = {}
-    for g in flow.jumps:
+    for g in flow.gotos:
         op = ops[g]
-        if op.cls is not Goto:
-            continue
         start = g
         while start and type(ops[start - 1]) is Mark:
             start -= 1
@@ -320,18 +278,35 @@ def drop_unreachable(ops: list, cfg: Cfg | None = None) -> list:
     return [op for op, keep in zip(ops, seen, strict=True) if keep]
 
 
+def may_be_unreachable(ops: list, flow: Flow) -> bool:
+    """Whether some op may be unreachable: not when every op after a goto or exit is
+    a label some earlier jump names (each op is then reached, by induction in op order)."""
+    n = len(ops)
+    after: dict[str, int] = {}  # the labels right after a goto or exit: where that is
+    for i in (*flow.gotos, *flow.branches, *flow.exits):
+        if i + 1 < n and (ops[i].cls is not Jump and ops[i].cls is not MayGoto):
+            nxt = ops[i + 1]
+            if type(nxt) is not Mark:
+                return True
+            after.setdefault(nxt.name, i)
+    for i in flow.jumps:  # a jump at or before that point reaches it
+        target = ops[i].fields["target"]
+        if target in after and i <= after[target]:
+            del after[target]
+    return bool(after)
+
+
 def invert_over_goto(ops: list, flow: Flow) -> list:
     """``if c goto L1; goto L2; L1:`` becomes ``if !c goto L2; L1:``."""
     edits: dict[int, tuple] = {}
     n = len(ops)
-    for i in flow.jumps:
-        op = ops[i]
-        f = op.fields
-        if (op.cls is Jump and f["op"] in _INVERSE and i + 2 < n and type(ops[i + 1]) is Op
-                and ops[i + 1].cls is Goto and type(ops[i + 2]) is Mark
-                and ops[i + 2].name == f["target"]):
-            f = dict(f)
-            f["op"], f["target"] = _INVERSE[f["op"]], ops[i + 1].fields["target"]
+    for g in flow.gotos:  # the goto of the shape
+        i = g - 1
+        op = ops[i] if i >= 0 else None
+        if (type(op) is Op and op.cls is Jump and op.fields["op"] in _INVERSE and g + 1 < n
+                and type(ops[g + 1]) is Mark and ops[g + 1].name == op.fields["target"]):
+            f = dict(op.fields)
+            f["op"], f["target"] = _INVERSE[f["op"]], ops[g].fields["target"]
             edits[i] = (Op(Jump, f, op.source),)
-            edits[i + 1] = ()
+            edits[g] = ()
     return _rebuild(ops, edits) if edits else ops

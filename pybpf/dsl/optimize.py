@@ -11,6 +11,7 @@ from pybpf.dsl.jumps import (
     drop_unreachable,
     drop_unused_marks,
     invert_over_goto,
+    may_be_unreachable,
     merge_exits,
     relax,
     thread_jumps,
@@ -24,29 +25,24 @@ def optimize(ops: list, new_label) -> list:
     The straight-line ones (masks, merges) run before the control-flow ones and
     again only when those removed something (a dropped jump can make two ops
     neighbours), and then only when ``straight_line_work`` finds a shape they
-    rewrite. A control-flow pass runs only when the ``Flow`` of the op list as
-    it is now (one scan) names it in ``todo``: most find nothing in most rounds
-    (the last round of every program finds nothing at all). A pass that returns
-    its input leaves the flow as it was, less itself in ``todo``; one that
-    changes the list has it scanned again.
+    rewrite. The control-flow ones read the ``Flow`` of the list (where its
+    labels, jumps and exits are), scanned again only when a pass changed the
+    list; each returns its input when it finds nothing to do (most do in most
+    rounds, and the last round of every program finds nothing at all).
     """
     def merge(ops: list, flow: Flow) -> list:
         return merge_exits(ops, flow, new_label)
 
     def unreachable(ops: list, flow: Flow) -> list:
-        return drop_unreachable(ops)
+        return drop_unreachable(ops) if may_be_unreachable(ops, flow) else ops
 
     flow = Flow(ops)
 
-    def run(step, name: str, ops: list) -> list:
+    def run(step, ops: list) -> list:
         nonlocal flow
-        if name not in flow.todo:
-            return ops
         out = step(ops, flow)
         if out is not ops:
             flow = Flow(out)
-        else:
-            flow.todo.discard(name)
         return out
 
     def straighten(ops: list) -> list:
@@ -61,10 +57,9 @@ def optimize(ops: list, new_label) -> list:
     ops = straighten(ops)
     for _ in range(4):
         before = len(ops)
-        for step, name in ((drop_jumps_to_next, "next"), (merge, "exits"), (thread_jumps, "thread"),
-                           (drop_jumps_to_next, "next"), (invert_over_goto, "invert"),
-                           (unreachable, "unreachable"), (drop_unused_marks, "marks")):
-            ops = run(step, name, ops)
+        for step in (drop_jumps_to_next, merge, thread_jumps, drop_jumps_to_next, invert_over_goto,
+                     unreachable, drop_unused_marks):
+            ops = run(step, ops)
         if len(ops) == before:
             break
         ops = straighten(ops)

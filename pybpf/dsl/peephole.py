@@ -50,7 +50,7 @@ def straight_line_work(ops: list) -> bool:
             elif aop is _XOR:
                 if f["src"] == -1 and f["width"] == 32 and is_imm(f["src"]):
                     return True  # maybe the complemented checksum fold
-            elif aop in _MERGEABLE and i and _mergeable(ops[i - 1], op):
+            elif (aop is _ADD or aop is _SUB) and i and _mergeable(ops[i - 1], op):
                 return True
         elif cls is Endian:
             if _masked_before(ops, i, op.fields["dst"]):
@@ -83,7 +83,7 @@ def _mergeable(prev, op) -> bool:
     if type(prev) is not Op or prev.cls is not Alu:
         return False
     f, g = op.fields, prev.fields
-    return (f["op"] in _MERGEABLE and g["op"] in _MERGEABLE and f["dst"] == g["dst"]
+    return (g["op"] in _MERGEABLE and f["op"] in _MERGEABLE and f["dst"] == g["dst"]
             and f["width"] == g["width"] and is_imm(f["src"]) and is_imm(g["src"]))
 
 
@@ -249,8 +249,8 @@ def redundant_mask(ops: list, i: int) -> bool:
 _M32 = (1 << 32) - 1
 _M64 = (1 << 64) - 1
 _DEPTH = 3  # definitions followed back from one mask (a longer chain: unknown bits)
-_AND, _XOR, _OR, _MOV, _RSH, _LSH, _ADD, _MUL = (
-    Arith.AND, Arith.XOR, Arith.OR, Arith.MOV, Arith.RSH, Arith.LSH, Arith.ADD, Arith.MUL)
+_AND, _XOR, _OR, _MOV, _RSH, _LSH, _ADD, _SUB, _MUL = (
+    Arith.AND, Arith.XOR, Arith.OR, Arith.MOV, Arith.RSH, Arith.LSH, Arith.ADD, Arith.SUB, Arith.MUL)
 _LE = ByteOrder.LE
 _R10 = Reg.R10
 
