@@ -7,6 +7,8 @@ relaxed through ``gotol``.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from pybpf.asm import (
     Alu,
     Arith,
@@ -33,40 +35,27 @@ _S16 = (-(1 << 15), (1 << 15) - 1)
 JUMPS = (Jump, Goto, GotoLong, MayGoto)
 
 
-class Flow:
-    """Where the labels (``marks``), gotos, other jumps (``branches``: conditional
-    ones, ``gotol``, ``may_goto``), local calls (and addresses of local
-    functions) and exits of one op list are: their indices in op order, from
-    one scan. The control-flow passes look only at these, not at every op (most
-    are loads, stores and ALU ops, which none of them touches): one that finds
-    nothing to do costs a few lookups, and one that does builds its result from
-    slices of the list. Most shapes they rewrite start at a goto, the rarest jump.
+class OpIndex:
+    """Where each kind of op is in one op list: the positions of the ops of each
+    instruction class (labels under ``Mark``), in op order, from one scan.
+
+    The peepholes look only at the kinds of op their shapes start with, not at
+    every op: one that finds nothing to do costs a few lookups (most shapes
+    start at a goto, the rarest jump), and one that does builds its result from
+    slices of the list.
     """
 
-    __slots__ = ("marks", "gotos", "branches", "calls", "exits")
+    __slots__ = ("_at",)
 
     def __init__(self, ops: list):
-        self.marks: list[int] = []
-        self.gotos: list[int] = []
-        self.branches: list[int] = []
-        self.calls: list[int] = []
-        self.exits: list[int] = []
-        where = {Goto: self.gotos, Jump: self.branches, GotoLong: self.branches,
-                 MayGoto: self.branches, CallLocal: self.calls, LoadFunc: self.calls,
-                 Exit: self.exits}.get
-        marks = self.marks
+        at = self._at = defaultdict(list)
         for i, op in enumerate(ops):
-            if type(op) is Mark:
-                marks.append(i)
-            else:
-                positions = where(op.cls)
-                if positions is not None:
-                    positions.append(i)
+            at[Mark if type(op) is Mark else op.cls].append(i)
 
-    @property
-    def jumps(self) -> list[int]:
-        """The positions of every jump, gotos first (so not in op order)."""
-        return self.gotos + self.branches
+    def of(self, *classes: type) -> list[int]:
+        """The positions of the ops of ``classes``: each class's in op order, in turn."""
+        at = self._at
+        return [i for cls in classes if cls in at for i in at[cls]]
 
 
 def _next_label_is(ops: list, i: int, name: str) -> bool:
@@ -93,9 +82,9 @@ def _rebuild(ops: list, edits: dict) -> list:
     return out
 
 
-def drop_jumps_to_next(ops: list, flow: Flow) -> list:
+def drop_jumps_to_next(ops: list, index: OpIndex) -> list:
     """Remove ``goto L`` when L is the next label(s) (left by if/else joins)."""
-    drop = [i for i in flow.gotos if _next_label_is(ops, i, ops[i].fields["target"])]
+    drop = [i for i in index.of(Goto) if _next_label_is(ops, i, ops[i].fields["target"])]
     return _rebuild(ops, dict.fromkeys(drop, ())) if drop else ops
 
 
@@ -156,10 +145,10 @@ def _is_return_const(ops: list, i: int) -> bool:
             and f["dst"] == Reg.R0 and isinstance(f["src"], int) and not isinstance(f["src"], Reg))
 
 
-def merge_exits(ops: list, flow: Flow, new_label) -> list:
+def merge_exits(ops: list, index: OpIndex, new_label) -> list:
     """Keep one ``r0 = K; exit`` per K; the others jump to it (or their jumps do)."""
     groups: dict[int, list] = {}
-    for j in flow.exits:
+    for j in index.of(Exit):
         if j and _is_return_const(ops, j - 1):
             groups.setdefault(ops[j - 1].fields["src"], []).append(j - 1)
     rename: dict[str, str] = {}
@@ -213,27 +202,24 @@ def merge_exits(ops: list, flow: Flow, new_label) -> list:
         edits[i] = (op,)
     for i, mark in insert.items():
         edits[i] = (mark, *edits.get(i, (ops[i],)))
-    _retarget([*(ops[i] for i in flow.jumps if i not in edits), *put.values()], rename)
+    _retarget([*(ops[i] for i in index.of(*JUMPS) if i not in edits), *put.values()], rename)
     return _rebuild(ops, edits)
 
 
-def _retarget(jumps, rename: dict) -> bool:
-    """Jumps to renamed labels go to the new names (in place); whether one changed."""
-    changed = False
+def _retarget(jumps: list, rename: dict) -> None:
+    """Jumps to renamed labels go to the new names (in place)."""
     for op in jumps if rename else ():
         t = op.fields["target"]
         while t in rename:
             t = rename[t]
-        if t != op.fields["target"]:
-            op.fields["target"] = t
-            changed = True
-    return changed
+        op.fields["target"] = t
 
 
-def thread_jumps(ops: list, flow: Flow) -> list:
-    """A jump to a label followed by ``goto L2`` goes to L2 directly."""
+def thread_jumps(ops: list, index: OpIndex) -> list:
+    """A jump to a label followed by ``goto L2`` goes to L2 directly (in place:
+    the list stays, and so does its index)."""
     rename = {}
-    for g in flow.gotos:
+    for g in index.of(Goto):
         op = ops[g]
         start = g
         while start and type(ops[start - 1]) is Mark:
@@ -250,13 +236,14 @@ def thread_jumps(ops: list, flow: Flow) -> list:
                 break
             seen.add(t)
             t = rename[t]
-    return list(ops) if _retarget([ops[i] for i in flow.jumps], rename) else ops
+    _retarget([ops[i] for i in index.of(*JUMPS)], rename)
+    return ops
 
 
-def drop_unused_marks(ops: list, flow: Flow) -> list:
+def drop_unused_marks(ops: list, index: OpIndex) -> list:
     """Labels no jump names (joins of if/else) are dropped, so listings stay short."""
-    used = {ops[i].fields["target"] for i in (*flow.jumps, *flow.calls)}
-    drop = [i for i in flow.marks if ops[i].name not in used and not ops[i].function]
+    used = {ops[i].fields["target"] for i in index.of(*JUMPS, CallLocal, LoadFunc)}
+    drop = [i for i in index.of(Mark) if ops[i].name not in used and not ops[i].function]
     return _rebuild(ops, dict.fromkeys(drop, ())) if drop else ops
 
 
@@ -278,29 +265,29 @@ def drop_unreachable(ops: list, cfg: Cfg | None = None) -> list:
     return [op for op, keep in zip(ops, seen, strict=True) if keep]
 
 
-def may_be_unreachable(ops: list, flow: Flow) -> bool:
+def may_be_unreachable(ops: list, index: OpIndex) -> bool:
     """Whether some op may be unreachable: not when every op after a goto or exit is
     a label some earlier jump names (each op is then reached, by induction in op order)."""
     n = len(ops)
     after: dict[str, int] = {}  # the labels right after a goto or exit: where that is
-    for i in (*flow.gotos, *flow.branches, *flow.exits):
-        if i + 1 < n and (ops[i].cls is not Jump and ops[i].cls is not MayGoto):
+    for i in index.of(Goto, GotoLong, Exit):
+        if i + 1 < n:
             nxt = ops[i + 1]
             if type(nxt) is not Mark:
                 return True
             after.setdefault(nxt.name, i)
-    for i in flow.jumps:  # a jump at or before that point reaches it
+    for i in index.of(*JUMPS):  # a jump at or before that point reaches it
         target = ops[i].fields["target"]
         if target in after and i <= after[target]:
             del after[target]
     return bool(after)
 
 
-def invert_over_goto(ops: list, flow: Flow) -> list:
+def invert_over_goto(ops: list, index: OpIndex) -> list:
     """``if c goto L1; goto L2; L1:`` becomes ``if !c goto L2; L1:``."""
     edits: dict[int, tuple] = {}
     n = len(ops)
-    for g in flow.gotos:  # the goto of the shape
+    for g in index.of(Goto):  # the goto of the shape
         i = g - 1
         op = ops[i] if i >= 0 else None
         if (type(op) is Op and op.cls is Jump and op.fields["op"] in _INVERSE and g + 1 < n

@@ -6,7 +6,7 @@ the builder, in ``rewrite``, ``cse`` and ``ranges``).
 from __future__ import annotations
 
 from pybpf.dsl.jumps import (
-    Flow,
+    OpIndex,
     drop_jumps_to_next,
     drop_unreachable,
     drop_unused_marks,
@@ -25,36 +25,30 @@ def optimize(ops: list, new_label) -> list:
     The straight-line ones (masks, merges) run before the control-flow ones and
     again only when those removed something (a dropped jump can make two ops
     neighbours), and then only when ``straight_line_work`` finds a shape they
-    rewrite. The control-flow ones read the ``Flow`` of the list (where its
-    labels, jumps and exits are), scanned again only when a pass changed the
-    list; each returns its input when it finds nothing to do (most do in most
-    rounds, and the last round of every program finds nothing at all).
+    rewrite. Each pass reads the ``OpIndex`` of the list (where each kind of op
+    is), made again only when a pass returned a new list, and returns its input
+    when it finds nothing to do (most do in most rounds, and the last round of
+    every program finds nothing at all).
     """
-    def merge(ops: list, flow: Flow) -> list:
-        return merge_exits(ops, flow, new_label)
+    def merge(ops: list, index: OpIndex) -> list:
+        return merge_exits(ops, index, new_label)
 
-    def unreachable(ops: list, flow: Flow) -> list:
-        return drop_unreachable(ops) if may_be_unreachable(ops, flow) else ops
+    def unreachable(ops: list, index: OpIndex) -> list:
+        return drop_unreachable(ops) if may_be_unreachable(ops, index) else ops
 
-    flow = Flow(ops)
+    def straighten(ops: list, index: OpIndex) -> list:
+        return straight_line(ops) if straight_line_work(ops, index) else ops
+
+    index = OpIndex(ops)
 
     def run(step, ops: list) -> list:
-        nonlocal flow
-        out = step(ops, flow)
+        nonlocal index
+        out = step(ops, index)
         if out is not ops:
-            flow = Flow(out)
+            index = OpIndex(out)
         return out
 
-    def straighten(ops: list) -> list:
-        nonlocal flow
-        if not straight_line_work(ops):
-            return ops
-        out = straight_line(ops)
-        if out is not ops:
-            flow = Flow(out)
-        return out
-
-    ops = straighten(ops)
+    ops = run(straighten, ops)
     for _ in range(4):
         before = len(ops)
         for step in (drop_jumps_to_next, merge, thread_jumps, drop_jumps_to_next, invert_over_goto,
@@ -62,5 +56,5 @@ def optimize(ops: list, new_label) -> list:
             ops = run(step, ops)
         if len(ops) == before:
             break
-        ops = straighten(ops)
+        ops = run(straighten, ops)
     return relax(ops)

@@ -19,7 +19,7 @@ from pybpf.asm import (
     StoreImm,
 )
 from pybpf.dsl.ir import Op, is_imm
-from pybpf.dsl.jumps import JUMPS
+from pybpf.dsl.jumps import JUMPS, OpIndex
 
 
 def straight_line(ops: list) -> list:
@@ -31,34 +31,27 @@ def straight_line(ops: list) -> list:
     return _merge_store_imm(ops)
 
 
-def straight_line_work(ops: list) -> bool:
-    """Whether ``straight_line`` may change ``ops``: one scan for the shapes its
-    passes rewrite, exact or erring toward yes (so a no means it would return
-    ``ops``), stopping at the first. Most ops are not ALU ops, byte swaps or
-    store-immediates and cost one test.
+def straight_line_work(ops: list, index: OpIndex) -> bool:
+    """Whether ``straight_line`` may change ``ops``: a look at the ALU ops, byte
+    swaps and store-immediates (from ``index``) for the shapes its passes
+    rewrite, exact or erring toward yes (so a no means it would return
+    ``ops``), stopping at the first.
     """
-    for i, op in enumerate(ops):
-        if type(op) is not Op:
-            continue
-        cls = op.cls
-        if cls is Alu:
-            f = op.fields
-            aop = f["op"]
-            if aop is _AND:
-                if is_imm(f["src"]) and redundant_mask(ops, i):
-                    return True  # a mask of bits already zero
-            elif aop is _XOR:
-                if f["src"] == -1 and f["width"] == 32 and is_imm(f["src"]):
-                    return True  # maybe the complemented checksum fold
-            elif (aop is _ADD or aop is _SUB) and i and _mergeable(ops[i - 1], op):
-                return True
-        elif cls is Endian:
-            if _masked_before(ops, i, op.fields["dst"]):
-                return True
-        elif cls is StoreImm:
-            if i and _store_pair(ops[i - 1], op):
-                return True
-    return False
+    for i in index.of(Alu):
+        f = ops[i].fields
+        aop = f["op"]
+        if aop is _AND:
+            if is_imm(f["src"]) and redundant_mask(ops, i):
+                return True  # a mask of bits already zero
+        elif aop is _XOR:
+            if f["src"] == -1 and f["width"] == 32 and is_imm(f["src"]):
+                return True  # maybe the complemented checksum fold
+        elif (aop is _ADD or aop is _SUB) and i and _mergeable(ops[i - 1], ops[i]):
+            return True
+    for i in index.of(Endian):
+        if _masked_before(ops, i, ops[i].fields["dst"]):
+            return True
+    return any(i and _store_pair(ops[i - 1], ops[i]) for i in index.of(StoreImm))
 
 
 def _masked_before(ops: list, i: int, r) -> bool:
