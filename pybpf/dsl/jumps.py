@@ -202,13 +202,14 @@ def merge_exits(ops: list, index: OpIndex, new_label) -> list:
         edits[i] = (op,)
     for i, mark in insert.items():
         edits[i] = (mark, *edits.get(i, (ops[i],)))
-    _retarget([*(ops[i] for i in index.of(*JUMPS) if i not in edits), *put.values()], rename)
+    if rename:
+        _retarget([*(ops[i] for i in index.of(*JUMPS) if i not in edits), *put.values()], rename)
     return _rebuild(ops, edits)
 
 
 def _retarget(jumps: list, rename: dict) -> None:
     """Jumps to renamed labels go to the new names (in place)."""
-    for op in jumps if rename else ():
+    for op in jumps:
         t = op.fields["target"]
         while t in rename:
             t = rename[t]
@@ -236,7 +237,8 @@ def thread_jumps(ops: list, index: OpIndex) -> list:
                 break
             seen.add(t)
             t = rename[t]
-    _retarget([ops[i] for i in index.of(*JUMPS)], rename)
+    if rename:
+        _retarget([ops[i] for i in index.of(*JUMPS)], rename)
     return ops
 
 

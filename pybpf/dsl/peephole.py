@@ -37,6 +37,7 @@ def straight_line_work(ops: list, index: OpIndex) -> bool:
     rewrite, exact or erring toward yes (so a no means it would return
     ``ops``), stopping at the first.
     """
+    last = -2  # the ALU op before: a merge needs two side by side
     for i in index.of(Alu):
         f = ops[i].fields
         aop = f["op"]
@@ -46,8 +47,9 @@ def straight_line_work(ops: list, index: OpIndex) -> bool:
         elif aop is _XOR:
             if f["src"] == -1 and f["width"] == 32 and is_imm(f["src"]):
                 return True  # maybe the complemented checksum fold
-        elif (aop is _ADD or aop is _SUB) and i and _mergeable(ops[i - 1], ops[i]):
+        elif (aop is _ADD or aop is _SUB) and last == i - 1 and _mergeable(ops[last], ops[i]):
             return True
+        last = i
     for i in index.of(Endian):
         if _masked_before(ops, i, ops[i].fields["dst"]):
             return True
