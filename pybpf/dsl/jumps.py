@@ -252,19 +252,23 @@ def drop_unused_marks(ops: list, index: OpIndex) -> list:
 def drop_unreachable(ops: list, cfg: Cfg | None = None) -> list:
     """Ops no path reaches (left behind when jumps were retargeted) go.
 
-    Returns ``ops`` itself when every op is reachable.
+    Returns ``ops`` itself when every op is reachable. The search runs over the
+    basic blocks (every op of a block is reached when its first is), which the
+    analyses after it on the same ``cfg`` read too.
     """
-    succ = (Cfg(ops) if cfg is None else cfg).succ
-    seen = [False] * len(ops)
-    stack = [0] if ops else []
+    cfg = Cfg(ops) if cfg is None else cfg
+    bsucc = cfg.bsucc
+    seen = [False] * len(bsucc)
+    stack = [0] if bsucc else []
     while stack:
-        i = stack.pop()
-        if not seen[i]:
-            seen[i] = True
-            stack.extend(succ[i])
+        k = stack.pop()
+        if not seen[k]:
+            seen[k] = True
+            stack.extend(bsucc[k])
     if all(seen):
         return ops
-    return [op for op, keep in zip(ops, seen, strict=True) if keep]
+    return [op for (first, last), keep in zip(cfg.spans, seen, strict=True) if keep
+            for op in ops[first:last + 1]]
 
 
 def may_be_unreachable(ops: list, index: OpIndex) -> bool:
