@@ -2,7 +2,8 @@
 ``r0 = K; exit`` repeated is kept once and reached by jumps (a conditional jump
 over a return becomes the inverted jump to the shared one); jumps to jumps are
 threaded; unreachable ops and unused labels go; jumps beyond the s16 range are
-relaxed through ``gotol``.
+relaxed through ``gotol``. The passes find their shapes through an ``OpIndex``
+(where each kind of op is) rather than by walking every op.
 """
 
 from __future__ import annotations

@@ -235,7 +235,7 @@ def _known_zero_masks(ops: list) -> list:
 
 def redundant_mask(ops: list, i: int) -> bool:
     """``ops[i]``, an ``x &= M``, clears no bit x may have set (so ``_known_zero_masks``
-    drops it); optimize's scan asks this to know whether the pass has work."""
+    drops it); ``straight_line_work`` asks this to know whether the pass has work."""
     f = ops[i].fields
     keep = f["src"] & (_M32 if f["width"] == 32 else _M64)
     return _maybe_ones(ops, i, f["dst"], _DEPTH) & ~keep == 0
