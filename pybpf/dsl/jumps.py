@@ -54,8 +54,11 @@ class OpIndex:
             at[Mark if type(op) is Mark else op.cls].append(i)
 
     def of(self, *classes: type) -> list[int]:
-        """The positions of the ops of ``classes``: each class's in op order, in turn."""
+        """The positions of the ops of ``classes``: each class's in op order, in turn
+        (for one class, the index's own list: to read, not to change)."""
         at = self._at
+        if len(classes) == 1:
+            return at.get(classes[0], [])
         return [i for cls in classes if cls in at for i in at[cls]]
 
 
