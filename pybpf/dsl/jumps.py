@@ -2,19 +2,24 @@
 ``r0 = K; exit`` repeated is kept once and reached by jumps (a conditional jump
 over a return becomes the inverted jump to the shared one); jumps to jumps are
 threaded; unreachable ops and unused labels go; jumps beyond the s16 range are
-relaxed through ``gotol``.
+relaxed through ``gotol``. The passes find their shapes through an ``OpIndex``
+(where each kind of op is) rather than by walking every op.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from pybpf.asm import (
     Alu,
     Arith,
+    CallLocal,
     Exit,
     Goto,
     GotoLong,
     Jump,
     JumpOp,
+    LoadFunc,
     MayGoto,
     Reg,
 )
@@ -31,20 +36,60 @@ _S16 = (-(1 << 15), (1 << 15) - 1)
 JUMPS = (Jump, Goto, GotoLong, MayGoto)
 
 
-def drop_jumps_to_next(ops: list) -> list:
+class OpIndex:
+    """Where each kind of op is in one op list: the positions of the ops of each
+    instruction class (labels under ``Mark``), in op order, from one scan.
+
+    The peepholes look only at the kinds of op their shapes start with, not at
+    every op: one that finds nothing to do costs a few lookups (most shapes
+    start at a goto, the rarest jump), and one that does builds its result from
+    slices of the list.
+    """
+
+    __slots__ = ("_at",)
+
+    def __init__(self, ops: list):
+        at = self._at = defaultdict(list)
+        for i, op in enumerate(ops):
+            at[Mark if type(op) is Mark else op.cls].append(i)
+
+    def of(self, *classes: type) -> list[int]:
+        """The positions of the ops of ``classes``: each class's in op order, in turn
+        (for one class, the index's own list: to read, not to change)."""
+        at = self._at
+        if len(classes) == 1:
+            return at.get(classes[0], [])
+        return [i for cls in classes if cls in at for i in at[cls]]
+
+
+def _next_label_is(ops: list, i: int, name: str) -> bool:
+    """One of the labels right after ``ops[i]`` is ``name``."""
+    for j in range(i + 1, len(ops)):
+        op = ops[j]
+        if type(op) is not Mark:
+            return False
+        if op.name == name:
+            return True
+    return False
+
+
+def _rebuild(ops: list, edits: dict) -> list:
+    """A new list: ``ops`` with the op at each position in ``edits`` replaced by
+    the ops it maps to (none: dropped), copied in slices between them."""
+    out: list = []
+    start = 0
+    for i in sorted(edits):
+        out += ops[start:i]
+        out += edits[i]
+        start = i + 1
+    out += ops[start:]
+    return out
+
+
+def drop_jumps_to_next(ops: list, index: OpIndex) -> list:
     """Remove ``goto L`` when L is the next label(s) (left by if/else joins)."""
-    n, drop = len(ops), set()
-    for i, op in enumerate(ops):
-        if type(op) is Op and op.cls is Goto:
-            j, target = i + 1, op.fields["target"]
-            while j < n and type(ops[j]) is Mark:
-                if ops[j].name == target:
-                    drop.add(i)
-                    break
-                j += 1
-    if not drop:
-        return ops
-    return [op for i, op in enumerate(ops) if i not in drop]
+    drop = [i for i in index.of(Goto) if _next_label_is(ops, i, ops[i].fields["target"])]
+    return _rebuild(ops, dict.fromkeys(drop, ())) if drop else ops
 
 
 def relax(ops: list) -> list:
@@ -52,7 +97,11 @@ def relax(ops: list) -> list:
 
     ``goto L`` becomes ``gotol L``; ``if c goto L`` becomes ``if !c goto +1;
     gotol L`` (JSET, which has no inverse, jumps over a ``goto`` to the ``gotol``).
+    Nothing is far in a program shorter than the range: no op takes more than
+    two slots, so ops up to half the range need no look at the offsets.
     """
+    if 2 * len(ops) <= _S16[1] + 1:
+        return ops
     counter = 0
     while True:
         slots, labels, pos = [], {}, 0
@@ -100,11 +149,11 @@ def _is_return_const(ops: list, i: int) -> bool:
             and f["dst"] == Reg.R0 and isinstance(f["src"], int) and not isinstance(f["src"], Reg))
 
 
-def merge_exits(ops: list, new_label) -> list:
+def merge_exits(ops: list, index: OpIndex, new_label) -> list:
     """Keep one ``r0 = K; exit`` per K; the others jump to it (or their jumps do)."""
     groups: dict[int, list] = {}
-    for j, op in enumerate(ops):
-        if type(op) is Op and op.cls is Exit and j and _is_return_const(ops, j - 1):
+    for j in index.of(Exit):
+        if j and _is_return_const(ops, j - 1):
             groups.setdefault(ops[j - 1].fields["src"], []).append(j - 1)
     rename: dict[str, str] = {}
     drop: set[int] = set()
@@ -152,44 +201,38 @@ def merge_exits(ops: list, new_label) -> list:
                 drop.update(range(j + 1, i + 2))
     if not (drop or put):
         return ops
-    out = []
-    for i, op in enumerate(ops):
-        if i in insert:
-            out.append(insert[i])
-        if i in put:
-            out.append(put[i])
-        elif i not in drop:
-            out.append(op)
-    return _retarget(out, rename)
+    edits: dict[int, tuple] = dict.fromkeys(drop, ())
+    for i, op in put.items():
+        edits[i] = (op,)
+    for i, mark in insert.items():
+        edits[i] = (mark, *edits.get(i, (ops[i],)))
+    if rename:
+        _retarget([*(ops[i] for i in index.of(*JUMPS) if i not in edits), *put.values()], rename)
+    return _rebuild(ops, edits)
 
 
-def _retarget(ops: list, rename: dict) -> list:
-    """Jumps to renamed labels go to the new names; a new list when one changed."""
-    changed = False
-    for op in ops if rename else ():
-        if type(op) is Op and op.cls in JUMPS:
-            t = op.fields["target"]
-            while t in rename:
-                t = rename[t]
-            if t != op.fields["target"]:
-                op.fields["target"] = t
-                changed = True
-    return list(ops) if changed else ops
+def _retarget(jumps: list, rename: dict) -> None:
+    """Jumps to renamed labels go to the new names (in place)."""
+    for op in jumps:
+        t = op.fields["target"]
+        while t in rename:
+            t = rename[t]
+        op.fields["target"] = t
 
 
-def thread_jumps(ops: list) -> list:
-    """A jump to a label followed by ``goto L2`` goes to L2 directly."""
-    first_after: dict[str, object] = {}
-    for i, op in enumerate(ops):
-        if type(op) is Mark:
-            j = i + 1
-            while j < len(ops) and type(ops[j]) is Mark:
-                j += 1
-            first_after[op.name] = ops[j] if j < len(ops) else None
+def thread_jumps(ops: list, index: OpIndex) -> list:
+    """A jump to a label followed by ``goto L2`` goes to L2 directly (in place:
+    the list stays, and so does its index)."""
     rename = {}
-    for name, op in first_after.items():
-        if isinstance(op, Op) and op.cls is Goto and op.fields["target"] != name:
-            rename[name] = op.fields["target"]
+    for g in index.of(Goto):
+        op = ops[g]
+        start = g
+        while start and type(ops[start - 1]) is Mark:
+            start -= 1
+        for m in range(start, g):  # the labels of this goto, in op order
+            name = ops[m].name
+            if name != op.fields["target"]:
+                rename[name] = op.fields["target"]
     for name in list(rename):  # break cycles (goto loops)
         seen, t = {name}, rename[name]
         while t in rename:
@@ -198,49 +241,69 @@ def thread_jumps(ops: list) -> list:
                 break
             seen.add(t)
             t = rename[t]
-    return _retarget(ops, rename)
+    if rename:
+        _retarget([ops[i] for i in index.of(*JUMPS)], rename)
+    return ops
 
 
-def drop_unused_marks(ops: list) -> list:
+def drop_unused_marks(ops: list, index: OpIndex) -> list:
     """Labels no jump names (joins of if/else) are dropped, so listings stay short."""
-    used = {op.fields["target"] for op in ops  # jumps, and calls of local functions
-            if type(op) is Op and "target" in op.fields}
-    keep = [op for op in ops if type(op) is not Mark or op.name in used or op.function]
-    return ops if len(keep) == len(ops) else keep
+    used = {ops[i].fields["target"] for i in index.of(*JUMPS, CallLocal, LoadFunc)}
+    drop = [i for i in index.of(Mark) if ops[i].name not in used and not ops[i].function]
+    return _rebuild(ops, dict.fromkeys(drop, ())) if drop else ops
 
 
 def drop_unreachable(ops: list, cfg: Cfg | None = None) -> list:
     """Ops no path reaches (left behind when jumps were retargeted) go.
 
-    Returns ``ops`` itself when every op is reachable.
+    Returns ``ops`` itself when every op is reachable. The search runs over the
+    basic blocks (every op of a block is reached when its first is), which the
+    analyses after it on the same ``cfg`` read too.
     """
-    succ = (Cfg(ops) if cfg is None else cfg).succ
-    seen = [False] * len(ops)
-    stack = [0] if ops else []
+    cfg = Cfg(ops) if cfg is None else cfg
+    bsucc = cfg.bsucc
+    seen = [False] * len(bsucc)
+    stack = [0] if bsucc else []
     while stack:
-        i = stack.pop()
-        if not seen[i]:
-            seen[i] = True
-            stack.extend(succ[i])
+        k = stack.pop()
+        if not seen[k]:
+            seen[k] = True
+            stack.extend(bsucc[k])
     if all(seen):
         return ops
-    return [op for op, keep in zip(ops, seen, strict=True) if keep]
+    return [op for (first, last), keep in zip(cfg.spans, seen, strict=True) if keep
+            for op in ops[first:last + 1]]
 
 
-def invert_over_goto(ops: list) -> list:
+def may_be_unreachable(ops: list, index: OpIndex) -> bool:
+    """Whether some op may be unreachable: not when every op after a goto or exit is
+    a label some earlier jump names (each op is then reached, by induction in op order)."""
+    n = len(ops)
+    after: dict[str, int] = {}  # the labels right after a goto or exit: where that is
+    for i in index.of(Goto, GotoLong, Exit):
+        if i + 1 < n:
+            nxt = ops[i + 1]
+            if type(nxt) is not Mark:
+                return True
+            after.setdefault(nxt.name, i)
+    for i in index.of(*JUMPS):  # a jump at or before that point reaches it
+        target = ops[i].fields["target"]
+        if target in after and i <= after[target]:
+            del after[target]
+    return bool(after)
+
+
+def invert_over_goto(ops: list, index: OpIndex) -> list:
     """``if c goto L1; goto L2; L1:`` becomes ``if !c goto L2; L1:``."""
-    out: list = []
-    i = 0
-    while i < len(ops):
-        op = ops[i]
-        if (type(op) is Op and op.cls is Jump and op.fields["op"] in _INVERSE
-                and i + 2 < len(ops) and isinstance(ops[i + 1], Op) and ops[i + 1].cls is Goto
-                and isinstance(ops[i + 2], Mark) and ops[i + 2].name == op.fields["target"]):
+    edits: dict[int, tuple] = {}
+    n = len(ops)
+    for g in index.of(Goto):  # the goto of the shape
+        i = g - 1
+        op = ops[i] if i >= 0 else None
+        if (type(op) is Op and op.cls is Jump and op.fields["op"] in _INVERSE and g + 1 < n
+                and type(ops[g + 1]) is Mark and ops[g + 1].name == op.fields["target"]):
             f = dict(op.fields)
-            f["op"], f["target"] = _INVERSE[f["op"]], ops[i + 1].fields["target"]
-            out.append(Op(Jump, f, op.source))
-            i += 2
-            continue
-        out.append(op)
-        i += 1
-    return out if len(out) != len(ops) else ops
+            f["op"], f["target"] = _INVERSE[f["op"]], ops[g].fields["target"]
+            edits[i] = (Op(Jump, f, op.source),)
+            edits[g] = ()
+    return _rebuild(ops, edits) if edits else ops

@@ -19,7 +19,7 @@ from pybpf.asm import (
     StoreImm,
 )
 from pybpf.dsl.ir import Op, is_imm
-from pybpf.dsl.jumps import JUMPS
+from pybpf.dsl.jumps import JUMPS, OpIndex
 
 
 def straight_line(ops: list) -> list:
@@ -31,7 +31,55 @@ def straight_line(ops: list) -> list:
     return _merge_store_imm(ops)
 
 
+def straight_line_work(ops: list, index: OpIndex) -> bool:
+    """Whether ``straight_line`` may change ``ops``: a look at the ALU ops, byte
+    swaps and store-immediates (from ``index``) for the shapes its passes
+    rewrite, exact or erring toward yes (so a no means it would return
+    ``ops``), stopping at the first.
+    """
+    last = -2  # the ALU op before: a merge needs two side by side
+    for i in index.of(Alu):
+        f = ops[i].fields
+        aop = f["op"]
+        if aop is _AND:
+            if is_imm(f["src"]) and redundant_mask(ops, i):
+                return True  # a mask of bits already zero
+        elif aop is _XOR:
+            if f["src"] == -1 and f["width"] == 32 and is_imm(f["src"]):
+                return True  # maybe the complemented checksum fold
+        elif (aop is _ADD or aop is _SUB) and last == i - 1 and _mergeable(ops[last], ops[i]):
+            return True
+        last = i
+    for i in index.of(Endian):
+        if _masked_before(ops, i, ops[i].fields["dst"]):
+            return True
+    return any(i and _store_pair(ops[i - 1], ops[i]) for i in index.of(StoreImm))
+
+
+def _masked_before(ops: list, i: int, r) -> bool:
+    """Some ``r &= K`` comes before ``ops[i]`` in its straight run (no label, jump,
+    exit or call between): the masks a byte swap may make needless."""
+    j = i - 1
+    while j >= 0:
+        o = ops[j]
+        if type(o) is not Op or o.cls in JUMPS or o.cls is Exit or o.clobbers:
+            return False
+        if o.cls is Alu and o.fields["op"] is _AND and o.fields["dst"] == r and is_imm(o.fields["src"]):
+            return True
+        j -= 1
+    return False
+
+
 _MERGEABLE = {Arith.ADD, Arith.SUB}
+
+
+def _mergeable(prev, op) -> bool:
+    """``prev; op`` is ``rX += a; rX += b`` (or -=) on immediates, one width."""
+    if type(prev) is not Op or prev.cls is not Alu:
+        return False
+    f, g = op.fields, prev.fields
+    return (g["op"] in _MERGEABLE and f["op"] in _MERGEABLE and f["dst"] == g["dst"]
+            and f["width"] == g["width"] and is_imm(f["src"]) and is_imm(g["src"]))
 
 
 def _merge_alu(ops: list) -> list:
@@ -42,10 +90,7 @@ def _merge_alu(ops: list) -> list:
             out.append(op)
             continue
         prev = out[-1]
-        if (type(prev) is Op and prev.cls is Alu
-                and op.fields["op"] in _MERGEABLE and prev.fields["op"] in _MERGEABLE
-                and op.fields["dst"] == prev.fields["dst"] and op.fields["width"] == prev.fields["width"]
-                and is_imm(op.fields["src"]) and is_imm(prev.fields["src"])):
+        if _mergeable(prev, op):
             total = _signed(prev.fields) + _signed(op.fields)
             width = op.fields["width"]
             if width == 32:
@@ -190,7 +235,7 @@ def _known_zero_masks(ops: list) -> list:
 
 def redundant_mask(ops: list, i: int) -> bool:
     """``ops[i]``, an ``x &= M``, clears no bit x may have set (so ``_known_zero_masks``
-    drops it); optimize's scan asks this to know whether the pass has work."""
+    drops it); ``straight_line_work`` asks this to know whether the pass has work."""
     f = ops[i].fields
     keep = f["src"] & (_M32 if f["width"] == 32 else _M64)
     return _maybe_ones(ops, i, f["dst"], _DEPTH) & ~keep == 0
@@ -199,9 +244,10 @@ def redundant_mask(ops: list, i: int) -> bool:
 _M32 = (1 << 32) - 1
 _M64 = (1 << 64) - 1
 _DEPTH = 3  # definitions followed back from one mask (a longer chain: unknown bits)
-_AND, _XOR, _OR, _MOV, _RSH, _LSH, _ADD, _MUL = (
-    Arith.AND, Arith.XOR, Arith.OR, Arith.MOV, Arith.RSH, Arith.LSH, Arith.ADD, Arith.MUL)
+_AND, _XOR, _OR, _MOV, _RSH, _LSH, _ADD, _SUB, _MUL = (
+    Arith.AND, Arith.XOR, Arith.OR, Arith.MOV, Arith.RSH, Arith.LSH, Arith.ADD, Arith.SUB, Arith.MUL)
 _LE = ByteOrder.LE
+_R10 = Reg.R10
 
 
 def _maybe_ones(ops: list, i: int, r, depth: int) -> int:
@@ -279,27 +325,39 @@ def _merge_store_imm(ops: list) -> list:
         if type(op) is not Op or op.cls is not StoreImm or not out:
             out.append(op)
             continue
-        prev = out[-1]
-        if (type(prev) is Op and prev.cls is StoreImm
-                and op.fields["dst"] == Reg.R10 and prev.fields["dst"] == Reg.R10
-                and op.fields["size"] is prev.fields["size"]
-                and op.fields["size"] in _HALVES):
+        pair = _store_pair(out[-1], op)
+        if pair:
+            lo, hi = pair
             size = op.fields["size"]
-            width = size.bytes
-            lo, hi = sorted((prev.fields, op.fields), key=lambda f: f["off"])
-            if hi["off"] == lo["off"] + width and lo["off"] % (2 * width) == 0:
-                bits = 8 * width
-                value = (lo["imm"] & ((1 << bits) - 1)) | ((hi["imm"] & ((1 << bits) - 1)) << bits)
-                if value >= 1 << 31:
-                    value -= 1 << 32
-                out[-1] = Op(StoreImm, {"dst": Reg.R10, "imm": value, "off": lo["off"],
-                                        "size": _HALVES[size]}, prev.source)
-                continue
+            bits = 8 * size.bytes
+            value = (lo["imm"] & ((1 << bits) - 1)) | ((hi["imm"] & ((1 << bits) - 1)) << bits)
+            if value >= 1 << 31:
+                value -= 1 << 32
+            out[-1] = Op(StoreImm, {"dst": _R10, "imm": value, "off": lo["off"],
+                                    "size": _HALVES[size]}, out[-1].source)
+            continue
         out.append(op)
     return out if len(out) != len(ops) else ops
 
 
 _HALVES = {Size.B: Size.H, Size.H: Size.W}
+
+
+def _store_pair(prev, op) -> tuple | None:
+    """The fields of ``prev; op``, lower offset first, when they are stack
+    store-immediates of one size (up to 16 bits) that together fill an aligned
+    slot twice as wide."""
+    if type(prev) is not Op or prev.cls is not StoreImm:
+        return None
+    f, g = op.fields, prev.fields
+    size = f["size"]
+    if not (f["dst"] == _R10 and g["dst"] == _R10 and size is g["size"] and size in _HALVES):
+        return None
+    lo, hi = (g, f) if g["off"] <= f["off"] else (f, g)
+    width = size.bytes
+    if hi["off"] == lo["off"] + width and lo["off"] % (2 * width) == 0:
+        return lo, hi
+    return None
 
 
 def _signed(fields: dict) -> int:
