@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
+from sys import _getframe
 
 from pybpf.asm import (
     Alu,
@@ -67,38 +67,48 @@ _MOVSX8, _MOVSX16, _MOVSX32 = Arith.MOVSX8, Arith.MOVSX16, Arith.MOVSX32
 
 
 def user_frame_pos() -> SourcePos | None:
-    """The innermost stack frame outside the pybpf package, as a SourcePos.
+    """The position of the innermost stack frame outside the pybpf package.
 
-    Called for every op emitted, so both caches are keyed by ints: ``id()`` of
-    a code object (hashing the code object itself hashes its contents) and the
-    frame's last instruction offset (``f_lineno`` decodes the line table).
-    ``_CODES`` keeps every code object seen alive, so no id is reused.
+    Called for every op emitted, always from pybpf, so the walk starts at the
+    caller's caller. A code object is classified once, by ``id()`` (hashing
+    a code object hashes its contents): in ``_INSIDE`` (pybpf's or
+    contextlib's) or a key of ``_OUTSIDE``, whose value caches the positions
+    by instruction offset (``f_lineno`` decodes the line table). ``_CODES``
+    keeps every code object seen alive, so no id is reused.
     """
-    f = sys._getframe(1)
-    inside = _INSIDE
+    f = _getframe(2)
     while f is not None:
         code = f.f_code
-        mine = inside.get(id(code))
-        if mine is None:
-            name = code.co_filename
-            mine = inside[id(code)] = name.startswith(_PKG_DIR) or name == contextlib.__file__
-            _CODES.append(code)
-        if not mine:
-            break
-        f = f.f_back
-    if f is None:
-        return None
-    at = (id(f.f_code), f.f_lasti)
-    pos = _AT.get(at)
-    if pos is None:
-        key = (at[0], f.f_lineno)
-        pos = _POS.get(key)
+        if id(code) in _INSIDE:
+            f = f.f_back
+            continue
+        by_offset = _OUTSIDE.get(id(code))
+        if by_offset is None:
+            _classify(code)
+            continue  # look at the same frame again
+        pos = by_offset.get(f.f_lasti)
         if pos is None:
-            filename, lineno = f.f_code.co_filename, f.f_lineno
-            text = source_line(filename, lineno)
-            col = len(text) - len(text.lstrip()) + 1 if text else 0
-            pos = _POS[key] = SourcePos(filename, lineno, col, text)
-        _AT[at] = pos
+            pos = by_offset[f.f_lasti] = _line_pos(code.co_filename, f.f_lineno)
+        return pos
+    return None
+
+
+def _classify(code) -> None:
+    _CODES.append(code)
+    name = code.co_filename
+    if name.startswith(_PKG_DIR) or name == contextlib.__file__:
+        _INSIDE.add(id(code))
+    else:
+        _OUTSIDE[id(code)] = {}
+
+
+def _line_pos(filename: str, lineno: int) -> SourcePos:
+    """The SourcePos of a line, with its text and the column where the text starts."""
+    pos = _POS.get((filename, lineno))
+    if pos is None:
+        text = source_line(filename, lineno)
+        col = len(text) - len(text.lstrip()) + 1 if text else 0
+        pos = _POS[filename, lineno] = SourcePos(filename, lineno, col, text)
     return pos
 
 
@@ -133,10 +143,10 @@ def _read_lines(filename: str) -> list[str]:
 
 
 _LINES: dict = {}  # file name -> its lines
-_INSIDE: dict = {}  # id(code object) -> is it pybpf's (or contextlib's)?
-_CODES: list = []  # the code objects of _INSIDE, kept alive
-_POS: dict = {}  # (id(code object), line) -> SourcePos (a rewritten file has new code objects)
-_AT: dict = {}  # (id(code object), instruction offset) -> SourcePos
+_POS: dict = {}  # (file name, line) -> SourcePos
+_INSIDE: set = set()  # id() of the code objects of pybpf (and contextlib)
+_OUTSIDE: dict = {}  # id() of any other code object -> {instruction offset: SourcePos}
+_CODES: list = []  # the code objects of _INSIDE and _OUTSIDE, kept alive
 
 
 def function_pos(fn) -> SourcePos | None:
