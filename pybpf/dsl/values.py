@@ -84,14 +84,19 @@ def _fold(op: str, a: int, b: int, t: Scalar) -> int:
 
 
 class Value:
-    """A scalar rvalue of a pybpf type: a build-time constant or a virtual register."""
+    """A scalar rvalue of a pybpf type: a build-time constant or a virtual register.
 
-    __slots__ = ("b", "type", "loc", "hi")
+    ``is_const`` says which, decided once here: ``loc`` is then an int, else a
+    register (VReg or Reg).
+    """
+
+    __slots__ = ("b", "type", "loc", "hi", "is_const")
 
     def __init__(self, b: Builder, type: Scalar, loc: VReg | int, hi: int | None = None):
         self.b = b
         self.type = type
-        self.loc = _const_in(loc, type, b) if _is_const(loc) else loc
+        self.is_const = const = _is_const(loc)
+        self.loc = _const_in(loc, type, b) if const else loc
         self.hi = hi  # a proven upper bound of an unsigned register value, when known
 
     @property
@@ -102,10 +107,6 @@ class Value:
         if self.type.signed or self.type.big_endian:
             return None
         return self.type._max if self.hi is None else min(self.hi, self.type._max)
-
-    @property
-    def is_const(self) -> bool:
-        return _is_const(self.loc)
 
     def __bool__(self):
         raise DSLError("a DSL value has no truth value at build time; compare it "
