@@ -35,7 +35,7 @@ from pybpf.asm.program import SourcePos
 from pybpf.dsl.cfg import Cfg
 from pybpf.dsl.cse import cse_loads
 from pybpf.dsl.flow import Flow
-from pybpf.dsl.ir import Mark, Op, VReg
+from pybpf.dsl.ir import ACCESS_SIZE, Mark, Op, VReg
 from pybpf.dsl.jumps import drop_unreachable
 from pybpf.dsl.optimize import optimize
 from pybpf.dsl.ranges import drop_decided_jumps, drop_implied_checks
@@ -53,7 +53,7 @@ from pybpf.dsl.values import (
     promote,
     swap,
 )
-from pybpf.types import Scalar, u64
+from pybpf.types import Scalar, as_type, u64
 
 STACK_LIMIT = 512
 _PURE = (Alu, Load, LoadSX, LoadImm64, Endian, Neg)
@@ -394,7 +394,6 @@ class Builder(Flow):
 
     def var(self, t: Scalar, init=None) -> Var:
         """A mutable scalar variable (assignable in branches and loops)."""
-        from pybpf.types import as_type
         t = as_type(t)
         if not isinstance(t, Scalar):
             raise self.error(f"p.var needs a scalar type, not {t!r}")
@@ -426,7 +425,7 @@ class Builder(Flow):
         v = self.coerce(value, t)
         if t.big_endian and not v.type.big_endian:
             v = v.net(t.bits)
-        size = Size.of(t.size)
+        size = ACCESS_SIZE[t.size]
         if not v.is_const:
             if t.bits == 64:  # a narrower signed value is only valid in its low 32 bits
                 v = self.widen(v, t)
@@ -495,12 +494,13 @@ class Var(Value):
         self._vreg = vreg
         self.assigned = False
         super().__init__(b, t, vreg)
-        self.declared = b.where()
+        self.declared = user_frame_pos()  # a SourcePos, formatted only for an error
 
     @property  # type: ignore[override]
     def loc(self):
         if not self.assigned:
-            where = f" (declared at {self.declared})" if self.declared else ""
+            pos = self.declared
+            where = f" (declared at {pos.file}:{pos.line})" if pos else ""
             raise self.b.error(f"variable {self._vreg!r}{where} is read before it is set: give "
                                "p.var() an initial value or set() it first")
         return self._vreg
