@@ -57,6 +57,7 @@ from pybpf.types import Scalar, as_type, u64
 
 STACK_LIMIT = 512
 _PURE = (Alu, Load, LoadSX, LoadImm64, Endian, Neg)
+_PURE_SET = frozenset(_PURE)  # for emit: a miss in the tuple compares all six
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _S32 = (-(1 << 31), (1 << 31) - 1)
 # Enum members read once: ``Arith.MOV`` looks the member up through the enum's
@@ -205,7 +206,7 @@ class Builder(Flow):
             return None
         if self.dead:
             raise self.error("unreachable code: this follows a return_ in the same block")
-        if cls not in _PURE:
+        if cls not in _PURE_SET:
             # Only side-effect-free ops (an elif_ condition being computed) may sit
             # between an if_ block and its else_: they end up on the else path.
             self._pending_else = None

@@ -99,7 +99,7 @@ class Value:
     def __init__(self, b: Builder, type: Scalar, loc: VReg | int, hi: int | None = None):
         self.b = b
         self.type = type
-        self.is_const = const = _is_const(loc)
+        self.is_const = const = isinstance(loc, int) and not isinstance(loc, Reg)  # an IntEnum
         self.loc = _const_in(loc, type, b) if const else loc
         self.hi = hi  # a proven upper bound of an unsigned register value, when known
 
@@ -324,15 +324,13 @@ def const_type(value: int, like: Scalar) -> Scalar:
     if like.big_endian:
         return like
     t = promote(like)
+    if 0 <= value <= t._max:  # the common case, ahead of the general loop
+        return t
     for cand in (t, s64 if t.signed else u64):
         lo = -(1 << (cand.bits - 1))
         if lo <= value <= cand._max:
             return cand
     raise DSLError(f"constant {value} does not fit {t} (nor 64 bits)")
-
-
-def _is_const(loc) -> bool:
-    return isinstance(loc, int) and not isinstance(loc, Reg)  # Reg is an IntEnum
 
 
 def _const_in(value: int, t: Scalar, b) -> int:
