@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from pybpf.asm import Alu, Arith, Exit, Goto, Jump, MayGoto, Reg
 from pybpf.dsl.ir import Op
-from pybpf.dsl.values import Cond, Value, _wrap, const_type, imm32, imm64, promote
+from pybpf.dsl.values import Cond, Value, _wrap, const_type, imm32, imm64, jump_op, promote
 from pybpf.types import Scalar, s32, s64, u32, u64
 
 
@@ -68,16 +68,15 @@ class Flow:
             src = imm64(src) if width == 64 else imm32(src)
             if src is None:
                 src = self.reg(rhs)
-        probe = Cond(self, "cmp", (lhs, op, rhs, signed))
         if op == "&" and not when:
             skip = self.label("js")
-            self.emit(Jump, op=probe.jump_op(False)[0], dst=lhs.loc, src=src, target=skip,
+            self.emit(Jump, op=jump_op(op, signed, False), dst=lhs.loc, src=src, target=skip,
                       width=width)
             self.emit(Goto, target=target)
             self.mark(skip)
             return
-        jop, _ = probe.jump_op(not when)
-        self.emit(Jump, op=jop, dst=lhs.loc, src=src, target=target, width=width)
+        self.emit(Jump, op=jump_op(op, signed, not when), dst=lhs.loc, src=src, target=target,
+                  width=width)
 
     def if_(self, cond: Cond) -> _If:
         """Run the body only when ``cond`` holds; follow with ``else_()``/``elif_()``."""

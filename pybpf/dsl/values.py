@@ -296,15 +296,13 @@ class Cond:
     def __invert__(self) -> Cond:
         return Cond(self.b, self.kind, self.parts, not self.negated)
 
-    def jump_op(self, negate: bool) -> tuple[JumpOp, bool]:
-        """(JumpOp, swap operands?) for this comparison, possibly negated."""
-        lhs, op, rhs, signed = self.parts
-        if negate != self.negated:
-            if op == "&":
-                raise AssertionError("JSET negation is handled by the builder")
-            op = _NEGATE[op]
-        key = (op, signed if op not in ("==", "!=", "&") else False)
-        return _JUMPS[key], False
+def jump_op(op: str, signed: bool, negate: bool) -> JumpOp:
+    """The JumpOp taken when ``lhs op rhs`` holds (or, with ``negate``, when it does not)."""
+    if negate:
+        if op == "&":
+            raise AssertionError("JSET negation is handled by the builder")
+        op = _NEGATE[op]
+    return _JUMPS[op, signed if op not in ("==", "!=", "&") else False]
 
 
 def _as_cond(c) -> Cond:
