@@ -215,9 +215,10 @@ class Flow:
 
 
 # ``if_`` and ``else_`` are classes rather than ``contextlib.contextmanager``
-# generators: a build enters dozens of them, and the generator protocol costs
-# about 2 µs a block. Their work happens in __enter__ and __exit__, as it did
-# around the generator's yield; a body that raises skips the closing work.
+# generators: a build enters dozens of them, a ``with`` costs ~1 µs through a
+# generator against ~0.25 µs here, and each op they emit is one frame nearer
+# the user's. Their work happens in __enter__ and __exit__, as it did around
+# the generator's yield; a body that raises skips the closing work.
 
 class _If:
     """``with p.if_(cond):`` the jump over the body on entry, its end label on exit."""
