@@ -70,7 +70,10 @@ class Program:
         if not isinstance(insn, Instruction):
             raise AsmError(f"{insn!r} is not an instruction", str(source) if source else None)
         self.instructions.append(insn)
-        self.sources.append(source)  # the property materialises lazy sources first
+        if self._lazy_sources is None:
+            self._sources.append(source)
+        else:
+            self.sources.append(source)  # the property materialises lazy sources first
         return self
 
     def extend(self, insns: Iterable[Instruction], source: SourcePos | None = None) -> Program:

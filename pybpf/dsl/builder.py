@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
+from sys import _getframe
 
 from pybpf.asm import (
     Alu,
@@ -35,7 +35,7 @@ from pybpf.asm.program import SourcePos
 from pybpf.dsl.cfg import Cfg
 from pybpf.dsl.cse import cse_loads
 from pybpf.dsl.flow import Flow
-from pybpf.dsl.ir import Mark, Op, VReg
+from pybpf.dsl.ir import ACCESS_SIZE, Mark, Op, VReg
 from pybpf.dsl.jumps import drop_unreachable
 from pybpf.dsl.optimize import optimize
 from pybpf.dsl.ranges import drop_decided_jumps, drop_implied_checks
@@ -53,10 +53,11 @@ from pybpf.dsl.values import (
     promote,
     swap,
 )
-from pybpf.types import Scalar, u64
+from pybpf.types import Scalar, as_type, u64
 
 STACK_LIMIT = 512
 _PURE = (Alu, Load, LoadSX, LoadImm64, Endian, Neg)
+_PURE_SET = frozenset(_PURE)  # for emit: a miss in the tuple compares all six
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _S32 = (-(1 << 31), (1 << 31) - 1)
 # Enum members read once: ``Arith.MOV`` looks the member up through the enum's
@@ -67,38 +68,48 @@ _MOVSX8, _MOVSX16, _MOVSX32 = Arith.MOVSX8, Arith.MOVSX16, Arith.MOVSX32
 
 
 def user_frame_pos() -> SourcePos | None:
-    """The innermost stack frame outside the pybpf package, as a SourcePos.
+    """The position of the innermost stack frame outside the pybpf package.
 
-    Called for every op emitted, so both caches are keyed by ints: ``id()`` of
-    a code object (hashing the code object itself hashes its contents) and the
-    frame's last instruction offset (``f_lineno`` decodes the line table).
-    ``_CODES`` keeps every code object seen alive, so no id is reused.
+    Called for every op emitted, always from pybpf, so the walk starts at the
+    caller's caller. A code object is classified once, by ``id()`` (hashing
+    a code object hashes its contents): in ``_INSIDE`` (pybpf's or
+    contextlib's) or a key of ``_OUTSIDE``, whose value caches the positions
+    by instruction offset (``f_lineno`` decodes the line table). ``_CODES``
+    keeps every code object seen alive, so no id is reused.
     """
-    f = sys._getframe(1)
-    inside = _INSIDE
+    f = _getframe(2)
     while f is not None:
         code = f.f_code
-        mine = inside.get(id(code))
-        if mine is None:
-            name = code.co_filename
-            mine = inside[id(code)] = name.startswith(_PKG_DIR) or name == contextlib.__file__
-            _CODES.append(code)
-        if not mine:
-            break
-        f = f.f_back
-    if f is None:
-        return None
-    at = (id(f.f_code), f.f_lasti)
-    pos = _AT.get(at)
-    if pos is None:
-        key = (at[0], f.f_lineno)
-        pos = _POS.get(key)
+        if id(code) in _INSIDE:
+            f = f.f_back
+            continue
+        by_offset = _OUTSIDE.get(id(code))
+        if by_offset is None:
+            _classify(code)
+            continue  # look at the same frame again
+        pos = by_offset.get(f.f_lasti)
         if pos is None:
-            filename, lineno = f.f_code.co_filename, f.f_lineno
-            text = source_line(filename, lineno)
-            col = len(text) - len(text.lstrip()) + 1 if text else 0
-            pos = _POS[key] = SourcePos(filename, lineno, col, text)
-        _AT[at] = pos
+            pos = by_offset[f.f_lasti] = _line_pos(code.co_filename, f.f_lineno)
+        return pos
+    return None
+
+
+def _classify(code) -> None:
+    _CODES.append(code)
+    name = code.co_filename
+    if name.startswith(_PKG_DIR) or name == contextlib.__file__:
+        _INSIDE.add(id(code))
+    else:
+        _OUTSIDE[id(code)] = {}
+
+
+def _line_pos(filename: str, lineno: int) -> SourcePos:
+    """The SourcePos of a line, with its text and the column where the text starts."""
+    pos = _POS.get((filename, lineno))
+    if pos is None:
+        text = source_line(filename, lineno)
+        col = len(text) - len(text.lstrip()) + 1 if text else 0
+        pos = _POS[filename, lineno] = SourcePos(filename, lineno, col, text)
     return pos
 
 
@@ -133,10 +144,10 @@ def _read_lines(filename: str) -> list[str]:
 
 
 _LINES: dict = {}  # file name -> its lines
-_INSIDE: dict = {}  # id(code object) -> is it pybpf's (or contextlib's)?
-_CODES: list = []  # the code objects of _INSIDE, kept alive
-_POS: dict = {}  # (id(code object), line) -> SourcePos (a rewritten file has new code objects)
-_AT: dict = {}  # (id(code object), instruction offset) -> SourcePos
+_POS: dict = {}  # (file name, line) -> SourcePos
+_INSIDE: set = set()  # id() of the code objects of pybpf (and contextlib)
+_OUTSIDE: dict = {}  # id() of any other code object -> {instruction offset: SourcePos}
+_CODES: list = []  # the code objects of _INSIDE and _OUTSIDE, kept alive
 
 
 def function_pos(fn) -> SourcePos | None:
@@ -195,7 +206,7 @@ class Builder(Flow):
             return None
         if self.dead:
             raise self.error("unreachable code: this follows a return_ in the same block")
-        if cls not in _PURE:
+        if cls not in _PURE_SET:
             # Only side-effect-free ops (an elif_ condition being computed) may sit
             # between an if_ block and its else_: they end up on the else path.
             self._pending_else = None
@@ -384,7 +395,6 @@ class Builder(Flow):
 
     def var(self, t: Scalar, init=None) -> Var:
         """A mutable scalar variable (assignable in branches and loops)."""
-        from pybpf.types import as_type
         t = as_type(t)
         if not isinstance(t, Scalar):
             raise self.error(f"p.var needs a scalar type, not {t!r}")
@@ -416,7 +426,7 @@ class Builder(Flow):
         v = self.coerce(value, t)
         if t.big_endian and not v.type.big_endian:
             v = v.net(t.bits)
-        size = Size.of(t.size)
+        size = ACCESS_SIZE[t.size]
         if not v.is_const:
             if t.bits == 64:  # a narrower signed value is only valid in its low 32 bits
                 v = self.widen(v, t)
@@ -485,12 +495,13 @@ class Var(Value):
         self._vreg = vreg
         self.assigned = False
         super().__init__(b, t, vreg)
-        self.declared = b.where()
+        self.declared = user_frame_pos()  # a SourcePos, formatted only for an error
 
     @property  # type: ignore[override]
     def loc(self):
         if not self.assigned:
-            where = f" (declared at {self.declared})" if self.declared else ""
+            pos = self.declared
+            where = f" (declared at {pos.file}:{pos.line})" if pos else ""
             raise self.b.error(f"variable {self._vreg!r}{where} is read before it is set: give "
                                "p.var() an initial value or set() it first")
         return self._vreg

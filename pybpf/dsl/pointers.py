@@ -9,9 +9,12 @@ outside its null check.
 
 from __future__ import annotations
 
-from pybpf.asm import Alu, Arith, Atomic, AtomicKind, Load, LoadSX, Reg, Size
+from pybpf.asm import Alu, Arith, Atomic, AtomicKind, Load, LoadSX, Reg
+from pybpf.dsl.ir import ACCESS_SIZE
 from pybpf.dsl.values import DSLError, Value
 from pybpf.types import Array, Bytes, Scalar, StructMeta, u8
+
+_set = object.__setattr__
 
 
 class computed:
@@ -58,11 +61,11 @@ class Ptr:
     __slots__ = ("_b", "_type", "_base", "_off", "_region")
 
     def __init__(self, b, t, base, off: int, region: Region):
-        object.__setattr__(self, "_b", b)
-        object.__setattr__(self, "_type", t)
-        object.__setattr__(self, "_base", base)
-        object.__setattr__(self, "_off", off)
-        object.__setattr__(self, "_region", region)
+        _set(self, "_b", b)  # past __setattr__, which stores to the pointee
+        _set(self, "_type", t)
+        _set(self, "_base", base)
+        _set(self, "_off", off)
+        _set(self, "_region", region)
 
     @property
     def type(self):
@@ -113,8 +116,8 @@ class Ptr:
         self._region.check(self._b, off, t.size)
         dst = self._b.new_vreg(t.name)
         cls = LoadSX if t.signed and t.bits < 64 else Load
-        self._b.emit(cls, dst=dst, src=self._base, off=off, size=Size.of(t.size))
-        return FieldValue(self._b, t, dst, Ptr(self._b, t, self._base, off, self._region))
+        self._b.emit(cls, dst=dst, src=self._base, off=off, size=ACCESS_SIZE[t.size])
+        return FieldValue(self._b, t, dst, self, off)
 
     def _store(self, t: Scalar, off: int, value) -> None:
         self._region.check(self._b, off, t.size)
@@ -162,7 +165,7 @@ class Ptr:
             b.load_const(src, v.loc, t)
         else:
             b.emit(Alu, op=Arith.MOV, dst=src, src=v.loc, width=64)
-        b.emit(Atomic, op=kind, dst=self._base, src=src, off=self._off, size=Size.of(t.size))
+        b.emit(Atomic, op=kind, dst=self._base, src=src, off=self._off, size=ACCESS_SIZE[t.size])
         return Value(b, t, src) if kind.fetches else None
 
     def view(self, t, offset: int = 0):
@@ -202,13 +205,21 @@ class FieldValue(Value):
 
     It is an ordinary value, and ``ptr.count.atomic_add(1)`` works on the
     field itself (the load, if unused, is removed when the program is finished).
+    The field's pointer is made only then: most loaded values are just used.
     """
 
-    __slots__ = ("ptr",)
+    __slots__ = ("_holder", "_off")
 
-    def __init__(self, b, t, loc, ptr: Ptr):
+    def __init__(self, b, t, loc, holder: Ptr, off: int):
         super().__init__(b, t, loc)
-        self.ptr = ptr
+        self._holder = holder  # the pointer whose field (at ``off``) this is
+        self._off = off
+
+    @property
+    def ptr(self) -> Ptr:
+        """A pointer to the field."""
+        holder = self._holder
+        return Ptr(self.b, self.type, holder._base, self._off, holder._region)
 
     def atomic_add(self, value, *, fetch: bool = False):
         """``lock *field += value``; with fetch=True returns the old value."""

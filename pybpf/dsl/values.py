@@ -15,7 +15,7 @@ from __future__ import annotations
 from pybpf.asm import Alu, Arith, ByteOrder, Endian, JumpOp, Neg, Reg
 from pybpf.dsl.ir import VReg
 from pybpf.errors import PyBPFError
-from pybpf.types import Scalar, s32, s64, u32, u64
+from pybpf.types import Scalar, be16, be32, be64, s32, s64, u16, u32, u64
 
 TYPE_CHECKING = False  # as typing's: importing typing costs ~5 ms (with re) at start-up
 
@@ -62,6 +62,10 @@ _ARITH = {
     "rsh": (Arith.RSH, Arith.ARSH),
 }
 _BITWISE = ("and", "or", "xor")
+_HOST = {16: u16, 32: u32, 64: u64}  # a big-endian type of so many bits -> its host-order one
+_NET = {16: be16, 32: be32, 64: be64}
+# Enum members read once (through the enum class each read costs ~80 ns).
+_MOV, _BE = Arith.MOV, ByteOrder.BE
 
 
 def _fold(op: str, a: int, b: int, t: Scalar) -> int:
@@ -84,14 +88,19 @@ def _fold(op: str, a: int, b: int, t: Scalar) -> int:
 
 
 class Value:
-    """A scalar rvalue of a pybpf type: a build-time constant or a virtual register."""
+    """A scalar rvalue of a pybpf type: a build-time constant or a virtual register.
 
-    __slots__ = ("b", "type", "loc", "hi")
+    ``is_const`` says which, decided once here: ``loc`` is then an int, else a
+    register (VReg or Reg).
+    """
+
+    __slots__ = ("b", "type", "loc", "hi", "is_const")
 
     def __init__(self, b: Builder, type: Scalar, loc: VReg | int, hi: int | None = None):
         self.b = b
         self.type = type
-        self.loc = _const_in(loc, type, b) if _is_const(loc) else loc
+        self.is_const = const = isinstance(loc, int) and not isinstance(loc, Reg)  # an IntEnum
+        self.loc = _const_in(loc, type, b) if const else loc
         self.hi = hi  # a proven upper bound of an unsigned register value, when known
 
     @property
@@ -102,10 +111,6 @@ class Value:
         if self.type.signed or self.type.big_endian:
             return None
         return self.type._max if self.hi is None else min(self.hi, self.type._max)
-
-    @property
-    def is_const(self) -> bool:
-        return _is_const(self.loc)
 
     def __bool__(self):
         raise DSLError("a DSL value has no truth value at build time; compare it "
@@ -128,28 +133,26 @@ class Value:
         """A big-endian value in host order (bpf_ntohs/ntohl at run time, or at build time)."""
         if not self.type.big_endian:
             return self
-        t = {16: "u16", 32: "u32", 64: "u64"}[self.type.bits]
-        from pybpf.types import SCALARS
-        host = SCALARS[t]
+        bits = self.type.bits
+        host = _HOST[bits]
         if self.is_const:
-            return Value(self.b, host, swap(self.loc, self.type.bits))
+            return Value(self.b, host, swap(self.loc, bits))
         dst = self.b.new_vreg("ntoh")
-        self.b.emit(Alu, op=Arith.MOV, dst=dst, src=self.loc, width=64)
-        self.b.emit(Endian, order=ByteOrder.BE, dst=dst, bits=self.type.bits)
+        self.b.emit(Alu, op=_MOV, dst=dst, src=self.loc, width=64)
+        self.b.emit(Endian, order=_BE, dst=dst, bits=bits)
         return Value(self.b, host, dst)
 
     def net(self, bits: int | None = None) -> Value:
         """This host-order value in network byte order (be16/be32/be64)."""
         if self.type.big_endian:
             return self
-        from pybpf.types import be16, be32, be64
         bits = bits or max(16, self.type.bits)
-        t = {16: be16, 32: be32, 64: be64}[bits]
+        t = _NET[bits]
         if self.is_const:
             return Value(self.b, t, swap(self.loc, bits))
         dst = self.b.new_vreg("hton")
-        self.b.emit(Alu, op=Arith.MOV, dst=dst, src=self.loc, width=64)
-        self.b.emit(Endian, order=ByteOrder.BE, dst=dst, bits=bits)
+        self.b.emit(Alu, op=_MOV, dst=dst, src=self.loc, width=64)
+        self.b.emit(Endian, order=_BE, dst=dst, bits=bits)
         return Value(self.b, t, dst)
 
     # -- arithmetic ---------------------------------------------------------------------
@@ -293,15 +296,13 @@ class Cond:
     def __invert__(self) -> Cond:
         return Cond(self.b, self.kind, self.parts, not self.negated)
 
-    def jump_op(self, negate: bool) -> tuple[JumpOp, bool]:
-        """(JumpOp, swap operands?) for this comparison, possibly negated."""
-        lhs, op, rhs, signed = self.parts
-        if negate != self.negated:
-            if op == "&":
-                raise AssertionError("JSET negation is handled by the builder")
-            op = _NEGATE[op]
-        key = (op, signed if op not in ("==", "!=", "&") else False)
-        return _JUMPS[key], False
+def jump_op(op: str, signed: bool, negate: bool) -> JumpOp:
+    """The JumpOp taken when ``lhs op rhs`` holds (or, with ``negate``, when it does not)."""
+    if negate:
+        if op == "&":
+            raise AssertionError("JSET negation is handled by the builder")
+        op = _NEGATE[op]
+    return _JUMPS[op, signed if op not in ("==", "!=", "&") else False]
 
 
 def _as_cond(c) -> Cond:
@@ -321,15 +322,13 @@ def const_type(value: int, like: Scalar) -> Scalar:
     if like.big_endian:
         return like
     t = promote(like)
+    if 0 <= value <= t._max:  # the common case, ahead of the general loop
+        return t
     for cand in (t, s64 if t.signed else u64):
         lo = -(1 << (cand.bits - 1))
         if lo <= value <= cand._max:
             return cand
     raise DSLError(f"constant {value} does not fit {t} (nor 64 bits)")
-
-
-def _is_const(loc) -> bool:
-    return isinstance(loc, int) and not isinstance(loc, Reg)  # Reg is an IntEnum
 
 
 def _const_in(value: int, t: Scalar, b) -> int:
