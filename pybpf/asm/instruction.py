@@ -6,6 +6,12 @@ wire tricks (signedness in ``off``, two slots for a 64-bit immediate) are
 known only to ``pybpf.asm.codec``. ``str()`` prints LLVM syntax, ``repr()``
 the constructor call. Operands are checked when the instruction is built:
 an error names the value, the limit and the instruction.
+
+Instructions are also built by the hundred on the DSL's path, so the hot
+classes test their usual operands inline first (a ``Reg`` that may be written,
+an int in range, a label name: a few identity and range tests) and call the
+``check_*`` helpers below only for the rest: those coerce the other accepted
+spellings (an int register, a u32 immediate) or raise naming the value.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import gc
 
-from pybpf.asm.register import REGS, Reg
+from pybpf.asm.register import FP, REGS, Reg
 from pybpf.errors import AsmError
 
 TYPE_CHECKING = False  # as typing's: importing typing costs ~5 ms (with re) at start-up
@@ -25,6 +31,8 @@ Target = int | str
 
 S16 = (-(1 << 15), (1 << 15) - 1)
 S32 = (-(1 << 31), (1 << 31) - 1)
+S16_MIN, S16_MAX = S16
+S32_MIN, S32_MAX = S32
 U32 = (0, (1 << 32) - 1)
 S64 = (-(1 << 63), (1 << 63) - 1)
 U64 = (0, (1 << 64) - 1)
@@ -53,7 +61,7 @@ def check_reg(insn: Instruction, name: str, *, writes: bool = False) -> None:
             raise AsmError(f"{name} register {reg!r} is not r0..r10 in {type(insn).__name__}")
         reg = REGS[reg]
         object.__setattr__(insn, name, reg)
-    if writes and reg is Reg.R10:
+    if writes and reg is FP:
         raise AsmError(f"r10 is the read-only frame pointer; cannot write it in {insn}")
 
 

@@ -10,6 +10,8 @@ from pybpf._record import record, replace
 from pybpf.asm.instruction import (
     S16,
     S32,
+    S32_MAX,
+    S32_MIN,
     Instruction,
     Target,
     check_imm32,
@@ -38,6 +40,7 @@ CONDITIONS = {
 """Conditional jump operations and their LLVM operators."""
 
 _GOTOL_HINT = "; use gotol (GotoLong) for a 32-bit offset"
+_WIDTHS = (32, 64)
 
 
 class _Targeted(Instruction):
@@ -61,17 +64,19 @@ class Jump(_Targeted):
     width: int = 64
 
     def __post_init__(self):
-        if self.op not in CONDITIONS:
-            raise AsmError(f"{self.op!r} is not a conditional jump (use one of "
+        op, src, width = self.op, self.src, self.width
+        if op not in CONDITIONS:
+            raise AsmError(f"{op!r} is not a conditional jump (use one of "
                            f"{', '.join(o.name for o in CONDITIONS)})")
-        if self.width not in (32, 64):
-            raise AsmError(f"jump width must be 32 or 64, got {self.width!r}")
-        check_reg(self, "dst")
-        if isinstance(self.src, Reg):
-            check_reg(self, "src")
-        else:
-            check_imm32(self, "src", unsigned_ok=self.width == 32)
-        check_target(self, "target", S16, "s16 jump offset", _GOTOL_HINT)
+        if width not in _WIDTHS:
+            raise AsmError(f"jump width must be 32 or 64, got {width!r}")
+        if type(self.dst) is not Reg:
+            check_reg(self, "dst")
+        if type(src) is not Reg and (type(src) is not int or not S32_MIN <= src <= S32_MAX):
+            check_imm32(self, "src", unsigned_ok=width == 32)
+        target = self.target
+        if type(target) is not str or not target:   # a label name has no range to check
+            check_target(self, "target", S16, "s16 jump offset", _GOTOL_HINT)
 
     @property
     def is_imm(self) -> bool:
@@ -90,7 +95,9 @@ class Goto(_Targeted):
     target: Target
 
     def __post_init__(self):
-        check_target(self, "target", S16, "s16 jump offset", _GOTOL_HINT)
+        target = self.target
+        if type(target) is not str or not target:   # a label name has no range to check
+            check_target(self, "target", S16, "s16 jump offset", _GOTOL_HINT)
 
     def __str__(self) -> str:
         return f"goto {fmt_target(self.target)}"

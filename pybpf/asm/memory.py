@@ -11,7 +11,11 @@ import enum
 from pybpf._record import record, replace
 from pybpf.asm.instruction import (
     S16,
+    S16_MAX,
+    S16_MIN,
     S32,
+    S32_MAX,
+    S32_MIN,
     S64,
     U64,
     Instruction,
@@ -24,14 +28,17 @@ from pybpf.asm.instruction import (
     fmt_target,
 )
 from pybpf.asm.opcode import Size
-from pybpf.asm.register import Reg
+from pybpf.asm.register import FP, Reg
 from pybpf.errors import AsmError
 
 _UNSIGNED = {Size.B: "u8", Size.H: "u16", Size.W: "u32", Size.DW: "u64"}
 _SIGNED = {Size.B: "s8", Size.H: "s16", Size.W: "s32"}
+_ANY_SIZE = tuple(Size)
+_UP_TO_W = (Size.B, Size.H, Size.W)
+_W_OR_DW = (Size.W, Size.DW)
 
 
-def _size(insn, allowed=tuple(Size)) -> None:
+def _size(insn, allowed=_ANY_SIZE) -> None:
     value = insn.size
     if isinstance(value, int) and not isinstance(value, Size) and value in (1, 2, 4, 8):
         object.__setattr__(insn, "size", Size.of(value))  # accept a byte count
@@ -43,12 +50,17 @@ def _size(insn, allowed=tuple(Size)) -> None:
                        f"(allowed: {names})")
 
 
-def _access(insn, *, writes_dst: bool, sizes=tuple(Size)) -> None:
+def _access(insn, *, writes_dst: bool, sizes=_ANY_SIZE) -> None:
     """The checks every register load/store shares: size, dst and src registers, s16 off."""
-    _size(insn, sizes)
-    check_reg(insn, "dst", writes=writes_dst)
-    check_reg(insn, "src")
-    check_int(insn, "off", S16, "s16")
+    size, dst, off = insn.size, insn.dst, insn.off
+    if type(size) is not Size or size not in sizes:
+        _size(insn, sizes)
+    if type(dst) is not Reg or writes_dst and dst is FP:
+        check_reg(insn, "dst", writes=writes_dst)
+    if type(insn.src) is not Reg:
+        check_reg(insn, "src")
+    if type(off) is not int or not S16_MIN <= off <= S16_MAX:
+        check_int(insn, "off", S16, "s16")
 
 
 def _mem(base, off, size: Size, signed=False) -> str:
@@ -82,7 +94,7 @@ class LoadSX(Instruction):
     size: Size
 
     def __post_init__(self):
-        _access(self, writes_dst=True, sizes=(Size.B, Size.H, Size.W))
+        _access(self, writes_dst=True, sizes=_UP_TO_W)
 
     def __str__(self) -> str:
         return f"r{int(self.dst)} = {_mem(self.src, self.off, self.size, signed=True)}"
@@ -115,10 +127,15 @@ class StoreImm(Instruction):
     size: Size
 
     def __post_init__(self):
-        _size(self)
-        check_reg(self, "dst")
-        check_imm32(self, "imm", unsigned_ok=self.size != Size.DW)
-        check_int(self, "off", S16, "s16")
+        imm, off = self.imm, self.off
+        if type(self.size) is not Size:
+            _size(self)
+        if type(self.dst) is not Reg:
+            check_reg(self, "dst")
+        if type(imm) is not int or not S32_MIN <= imm <= S32_MAX:
+            check_imm32(self, "imm", unsigned_ok=self.size != Size.DW)
+        if type(off) is not int or not S16_MIN <= off <= S16_MAX:
+            check_int(self, "off", S16, "s16")
 
     def __str__(self) -> str:
         return f"{_mem(self.dst, self.off, self.size)} = {self.imm}"
@@ -169,7 +186,7 @@ class Atomic(Instruction):
     def __post_init__(self):
         if not isinstance(self.op, AtomicKind):
             raise AsmError(f"op must be an AtomicKind, got {self.op!r}")
-        _size(self, (Size.W, Size.DW))
+        _size(self, _W_OR_DW)
         check_reg(self, "dst")
         check_reg(self, "src", writes=self.op.fetches and self.op != AtomicKind.CMPXCHG)
         check_int(self, "off", S16, "s16")
@@ -342,7 +359,7 @@ class LoadAbs(Instruction):
     imm: int
 
     def __post_init__(self):
-        _size(self, (Size.B, Size.H, Size.W))
+        _size(self, _UP_TO_W)
         check_int(self, "imm", S32, "s32")
 
     def __str__(self) -> str:
@@ -358,7 +375,7 @@ class LoadInd(Instruction):
     imm: int
 
     def __post_init__(self):
-        _size(self, (Size.B, Size.H, Size.W))
+        _size(self, _UP_TO_W)
         check_reg(self, "src")
         check_int(self, "imm", S32, "s32")
 
