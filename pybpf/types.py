@@ -63,7 +63,9 @@ class Type:
 class Scalar(Type):
     """An integer of 1, 2, 4 or 8 bytes, signed or not, little or big endian."""
 
-    __slots__ = ("name", "size", "align", "signed", "byteorder", "_codec", "_min", "_max")
+    # bits and big_endian are read ~1200 times a DSL build: plain slots, set once.
+    __slots__ = ("name", "size", "align", "signed", "byteorder", "bits", "big_endian",
+                 "_codec", "_min", "_max")
 
     _CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 
@@ -76,17 +78,10 @@ class Scalar(Type):
         self.byteorder = byteorder
         self._codec = _struct.Struct(("<" if byteorder == "little" else ">")
                                      + (code if signed else code.upper()))
-        bits = size * 8
+        bits = self.bits = size * 8
+        self.big_endian = byteorder == "big"
         self._min = -(1 << (bits - 1)) if signed else 0
         self._max = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
-
-    @property
-    def bits(self) -> int:
-        return self.size * 8
-
-    @property
-    def big_endian(self) -> bool:
-        return self.byteorder == "big"
 
     def check(self, value: int) -> int:
         """Return ``value`` if it fits this type, else raise naming the range."""
