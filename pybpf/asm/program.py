@@ -11,8 +11,7 @@ until the loader supplies fds to ``encode(maps=...)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import NamedTuple
+from collections import namedtuple
 
 from pybpf._record import record
 from pybpf.asm.codec import encode
@@ -21,17 +20,19 @@ from pybpf.asm.jump import Goto, Jump, MayGoto
 from pybpf.asm.memory import LoadMap
 from pybpf.errors import AsmError
 
+TYPE_CHECKING = False  # as typing's: importing typing costs ~5 ms (with re) at start-up
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
 
-class SourcePos(NamedTuple):
+
+class SourcePos(namedtuple("SourcePos", "file line column text", defaults=(0, ""))):
     """Where an instruction came from: file, 1-based line and column, and the line's text.
 
-    A NamedTuple rather than a dataclass: the assembler makes one per line.
+    A namedtuple rather than a record: the assembler makes one per line. Not a
+    typing.NamedTuple, which would import typing (and re) on every start-up.
     """
 
-    file: str
-    line: int
-    column: int = 0
-    text: str = ""
+    __slots__ = ()
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
