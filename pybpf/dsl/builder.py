@@ -71,36 +71,40 @@ def user_frame_pos() -> SourcePos | None:
     """The position of the innermost stack frame outside the pybpf package.
 
     Called for every op emitted, always from pybpf, so the walk starts at the
-    caller's caller. A code object is classified once, by ``id()`` (hashing
-    a code object hashes its contents): in ``_INSIDE`` (pybpf's or
-    contextlib's) or a key of ``_OUTSIDE``, whose value caches the positions
-    by instruction offset (``f_lineno`` decodes the line table). ``_CODES``
-    keeps every code object seen alive, so no id is reused.
+    caller's caller. Frames are told apart by their code's file name, a string
+    with its hash cached (no ``id()`` call per frame): pybpf's files (and
+    contextlib's) are in ``_INSIDE``, the others in ``_OUTSIDE``. The positions
+    in an outside code object are cached by instruction offset (``f_lineno``
+    decodes the line table) in ``_POSITIONS``, by ``id()`` of the code
+    (hashing a code object hashes its contents); ``_CODES`` keeps those code
+    objects alive, so no id is reused.
     """
     f = _getframe(2)
-    while f is not None:
-        code = f.f_code
-        if id(code) in _INSIDE:
-            f = f.f_back
-            continue
-        by_offset = _OUTSIDE.get(id(code))
-        if by_offset is None:
-            _classify(code)
-            continue  # look at the same frame again
-        pos = by_offset.get(f.f_lasti)
-        if pos is None:
-            pos = by_offset[f.f_lasti] = _line_pos(code.co_filename, f.f_lineno)
-        return pos
-    return None
+    while True:
+        try:
+            while (name := f.f_code.co_filename) in _INSIDE:
+                f = f.f_back
+        except AttributeError:  # f is None: no frame outside pybpf
+            return None
+        if name in _OUTSIDE:
+            break
+        _classify(name)  # then look at the same frame again
+    code = f.f_code
+    by_offset = _POSITIONS.get(id(code))
+    if by_offset is None:
+        _CODES.append(code)
+        by_offset = _POSITIONS[id(code)] = {}
+    pos = by_offset.get(f.f_lasti)
+    if pos is None:
+        pos = by_offset[f.f_lasti] = _line_pos(name, f.f_lineno)
+    return pos
 
 
-def _classify(code) -> None:
-    _CODES.append(code)
-    name = code.co_filename
-    if name.startswith(_PKG_DIR) or name == contextlib.__file__:
-        _INSIDE.add(id(code))
+def _classify(filename: str) -> None:
+    if filename.startswith(_PKG_DIR) or filename == contextlib.__file__:
+        _INSIDE.add(filename)
     else:
-        _OUTSIDE[id(code)] = {}
+        _OUTSIDE.add(filename)
 
 
 def _line_pos(filename: str, lineno: int) -> SourcePos:
@@ -145,9 +149,10 @@ def _read_lines(filename: str) -> list[str]:
 
 _LINES: dict = {}  # file name -> its lines
 _POS: dict = {}  # (file name, line) -> SourcePos
-_INSIDE: set = set()  # id() of the code objects of pybpf (and contextlib)
-_OUTSIDE: dict = {}  # id() of any other code object -> {instruction offset: SourcePos}
-_CODES: list = []  # the code objects of _INSIDE and _OUTSIDE, kept alive
+_INSIDE: set = set()  # the file names of pybpf's modules (and contextlib's)
+_OUTSIDE: set = set()  # any other file name seen
+_POSITIONS: dict = {}  # id() of a code object outside -> {instruction offset: SourcePos}
+_CODES: list = []  # the code objects of _POSITIONS, kept alive
 
 
 def function_pos(fn) -> SourcePos | None:
@@ -193,6 +198,19 @@ class Builder(Flow):
 
     def error(self, message: str) -> DSLError:
         return DSLError(message, self.where())
+
+    def pin(self) -> SourcePos | None:
+        """Give the ops emitted from now on the user's current position; returns the pin to restore.
+
+        Each op otherwise walks the stack for its position (~0.7 us). A DSL
+        operation that emits several ops calls no user code meanwhile, so
+        they all have the position of the first: it pins it once, then puts
+        back what it got (``outer = b.pin()`` ... ``finally: b.pinned = outer``).
+        """
+        outer = self.pinned
+        if outer is None:
+            self.pinned = user_frame_pos()
+        return outer
 
     # -- raw emission ---------------------------------------------------------------
 
@@ -338,17 +356,21 @@ class Builder(Flow):
             c = Value(self, t, _wrap(c.loc, t))
         code = _ARITH[op][1 if t.signed else 0]
         dst = self.new_vreg(op)
-        if a.is_const:
-            self.load_const(dst, _wrap(a.loc, t), t)
-        else:
-            self.emit(Alu, op=_MOV, dst=dst, src=self.widen(a, t).loc, width=64)
-        if c.is_const:
-            src = imm64(c.loc) if width == 64 else imm32(c.loc)
-            if src is None:
-                src = self.reg(c)
-        else:
-            src = (self.widen(c, t) if not shift else c).loc
-        self.emit(Alu, op=code, dst=dst, src=src, width=width)
+        outer = self.pin()
+        try:
+            if a.is_const:
+                self.load_const(dst, _wrap(a.loc, t), t)
+            else:
+                self.emit(Alu, op=_MOV, dst=dst, src=self.widen(a, t).loc, width=64)
+            if c.is_const:
+                src = imm64(c.loc) if width == 64 else imm32(c.loc)
+                if src is None:
+                    src = self.reg(c)
+            else:
+                src = (self.widen(c, t) if not shift else c).loc
+            self.emit(Alu, op=code, dst=dst, src=src, width=width)
+        finally:
+            self.pinned = outer
         return Value(self, t, dst, _bound(op, a, c, t))
 
     # -- explicit registers (the low-level escape hatch) -----------------------------
@@ -414,12 +436,16 @@ class Builder(Flow):
     def zero(self, off: int, size: int) -> None:
         """Zero ``size`` bytes of stack at r10 + off with the widest aligned stores."""
         end = off + size
-        while off < end:
-            for n, sz in ((8, Size.DW), (4, Size.W), (2, Size.H), (1, Size.B)):
-                if off % n == 0 and off + n <= end:
-                    self.emit(StoreImm, dst=Reg.R10, imm=0, off=off, size=sz)
-                    off += n
-                    break
+        outer = self.pin()
+        try:
+            while off < end:
+                for n, sz in ((8, Size.DW), (4, Size.W), (2, Size.H), (1, Size.B)):
+                    if off % n == 0 and off + n <= end:
+                        self.emit(StoreImm, dst=Reg.R10, imm=0, off=off, size=sz)
+                        off += n
+                        break
+        finally:
+            self.pinned = outer
 
     def store_value(self, base, off: int, t: Scalar, value) -> None:
         """Store ``value`` (Value or int) as type ``t`` at base + off."""

@@ -161,9 +161,14 @@ class Packet:
         b = self.b
         _, data_end = self._pointers()
         tmp = b.new_vreg("bound")
-        b.emit(Alu, op=Arith.MOV, dst=tmp, src=base, width=64)
-        b.emit(Alu, op=Arith.ADD, dst=tmp, src=end_off, width=64)
-        b.emit(Jump, op=JumpOp.JGT, dst=tmp, src=data_end, target=b.exit_with(on_short), width=64)
+        outer = b.pin()
+        try:
+            b.emit(Alu, op=Arith.MOV, dst=tmp, src=base, width=64)
+            b.emit(Alu, op=Arith.ADD, dst=tmp, src=end_off, width=64)
+            b.emit(Jump, op=JumpOp.JGT, dst=tmp, src=data_end, target=b.exit_with(on_short),
+                   width=64)
+        finally:
+            b.pinned = outer
 
     def headers(self, *types, at: int = 0, on_short=None) -> tuple[Ptr, ...]:
         """Consecutive fixed-size headers from byte ``at``, covered by one bounds check."""
@@ -236,13 +241,17 @@ class Packet:
         b = self.b
         if length.is_const:
             return self._fixed(t, base, off + length.loc, None, on_short)
-        self._bound(length, on_short)
-        start = b.new_vreg("hdr")
-        b.emit(Alu, op=Arith.MOV, dst=start, src=base, width=64)
-        if off:
-            b.emit(Alu, op=Arith.ADD, dst=start, src=off, width=64)
-        b.emit(Alu, op=Arith.ADD, dst=start, src=length.loc, width=64)
-        self._check(start, t.size, on_short)
+        outer = b.pin()
+        try:
+            self._bound(length, on_short)
+            start = b.new_vreg("hdr")
+            b.emit(Alu, op=Arith.MOV, dst=start, src=base, width=64)
+            if off:
+                b.emit(Alu, op=Arith.ADD, dst=start, src=off, width=64)
+            b.emit(Alu, op=Arith.ADD, dst=start, src=length.loc, width=64)
+            self._check(start, t.size, on_short)
+        finally:
+            b.pinned = outer
         return Ptr(b, t, start, 0, PacketRegion(self, t.size))
 
     def load_bytes(self, offset, dst: Ptr, length: int | None = None) -> Value:

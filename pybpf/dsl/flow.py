@@ -43,14 +43,18 @@ class Flow:
         if cond.kind == "and" or cond.kind == "or":
             a, c = cond.parts
             all_must = (cond.kind == "and") == when
-            if all_must:  # jump only if both parts decide for it
-                skip = self.label("sc")
-                self.branch(a, skip, not when)
-                self.branch(c, target, when)
-                self.mark(skip)
-            else:  # either part decides
-                self.branch(a, target, when)
-                self.branch(c, target, when)
+            outer = self.pin()  # the jumps of all parts have the position of the whole
+            try:
+                if all_must:  # jump only if both parts decide for it
+                    skip = self.label("sc")
+                    self.branch(a, skip, not when)
+                    self.branch(c, target, when)
+                    self.mark(skip)
+                else:  # either part decides
+                    self.branch(a, target, when)
+                    self.branch(c, target, when)
+            finally:
+                self.pinned = outer
             return
         lhs, op, rhs, signed = cond.parts
         if lhs.is_const and rhs.is_const:
