@@ -140,7 +140,8 @@ def _read_lines(filename: str) -> list[str]:
             data = f.read()
         if b"coding" in b"\n".join(data.split(b"\n", 2)[:2]):
             raise ValueError("not necessarily UTF-8")
-        text = data.decode("utf-8-sig")
+        # utf-8-sig's decoder, less the import of its codec module at a cold start
+        text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
     except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
         import linecache
         return [line.rstrip("\n") for line in linecache.getlines(filename)]
