@@ -421,9 +421,13 @@ class Builder(Flow):
         t = as_type(t)
         if not isinstance(t, Scalar):
             raise self.error(f"p.var needs a scalar type, not {t!r}")
-        v = Var(self, t, self.new_vreg(f"var_{t.name}_"))
-        if init is not None:
-            v.set(init)
+        outer = self.pin()  # the declaration and the initial value's ops
+        try:
+            v = Var(self, t, self.new_vreg(f"var_{t.name}_"))
+            if init is not None:
+                v.set(init)
+        finally:
+            self.pinned = outer
         return v
 
     def alloc(self, size: int, align: int = 8) -> int:
@@ -522,7 +526,7 @@ class Var(Value):
         self._vreg = vreg
         self.assigned = False
         super().__init__(b, t, vreg)
-        self.declared = user_frame_pos()  # a SourcePos, formatted only for an error
+        self.declared = b.pinned or user_frame_pos()  # a SourcePos, formatted only for an error
 
     @property  # type: ignore[override]
     def loc(self):

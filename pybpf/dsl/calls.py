@@ -101,21 +101,25 @@ def call(b, name: str, *args) -> Value:
                 staged.append(("const", v.loc, v.type))
             else:
                 staged.append(("reg", b.widen(v, s64 if v.type.signed else u64).loc))
-    for i, item in enumerate(staged):
-        reg = ARGS[i]
-        if item[0] == "map":
-            b.emit(LoadMap, dst=reg, map=item[1])
-        elif item[0] == "func":
-            b.emit(LoadFunc, dst=reg, target=item[1])
-        elif item[0] == "const":
-            b.load_const(reg, item[1], u64)
-        else:
-            b.emit(Alu, op=Arith.MOV, dst=reg, src=item[1], width=64)
-    b.emit(Call, helper=HELPER_PROTOS.helper_id(name), nargs=len(args))
-    if name in CHANGES_PACKET:
-        b.packet_changed(name)
-    result = b.new_vreg(name)
-    b.emit(Alu, op=Arith.MOV, dst=result, src=Reg.R0, width=64)
+    outer = b.pin()  # the argument moves, the call and its result share one position
+    try:
+        for i, item in enumerate(staged):
+            reg = ARGS[i]
+            if item[0] == "map":
+                b.emit(LoadMap, dst=reg, map=item[1])
+            elif item[0] == "func":
+                b.emit(LoadFunc, dst=reg, target=item[1])
+            elif item[0] == "const":
+                b.load_const(reg, item[1], u64)
+            else:
+                b.emit(Alu, op=Arith.MOV, dst=reg, src=item[1], width=64)
+        b.emit(Call, helper=HELPER_PROTOS.helper_id(name), nargs=len(args))
+        if name in CHANGES_PACKET:
+            b.packet_changed(name)
+        result = b.new_vreg(name)
+        b.emit(Alu, op=Arith.MOV, dst=result, src=Reg.R0, width=64)
+    finally:
+        b.pinned = outer
     return Value(b, _RETURNS.get(ret, u64), result)
 
 

@@ -220,10 +220,15 @@ class Packet:
         if isinstance(length, int):
             self._check(data, length, on_short)
             return
-        length = self.b.coerce(length, u32)
-        if not length.is_const:
-            self._bound(length, on_short)
-        self._check(data, length.loc, on_short)
+        b = self.b
+        length = b.coerce(length, u32)
+        outer = b.pin()
+        try:
+            if not length.is_const:
+                self._bound(length, on_short)
+            self._check(data, length.loc, on_short)
+        finally:
+            b.pinned = outer
 
     def _bound(self, length: Value, on_short) -> None:
         """Bound a variable offset so the verifier can add it to a packet pointer
