@@ -58,6 +58,7 @@ from pybpf.types import Scalar, as_type, u64
 STACK_LIMIT = 512
 _PURE = (Alu, Load, LoadSX, LoadImm64, Endian, Neg)
 _PURE_SET = frozenset(_PURE)  # for emit: a miss in the tuple compares all six
+_BITWISE = frozenset(("and", "or", "xor"))
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _S32 = (-(1 << 31), (1 << 31) - 1)
 # Enum members read once: ``Arith.MOV`` looks the member up through the enum's
@@ -325,28 +326,29 @@ class Builder(Flow):
 
     def arith(self, op: str, a: Value, c: Value) -> Value:
         """``a op c`` with C's promotions (see pybpf.dsl.values); constants fold."""
-        if a.type.big_endian or c.type.big_endian:
-            if op not in ("and", "or", "xor") or (not a.is_const and not c.is_const
-                                                  and a.type != c.type):
+        at, ct = a.type, c.type
+        shift = op == "lsh" or op == "rsh"
+        if at.big_endian or ct.big_endian:
+            if op not in _BITWISE or (not a.is_const and not c.is_const and at != ct):
                 raise self.error(f"arithmetic `{op}` on a big-endian value: use .host() first")
-            t = a.type if a.type.big_endian else c.type
+            t = at if at.big_endian else ct
         else:
-            ta, tc = promote(a.type), promote(c.type)
-            if op in ("lsh", "rsh"):
-                t = ta
-            else:
-                if ta.signed != tc.signed:
-                    sgn, uns = (a.type, c.type) if ta.signed else (c.type, a.type)
+            t = promote(at)
+            if not shift:
+                tc = promote(ct)
+                if t.signed != tc.signed:
+                    sgn, uns = (at, ct) if t.signed else (ct, at)
                     raise self.error(f"`{op}` mixes signed {sgn} and unsigned {uns}: "
                                      "cast one side with .cast()")
-                t = ta if ta.bits >= tc.bits else tc
-        shift = op in ("lsh", "rsh")
+                if tc.bits > t.bits:
+                    t = tc
         if a.is_const and c.is_const:
             cv = c.loc if shift else _wrap(c.loc, t)
             return Value(self, t, _fold(op, _wrap(a.loc, t), cv, t))
-        width = 64 if t.bits == 64 else 32
+        bits = t.bits
+        width = 64 if bits == 64 else 32
         if c.is_const:
-            cv = c.loc & (t.bits - 1) if shift else _wrap(c.loc, t)
+            cv = c.loc & (bits - 1) if shift else _wrap(c.loc, t)
             if op in ("div", "mod") and cv == 0:  # the ISA's x/0 = 0, x%0 = x, at build time
                 return Value(self, t, 0) if op == "div" else self.copy(a, t)
             if cv == 0 and op in ("add", "sub", "or", "xor", "lsh", "rsh"):
@@ -359,16 +361,18 @@ class Builder(Flow):
         dst = self.new_vreg(op)
         outer = self.pin()
         try:
+            # (widen changes only 64-bit operations' operands)
             if a.is_const:
                 self.load_const(dst, _wrap(a.loc, t), t)
             else:
-                self.emit(Alu, op=_MOV, dst=dst, src=self.widen(a, t).loc, width=64)
+                src = a.loc if width == 32 else self.widen(a, t).loc
+                self.emit(Alu, op=_MOV, dst=dst, src=src, width=64)
             if c.is_const:
                 src = imm64(c.loc) if width == 64 else imm32(c.loc)
                 if src is None:
                     src = self.reg(c)
             else:
-                src = (self.widen(c, t) if not shift else c).loc
+                src = c.loc if width == 32 or shift else self.widen(c, t).loc
             self.emit(Alu, op=code, dst=dst, src=src, width=width)
         finally:
             self.pinned = outer
