@@ -501,14 +501,15 @@ class Builder(Flow):
         _check_defined(ops, self.entry_regs(), live)
         colours = allocate(ops, lambda: self.alloc(8), live)
         out = []
+        keep = out.append
         for op in ops:
-            if isinstance(op, Mark):
-                out.append(op)
-                continue
-            op.replace(colours)
-            if op.is_move and op.fields["dst"] == op.fields["src"]:
-                continue
-            out.append(op)
+            if type(op) is not Mark:
+                op.replace(colours)
+                if op.is_move:
+                    fields = op.fields
+                    if fields["dst"] is fields["src"]:  # one register (members are singletons)
+                        continue
+            keep(op)
         return optimize(out, self.label)
 
     def entry_regs(self) -> frozenset:
