@@ -502,13 +502,15 @@ class Builder(Flow):
         colours = allocate(ops, lambda: self.alloc(8), live)
         out = []
         keep = out.append
+        colour = colours.get
         for op in ops:
             if type(op) is not Mark:
-                op.replace(colours)
-                if op.is_move:
+                if op.is_move:  # a move within one register is dropped before its rewrite
                     fields = op.fields
-                    if fields["dst"] is fields["src"]:  # one register (members are singletons)
+                    dst, src = fields["dst"], fields["src"]
+                    if colour(dst, dst) is colour(src, src):  # Reg members are singletons
                         continue
+                op.replace(colours)
             keep(op)
         return optimize(out, self.label)
 
