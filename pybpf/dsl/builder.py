@@ -66,6 +66,8 @@ _S32 = (-(1 << 31), (1 << 31) - 1)
 # nearly every value the DSL computes emits a move.
 _MOV, _AND = Arith.MOV, Arith.AND
 _MOVSX8, _MOVSX16, _MOVSX32 = Arith.MOVSX8, Arith.MOVSX16, Arith.MOVSX32
+_R10 = Reg.R10
+_WIDEST_FIRST = ((8, Size.DW), (4, Size.W), (2, Size.H), (1, Size.B))  # the sizes zero() stores
 
 
 def user_frame_pos() -> SourcePos | None:
@@ -448,9 +450,9 @@ class Builder(Flow):
         outer = self.pin()
         try:
             while off < end:
-                for n, sz in ((8, Size.DW), (4, Size.W), (2, Size.H), (1, Size.B)):
+                for n, sz in _WIDEST_FIRST:
                     if off % n == 0 and off + n <= end:
-                        self.emit(StoreImm, dst=Reg.R10, imm=0, off=off, size=sz)
+                        self.emit(StoreImm, dst=_R10, imm=0, off=off, size=sz)
                         off += n
                         break
         finally:
