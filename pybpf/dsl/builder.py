@@ -73,10 +73,11 @@ _WIDEST_FIRST = ((8, Size.DW), (4, Size.W), (2, Size.H), (1, Size.B))  # the siz
 def user_frame_pos() -> SourcePos | None:
     """The position of the innermost stack frame outside the pybpf package.
 
-    Called for every op emitted, always from pybpf, so the walk starts at the
-    caller's caller. Frames are told apart by their code's file name, a string
-    with its hash cached (no ``id()`` call per frame): pybpf's files (and
-    contextlib's) are in ``_INSIDE``, the others in ``_OUTSIDE``. The positions
+    Called for every op emitted (unless ``Builder.pin`` fixed the position),
+    always from pybpf, so the walk starts at the caller's caller. Frames are
+    told apart by their code's file name, a string with its hash cached (no
+    ``id()`` call per frame): pybpf's files (and contextlib's) are in
+    ``_INSIDE``, the others in ``_OUTSIDE``. The positions
     in an outside code object are cached by instruction offset (``f_lineno``
     decodes the line table) in ``_POSITIONS``, by ``id()`` of the code
     (hashing a code object hashes its contents); ``_CODES`` keeps those code
@@ -192,7 +193,9 @@ class Builder(Flow):
         self._last_joins: tuple = ()
         self._branch_states: dict = {}  # if_ end label -> packet states (before, after, dead)
         self.def_pos = function_pos(origin) if origin is not None else user_frame_pos()
-        self.pinned: SourcePos | None = self.def_pos  # ops outside the user's code (prologue)
+        # the position of the ops emitted now when it is fixed: ops outside the user's code
+        # (prologue, exits), or one DSL operation's several ops (pin())
+        self.pinned: SourcePos | None = self.def_pos
 
     # -- positions and errors ---------------------------------------------------------
 
