@@ -58,6 +58,7 @@ from pybpf.types import Scalar, as_type, u64
 STACK_LIMIT = 512
 _PURE = (Alu, Load, LoadSX, LoadImm64, Endian, Neg)
 _PURE_SET = frozenset(_PURE)  # for emit: a miss in the tuple compares all six
+_BITWISE = frozenset(("and", "or", "xor"))
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _S32 = (-(1 << 31), (1 << 31) - 1)
 # Enum members read once: ``Arith.MOV`` looks the member up through the enum's
@@ -65,42 +66,49 @@ _S32 = (-(1 << 31), (1 << 31) - 1)
 # nearly every value the DSL computes emits a move.
 _MOV, _AND = Arith.MOV, Arith.AND
 _MOVSX8, _MOVSX16, _MOVSX32 = Arith.MOVSX8, Arith.MOVSX16, Arith.MOVSX32
+_R10 = Reg.R10
+_WIDEST_FIRST = ((8, Size.DW), (4, Size.W), (2, Size.H), (1, Size.B))  # the sizes zero() stores
 
 
 def user_frame_pos() -> SourcePos | None:
     """The position of the innermost stack frame outside the pybpf package.
 
-    Called for every op emitted, always from pybpf, so the walk starts at the
-    caller's caller. A code object is classified once, by ``id()`` (hashing
-    a code object hashes its contents): in ``_INSIDE`` (pybpf's or
-    contextlib's) or a key of ``_OUTSIDE``, whose value caches the positions
-    by instruction offset (``f_lineno`` decodes the line table). ``_CODES``
-    keeps every code object seen alive, so no id is reused.
+    Called for every op emitted (unless ``Builder.pin`` fixed the position),
+    always from pybpf, so the walk starts at the caller's caller. Frames are
+    told apart by their code's file name, a string with its hash cached (no
+    ``id()`` call per frame): pybpf's files (and contextlib's) are in
+    ``_INSIDE``, the others in ``_OUTSIDE``. The positions
+    in an outside code object are cached by instruction offset (``f_lineno``
+    decodes the line table) in ``_POSITIONS``, by ``id()`` of the code
+    (hashing a code object hashes its contents); ``_CODES`` keeps those code
+    objects alive, so no id is reused.
     """
     f = _getframe(2)
-    while f is not None:
-        code = f.f_code
-        if id(code) in _INSIDE:
-            f = f.f_back
-            continue
-        by_offset = _OUTSIDE.get(id(code))
-        if by_offset is None:
-            _classify(code)
-            continue  # look at the same frame again
-        pos = by_offset.get(f.f_lasti)
-        if pos is None:
-            pos = by_offset[f.f_lasti] = _line_pos(code.co_filename, f.f_lineno)
-        return pos
-    return None
+    while True:
+        try:
+            while (name := f.f_code.co_filename) in _INSIDE:
+                f = f.f_back
+        except AttributeError:  # f is None: no frame outside pybpf
+            return None
+        if name in _OUTSIDE:
+            break
+        _classify(name)  # then look at the same frame again
+    code = f.f_code
+    by_offset = _POSITIONS.get(id(code))
+    if by_offset is None:
+        _CODES.append(code)
+        by_offset = _POSITIONS[id(code)] = {}
+    pos = by_offset.get(f.f_lasti)
+    if pos is None:
+        pos = by_offset[f.f_lasti] = _line_pos(name, f.f_lineno)
+    return pos
 
 
-def _classify(code) -> None:
-    _CODES.append(code)
-    name = code.co_filename
-    if name.startswith(_PKG_DIR) or name == contextlib.__file__:
-        _INSIDE.add(id(code))
+def _classify(filename: str) -> None:
+    if filename.startswith(_PKG_DIR) or filename == contextlib.__file__:
+        _INSIDE.add(filename)
     else:
-        _OUTSIDE[id(code)] = {}
+        _OUTSIDE.add(filename)
 
 
 def _line_pos(filename: str, lineno: int) -> SourcePos:
@@ -136,7 +144,8 @@ def _read_lines(filename: str) -> list[str]:
             data = f.read()
         if b"coding" in b"\n".join(data.split(b"\n", 2)[:2]):
             raise ValueError("not necessarily UTF-8")
-        text = data.decode("utf-8-sig")
+        # utf-8-sig's decoder, less the import of its codec module at a cold start
+        text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
     except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
         import linecache
         return [line.rstrip("\n") for line in linecache.getlines(filename)]
@@ -145,9 +154,10 @@ def _read_lines(filename: str) -> list[str]:
 
 _LINES: dict = {}  # file name -> its lines
 _POS: dict = {}  # (file name, line) -> SourcePos
-_INSIDE: set = set()  # id() of the code objects of pybpf (and contextlib)
-_OUTSIDE: dict = {}  # id() of any other code object -> {instruction offset: SourcePos}
-_CODES: list = []  # the code objects of _INSIDE and _OUTSIDE, kept alive
+_INSIDE: set = set()  # the file names of pybpf's modules (and contextlib's)
+_OUTSIDE: set = set()  # any other file name seen
+_POSITIONS: dict = {}  # id() of a code object outside -> {instruction offset: SourcePos}
+_CODES: list = []  # the code objects of _POSITIONS, kept alive
 
 
 def function_pos(fn) -> SourcePos | None:
@@ -183,7 +193,9 @@ class Builder(Flow):
         self._last_joins: tuple = ()
         self._branch_states: dict = {}  # if_ end label -> packet states (before, after, dead)
         self.def_pos = function_pos(origin) if origin is not None else user_frame_pos()
-        self.pinned: SourcePos | None = self.def_pos  # ops outside the user's code (prologue)
+        # the position of the ops emitted now when it is fixed: ops outside the user's code
+        # (prologue, exits), or one DSL operation's several ops (pin())
+        self.pinned: SourcePos | None = self.def_pos
 
     # -- positions and errors ---------------------------------------------------------
 
@@ -193,6 +205,19 @@ class Builder(Flow):
 
     def error(self, message: str) -> DSLError:
         return DSLError(message, self.where())
+
+    def pin(self) -> SourcePos | None:
+        """Give the ops emitted from now on the user's current position; returns the pin to restore.
+
+        Each op otherwise walks the stack for its position (~0.7 us). A DSL
+        operation that emits several ops calls no user code meanwhile, so
+        they all have the position of the first: it pins it once, then puts
+        back what it got (``outer = b.pin()`` ... ``finally: b.pinned = outer``).
+        """
+        outer = self.pinned
+        if outer is None:
+            self.pinned = user_frame_pos()
+        return outer
 
     # -- raw emission ---------------------------------------------------------------
 
@@ -306,28 +331,29 @@ class Builder(Flow):
 
     def arith(self, op: str, a: Value, c: Value) -> Value:
         """``a op c`` with C's promotions (see pybpf.dsl.values); constants fold."""
-        if a.type.big_endian or c.type.big_endian:
-            if op not in ("and", "or", "xor") or (not a.is_const and not c.is_const
-                                                  and a.type != c.type):
+        at, ct = a.type, c.type
+        shift = op == "lsh" or op == "rsh"
+        if at.big_endian or ct.big_endian:
+            if op not in _BITWISE or (not a.is_const and not c.is_const and at != ct):
                 raise self.error(f"arithmetic `{op}` on a big-endian value: use .host() first")
-            t = a.type if a.type.big_endian else c.type
+            t = at if at.big_endian else ct
         else:
-            ta, tc = promote(a.type), promote(c.type)
-            if op in ("lsh", "rsh"):
-                t = ta
-            else:
-                if ta.signed != tc.signed:
-                    sgn, uns = (a.type, c.type) if ta.signed else (c.type, a.type)
+            t = promote(at)
+            if not shift:
+                tc = promote(ct)
+                if t.signed != tc.signed:
+                    sgn, uns = (at, ct) if t.signed else (ct, at)
                     raise self.error(f"`{op}` mixes signed {sgn} and unsigned {uns}: "
                                      "cast one side with .cast()")
-                t = ta if ta.bits >= tc.bits else tc
-        shift = op in ("lsh", "rsh")
+                if tc.bits > t.bits:
+                    t = tc
         if a.is_const and c.is_const:
             cv = c.loc if shift else _wrap(c.loc, t)
             return Value(self, t, _fold(op, _wrap(a.loc, t), cv, t))
-        width = 64 if t.bits == 64 else 32
+        bits = t.bits
+        width = 64 if bits == 64 else 32
         if c.is_const:
-            cv = c.loc & (t.bits - 1) if shift else _wrap(c.loc, t)
+            cv = c.loc & (bits - 1) if shift else _wrap(c.loc, t)
             if op in ("div", "mod") and cv == 0:  # the ISA's x/0 = 0, x%0 = x, at build time
                 return Value(self, t, 0) if op == "div" else self.copy(a, t)
             if cv == 0 and op in ("add", "sub", "or", "xor", "lsh", "rsh"):
@@ -338,17 +364,23 @@ class Builder(Flow):
             c = Value(self, t, _wrap(c.loc, t))
         code = _ARITH[op][1 if t.signed else 0]
         dst = self.new_vreg(op)
-        if a.is_const:
-            self.load_const(dst, _wrap(a.loc, t), t)
-        else:
-            self.emit(Alu, op=_MOV, dst=dst, src=self.widen(a, t).loc, width=64)
-        if c.is_const:
-            src = imm64(c.loc) if width == 64 else imm32(c.loc)
-            if src is None:
-                src = self.reg(c)
-        else:
-            src = (self.widen(c, t) if not shift else c).loc
-        self.emit(Alu, op=code, dst=dst, src=src, width=width)
+        outer = self.pin()
+        try:
+            # (widen changes only 64-bit operations' operands)
+            if a.is_const:
+                self.load_const(dst, _wrap(a.loc, t), t)
+            else:
+                src = a.loc if width == 32 else self.widen(a, t).loc
+                self.emit(Alu, op=_MOV, dst=dst, src=src, width=64)
+            if c.is_const:
+                src = imm64(c.loc) if width == 64 else imm32(c.loc)
+                if src is None:
+                    src = self.reg(c)
+            else:
+                src = c.loc if width == 32 or shift else self.widen(c, t).loc
+            self.emit(Alu, op=code, dst=dst, src=src, width=width)
+        finally:
+            self.pinned = outer
         return Value(self, t, dst, _bound(op, a, c, t))
 
     # -- explicit registers (the low-level escape hatch) -----------------------------
@@ -398,9 +430,13 @@ class Builder(Flow):
         t = as_type(t)
         if not isinstance(t, Scalar):
             raise self.error(f"p.var needs a scalar type, not {t!r}")
-        v = Var(self, t, self.new_vreg(f"var_{t.name}_"))
-        if init is not None:
-            v.set(init)
+        outer = self.pin()  # the declaration and the initial value's ops
+        try:
+            v = Var(self, t, self.new_vreg(f"var_{t.name}_"))
+            if init is not None:
+                v.set(init)
+        finally:
+            self.pinned = outer
         return v
 
     def alloc(self, size: int, align: int = 8) -> int:
@@ -414,12 +450,16 @@ class Builder(Flow):
     def zero(self, off: int, size: int) -> None:
         """Zero ``size`` bytes of stack at r10 + off with the widest aligned stores."""
         end = off + size
-        while off < end:
-            for n, sz in ((8, Size.DW), (4, Size.W), (2, Size.H), (1, Size.B)):
-                if off % n == 0 and off + n <= end:
-                    self.emit(StoreImm, dst=Reg.R10, imm=0, off=off, size=sz)
-                    off += n
-                    break
+        outer = self.pin()
+        try:
+            while off < end:
+                for n, sz in _WIDEST_FIRST:
+                    if off % n == 0 and off + n <= end:
+                        self.emit(StoreImm, dst=_R10, imm=0, off=off, size=sz)
+                        off += n
+                        break
+        finally:
+            self.pinned = outer
 
     def store_value(self, base, off: int, t: Scalar, value) -> None:
         """Store ``value`` (Value or int) as type ``t`` at base + off."""
@@ -466,14 +506,17 @@ class Builder(Flow):
         _check_defined(ops, self.entry_regs(), live)
         colours = allocate(ops, lambda: self.alloc(8), live)
         out = []
+        keep = out.append
+        colour = colours.get
         for op in ops:
-            if isinstance(op, Mark):
-                out.append(op)
-                continue
-            op.replace(colours)
-            if op.is_move and op.fields["dst"] == op.fields["src"]:
-                continue
-            out.append(op)
+            if type(op) is not Mark:
+                if op.is_move:  # a move within one register is dropped before its rewrite
+                    fields = op.fields
+                    dst, src = fields["dst"], fields["src"]
+                    if colour(dst, dst) is colour(src, src):  # Reg members are singletons
+                        continue
+                op.replace(colours)
+            keep(op)
         return optimize(out, self.label)
 
     def entry_regs(self) -> frozenset:
@@ -495,7 +538,7 @@ class Var(Value):
         self._vreg = vreg
         self.assigned = False
         super().__init__(b, t, vreg)
-        self.declared = user_frame_pos()  # a SourcePos, formatted only for an error
+        self.declared = b.pinned or user_frame_pos()  # a SourcePos, formatted only for an error
 
     @property  # type: ignore[override]
     def loc(self):

@@ -43,14 +43,18 @@ class Flow:
         if cond.kind == "and" or cond.kind == "or":
             a, c = cond.parts
             all_must = (cond.kind == "and") == when
-            if all_must:  # jump only if both parts decide for it
-                skip = self.label("sc")
-                self.branch(a, skip, not when)
-                self.branch(c, target, when)
-                self.mark(skip)
-            else:  # either part decides
-                self.branch(a, target, when)
-                self.branch(c, target, when)
+            outer = self.pin()  # the jumps of all parts have the position of the whole
+            try:
+                if all_must:  # jump only if both parts decide for it
+                    skip = self.label("sc")
+                    self.branch(a, skip, not when)
+                    self.branch(c, target, when)
+                    self.mark(skip)
+                else:  # either part decides
+                    self.branch(a, target, when)
+                    self.branch(c, target, when)
+            finally:
+                self.pinned = outer
             return
         lhs, op, rhs, signed = cond.parts
         if lhs.is_const and rhs.is_const:
@@ -205,13 +209,17 @@ class Flow:
     def return_(self, value=0) -> None:
         """Return ``value`` from this function (r0 = value; exit)."""
         v = self.coerce(value, s64 if isinstance(value, int) and value < 0 else u64)
-        if v.is_const:
-            self.load_const(Reg.R0, v.loc, v.type if v.type.bits == 64 else u64)
-        else:
-            signx = v.type.signed and v.type.bits < 64
-            self.emit(Alu, op=Arith.MOVSX32 if signx else Arith.MOV, dst=Reg.R0, src=v.loc,
-                      width=64)
-        self.emit(Exit)
+        outer = self.pin()
+        try:
+            if v.is_const:
+                self.load_const(Reg.R0, v.loc, v.type if v.type.bits == 64 else u64)
+            else:
+                signx = v.type.signed and v.type.bits < 64
+                self.emit(Alu, op=Arith.MOVSX32 if signx else Arith.MOV, dst=Reg.R0, src=v.loc,
+                          width=64)
+            self.emit(Exit)
+        finally:
+            self.pinned = outer
 
 
 # ``if_`` and ``else_`` are classes rather than ``contextlib.contextmanager``

@@ -15,6 +15,9 @@ from pybpf.dsl.values import DSLError, Value
 from pybpf.types import Array, Bytes, Scalar, StructMeta, u8
 
 _set = object.__setattr__
+# (struct type, name) -> (field type, offset) of the fields read through a Ptr: a
+# read is then one lookup, not the computed-attribute test and the struct's field table.
+_FIELDS: dict = {}
 
 
 class computed:
@@ -89,19 +92,32 @@ class Ptr:
             raise self._b.error(str(e)) from None
 
     def __getattr__(self, name: str):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        derived = getattr(self._type, name, None)
-        if isinstance(derived, computed):
-            return derived.fn(self)
-        f = self._field(name)
-        return self._at(f.type, self._off + f.offset)
+        t = self._type
+        field = _FIELDS.get((t, name))
+        if field is None:
+            if name.startswith("__"):
+                raise AttributeError(name)
+            derived = getattr(t, name, None)
+            if isinstance(derived, computed):
+                return derived.fn(self)
+            field = self._layout(name)
+        return self._at(field[0], self._off + field[1])
 
     def __setattr__(self, name: str, value) -> None:
+        t, off = _FIELDS.get((self._type, name)) or self._layout(name)
+        if not isinstance(t, Scalar):
+            raise self._b.error(f"field {name!r} is a {t.name}; assign its fields one by one")
+        self._store(t, self._off + off, value)
+
+    def _layout(self, name: str) -> tuple:
+        """The (type, offset) of field ``name``, kept in _FIELDS unless a computed value
+        has the same name (a read then computes it)."""
+        t = self._type
         f = self._field(name)
-        if not isinstance(f.type, Scalar):
-            raise self._b.error(f"field {name!r} is a {f.type.name}; assign its fields one by one")
-        self._store(f.type, self._off + f.offset, value)
+        field = (f.type, f.offset)
+        if not isinstance(getattr(t, name, None), computed):
+            _FIELDS[t, name] = field
+        return field
 
     def _at(self, t, off: int):
         if isinstance(t, Scalar):
@@ -211,7 +227,12 @@ class FieldValue(Value):
     __slots__ = ("_holder", "_off")
 
     def __init__(self, b, t, loc, holder: Ptr, off: int):
-        super().__init__(b, t, loc)
+        # Value.__init__ for a register (never a constant), without the call.
+        self.b = b
+        self.type = t
+        self.loc = loc
+        self.is_const = False
+        self.hi = None
         self._holder = holder  # the pointer whose field (at ``off``) this is
         self._off = off
 

@@ -288,14 +288,15 @@ class ProgramDef:
             maps.update(sp.maps)
             pending.update({k: v for k, v in sp.subprogs.items() if k not in done})
         prog = AsmProgram(name=self.name)
+        label, append = prog.label, prog.append
         for i, (name, ops) in enumerate(funcs):
             if i:
                 prog.function(name)
             for op in ops:
-                if isinstance(op, Mark):
-                    prog.label(op.name, op.source)
+                if type(op) is Mark:
+                    label(op.name, op.source)
                 else:
-                    prog.append(op.build(), op.source)
+                    append(op.build(), op.source)
         return Built(self.name, self.kind, prog, maps)
 
     def listing(self) -> str:

@@ -137,10 +137,15 @@ class Value:
         host = _HOST[bits]
         if self.is_const:
             return Value(self.b, host, swap(self.loc, bits))
-        dst = self.b.new_vreg("ntoh")
-        self.b.emit(Alu, op=_MOV, dst=dst, src=self.loc, width=64)
-        self.b.emit(Endian, order=_BE, dst=dst, bits=bits)
-        return Value(self.b, host, dst)
+        b = self.b
+        dst = b.new_vreg("ntoh")
+        outer = b.pin()
+        try:
+            b.emit(Alu, op=_MOV, dst=dst, src=self.loc, width=64)
+            b.emit(Endian, order=_BE, dst=dst, bits=bits)
+        finally:
+            b.pinned = outer
+        return Value(b, host, dst)
 
     def net(self, bits: int | None = None) -> Value:
         """This host-order value in network byte order (be16/be32/be64)."""
@@ -150,10 +155,15 @@ class Value:
         t = _NET[bits]
         if self.is_const:
             return Value(self.b, t, swap(self.loc, bits))
-        dst = self.b.new_vreg("hton")
-        self.b.emit(Alu, op=_MOV, dst=dst, src=self.loc, width=64)
-        self.b.emit(Endian, order=_BE, dst=dst, bits=bits)
-        return Value(self.b, t, dst)
+        b = self.b
+        dst = b.new_vreg("hton")
+        outer = b.pin()
+        try:
+            b.emit(Alu, op=_MOV, dst=dst, src=self.loc, width=64)
+            b.emit(Endian, order=_BE, dst=dst, bits=bits)
+        finally:
+            b.pinned = outer
+        return Value(b, t, dst)
 
     # -- arithmetic ---------------------------------------------------------------------
 
