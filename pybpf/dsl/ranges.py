@@ -34,7 +34,7 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
     """
     cfg = Cfg(ops) if cfg is None else cfg
     checks = {}
-    for i in cfg.branches:
+    for _, i in cfg.spans:  # (a conditional jump ends its block)
         if i >= 2:
             key = _check_key(ops, i)
             if key is not None:
@@ -45,7 +45,7 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
     checks = {i: key for i, key in checks.items() if pairs[key[0], key[1]] > 1}
     if not checks:
         return ops
-    succ, spans, bsucc = cfg.succ, cfg.spans, cfg.bsucc
+    spans, bsucc = cfg.spans, cfg.bsucc
     # per block, the ops that can change a fact: checks (each ends its block), and
     # writes of a checked base or end; without loops, only writes between the first
     # and the last check can come after a check and before another one
@@ -73,9 +73,9 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
                     changed.append(j)
             return changed
         check = checks.get(last)
-        for j, target in zip(bsucc[k], succ[last], strict=True):
+        for j in bsucc[k]:
             edge = facts
-            if check is not None and target != last + 1:  # the taken edge of a check
+            if check is not None and j != k + 1:  # the taken edge of a check
                 edge = _without_own_check(facts, check)
             old = state_in[j]
             if old is None:
@@ -132,10 +132,9 @@ def _without_own_check(facts: dict, key: tuple) -> dict:
 
 
 def _check_key(ops: list, i: int):
-    """(base, end, K) if ops[i-2:i+1] is ``t = base; t += K; if t > end goto ...``
-    (``ops[i]`` is a branch)."""
+    """(base, end, K) if ops[i-2:i+1] is ``t = base; t += K; if t > end goto ...``."""
     j, a, m = ops[i], ops[i - 1], ops[i - 2]
-    if not (j.cls is Jump and j.fields["op"] is _JGT
+    if not (type(j) is Op and j.cls is Jump and j.fields["op"] is _JGT
             and j.fields["width"] == 64 and isinstance(j.fields["src"], VReg)):
         return None
     t = j.fields["dst"]
@@ -244,7 +243,7 @@ def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
     """
     spans, bsucc = cfg.spans, cfg.bsucc
     decisions = _decisions(ops)
-    live = Liveness(ops, cfg.succ)
+    live = Liveness(ops)
     bit, live_out = live.bit, live.out
     nb = len(spans)
     state_in: list = [None] * nb
