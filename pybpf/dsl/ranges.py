@@ -192,30 +192,29 @@ def _decide(ops: list, cfg: Cfg) -> tuple[dict, dict]:
     replacing it, and op index of a jump or goto -> the label it goes to instead.
 
     Each block is visited once, in op order (after all its predecessors), and
-    walks only the ops on the way to a decision, from a state holding only the
+    walks only the steps on the way to a decision, from a state holding only the
     registers decisions ahead read. An edge into a block that is labels and one
     decidable jump goes straight where that jump goes if the edge's state
     decides it (``else if`` after a failed lookup inside the first branch: the
     second test is known false there).
     """
     spans, bsucc = cfg.spans, cfg.bsucc
-    steps, wanted, decisions = _steps_to_decisions(ops, spans, bsucc)
-    tests = _tests(ops, spans, decisions)
+    walks, wanted, masks, jumps = _steps_to_decisions(ops, spans, bsucc)
+    tests = _tests(ops, spans, jumps)
     change: dict = {}
     thread: dict = {}
     state_in: list = [None] * len(spans)
     if spans:
         state_in[0] = {}
-    for k, ((_, last), succs, block) in enumerate(zip(spans, bsucc, steps, strict=True)):
+    for k, ((_, last), succs, steps) in enumerate(zip(spans, bsucc, walks, strict=True)):
         state = state_in[k]
         if state is None:
             continue
-        jump = ops[last]
-        if block:  # else the state passes through unchanged, and need not be copied
+        if steps:  # else the state passes through unchanged, and need not be copied
             live = wanted[k]
-            state = _walk(ops, block, {r: v for r, v in state.items() if r in live},
-                          decisions, change)
-            edges = _block_end(ops, last, succs, state, decisions, change)
+            state = _walk(steps, {r: v for r, v in state.items() if r in live}, masks, change)
+        if last in jumps:
+            edges = _block_end(ops[last], last, succs, state, change)
         else:
             edges = (state,) * len(succs)
         for j, edge in zip(succs, edges, strict=True):
@@ -225,6 +224,7 @@ def _decide(ops: list, cfg: Cfg) -> tuple[dict, dict]:
             elif old and old is not edge:  # (an empty state, nothing known, stays so)
                 state_in[j] = _hull(old, edge)
         # a goto's edge, or the taken edge of a jump, may be threaded
+        jump = ops[last]
         if succs and succs[-1] in tests and type(jump) is Op and \
                 (jump.cls is Goto or jump.cls is Jump and len(succs) == 2):
             to = _threaded(ops, tests[succs[-1]], edges[-1])
@@ -242,7 +242,9 @@ def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
     a last walk of each block records what they decide.
     """
     spans, bsucc = cfg.spans, cfg.bsucc
-    decisions = _decisions(ops)
+    masks, jumps = _decisions(ops)
+    walks = [[(i, op.defs[0], _transfer(op)) for i, op in enumerate(ops[first:last + 1], first)
+              if op.defs and type(op.defs[0]) is VReg] for first, last in spans]
     live = Liveness(ops)
     bit, live_out = live.bit, live.out
     nb = len(spans)
@@ -251,12 +253,13 @@ def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
 
     def visit(k: int) -> list:
         """Walk block k from its entry state; the successors whose entry state changed."""
-        first, last = spans[k]
-        state = _walk(ops, range(first, last + 1), dict(state_in[k]), decisions, None)
+        last = spans[k][1]
+        state = _walk(walks[k], dict(state_in[k]), masks, None)
         state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
+        edges = _block_end(ops[last], last, bsucc[k], state, None) if last in jumps else \
+            (state,) * len(bsucc[k])
         changed = []
-        for j, edge in zip(bsucc[k], _block_end(ops, last, bsucc[k], state, decisions, None),
-                           strict=True):
+        for j, edge in zip(bsucc[k], edges, strict=True):
             old = state_in[j]
             if old is None:
                 new = edge
@@ -275,53 +278,79 @@ def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
         state_in[0] = {}
     cfg.forward(state_in, visit)
     change: dict = {}
-    for k, (first, last) in enumerate(spans):
+    for k, (_, last) in enumerate(spans):
         if state_in[k] is not None:
-            state = _walk(ops, range(first, last + 1), dict(state_in[k]), decisions, change)
-            _block_end(ops, last, bsucc[k], state, decisions, change)
+            state = _walk(walks[k], dict(state_in[k]), masks, change)
+            if last in jumps:
+                _block_end(ops[last], last, bsucc[k], state, change)
     return change, {}
 
 
-def _tests(ops: list, spans: list, decisions: set) -> dict[int, int]:
+def _tests(ops: list, spans: list, jumps: set) -> dict[int, int]:
     """Blocks that are labels and then a decidable jump: block -> index of the jump."""
     tests = {}
     for k, (first, _) in enumerate(spans):
         i = first
         while type(ops[i]) is Mark and i + 1 < len(ops):
             i += 1
-        if i > first and i in decisions and ops[i].cls is Jump:
+        if i > first and i in jumps:
             tests[k] = i
     return tests
 
 
-def _walk(ops: list, steps, state: dict, decisions: set, change: dict | None) -> dict:
-    """Apply the ops at indices ``steps`` to ``state`` (in place, and returned); into
-    ``change`` (unless None) the masks among them that change nothing."""
-    for i in steps:
-        op = ops[i]
-        if change is not None and i in decisions and op.cls is Alu:
-            if state.get(op.fields["dst"], _TOP)[1] <= op.fields["src"]:
+def _transfer(op: Op):
+    """How a step computes the interval of the register ``op`` writes: a constant
+    interval, a virtual register it copies, the ALU op to compute (``_alu_value``),
+    or None: unknown."""
+    cls, f = op.cls, op.fields
+    if cls is Alu:
+        aop = f["op"]
+        if aop is _MOV and f["width"] == 64:
+            src = f["src"]
+            return src if type(src) is VReg else (src & _M64,) * 2 if is_imm(src) else None
+        return op if aop in _BOUNDED else None
+    if cls is Load:
+        iv = (0, (1 << (8 * f["size"].bytes)) - 1)
+    elif cls is Endian:
+        iv = (0, (1 << f["bits"]) - 1)
+    elif cls is LoadImm64:
+        iv = (f["imm"] & _M64,) * 2
+    else:
+        return None
+    return None if iv == _TOP else iv
+
+
+def _walk(steps: list, state: dict, masks: set, change: dict | None) -> dict:
+    """Apply ``steps``, (op index, register written, ``_transfer``) each, to ``state``
+    (in place, and returned); into ``change`` (unless None) the masks among them
+    that change nothing. A register whose interval is unknown leaves the state."""
+    for i, dst, how in steps:
+        kind = type(how)
+        if kind is tuple:
+            state[dst] = how
+            continue
+        if kind is VReg:
+            iv = state.get(how)
+        elif how is None:
+            iv = None
+        else:
+            if change is not None and i in masks and \
+                    state.get(dst, _TOP)[1] <= how.fields["src"]:
                 change[i] = None  # x &= mask with x <= mask changes nothing
-        defs = op.defs
-        if defs:
-            dst = defs[0]
-            iv = _value_of(op, state) if len(defs) == 1 and type(dst) is VReg else None
-            if iv is None or iv == _TOP:
-                for d in defs:
-                    state.pop(d, None)
-            else:
-                state[dst] = iv
+            iv = _alu_value(how, state)
+            if iv == _TOP:
+                iv = None
+        if iv is None:
+            state.pop(dst, None)
+        else:
+            state[dst] = iv
     return state
 
 
-def _block_end(ops: list, last: int, succs: tuple, state: dict, decisions: set,
-               change: dict | None) -> tuple:
-    """The states on the edges to ``succs`` of a block ending at ``ops[last]`` in
-    ``state``: a decidable jump narrows its operand on both of its edges; and into
-    ``change`` (unless None) what the state decides of it."""
-    jump = ops[last]
-    if last not in decisions or jump.cls is not Jump:
-        return (state,) * len(succs)
+def _block_end(jump: Op, last: int, succs: tuple, state: dict, change: dict | None) -> tuple:
+    """The states on the edges to ``succs`` of a block ending in ``state`` at the
+    decidable ``jump`` (``ops[last]``): it narrows its operand on both of its
+    edges; and into ``change`` (unless None) what the state decides of it."""
     jumps, fails, holds = _branch(jump, state)
     if change is not None:
         if jumps is False:
@@ -345,9 +374,10 @@ def _threaded(ops: list, i: int, state: dict) -> str | None:
     return None
 
 
-def _steps_to_decisions(ops: list, spans: list, bsucc: list) -> tuple[list, list, set]:
-    """For code without loops: per block the ops a decision depends on, and the
-    registers decisions ahead read at its entry; and the decisions (op indices).
+def _steps_to_decisions(ops: list, spans: list, bsucc: list) -> tuple[list, list, set, set]:
+    """For code without loops: per block the steps a decision depends on (as
+    ``_walk`` takes them), and the registers decisions ahead read at its entry;
+    and the decisions: the masks and the jumps (op indices).
 
     Every edge goes forward in op order, so one backward pass over the blocks,
     each after its successors, finds them: an op is on the way to a decision
@@ -357,41 +387,50 @@ def _steps_to_decisions(ops: list, spans: list, bsucc: list) -> tuple[list, list
     The other ops cannot change a decision, so the walk passes over them.
     """
     nb = len(spans)
-    steps: list = [None] * nb
+    walks: list = [None] * nb
     live_in: list = [None] * nb
-    decisions = set()
+    masks, jumps = set(), set()
     for k in range(nb - 1, -1, -1):
-        live = set()
-        for j in bsucc[k]:
-            live |= live_in[j]
+        # the live set is a successor's until the block changes it
+        succs = bsucc[k]
+        if len(succs) == 2:
+            live, owned = {*live_in[succs[0]], *live_in[succs[1]]}, True
+        else:
+            live, owned = live_in[succs[0]] if succs else _NO_REGS, False
         first, last = spans[k]
-        block = []
         op = ops[last]
         if type(op) is Op and op.cls is Jump and _is_decision(op):  # (a jump ends its block)
-            decisions.add(last)
-            live.update(op.uses)
-            block.append(last)
+            jumps.add(last)
+            live, owned = {*live, op.fields["dst"]}, True
+        steps = []
         for i in range(last, first - 1, -1):
             op = ops[i]
             defs = op.defs
             if not defs:
                 continue
+            dst = defs[0]  # (an op writes one register at most)
             if op.cls is Alu and op.fields["op"] is _AND and _is_decision(op):
-                decisions.add(i)  # a mask
-            elif live.isdisjoint(defs):
+                masks.add(i)
+            elif dst not in live:
                 continue
-            live.difference_update(defs)
-            if op.cls is Alu and op.fields["op"] in _BOUNDED:  # a result computed from operands
-                live.update(op.uses)
-            block.append(i)
-        block.reverse()
-        steps[k], live_in[k] = block, live
-    return steps, live_in, decisions
+            if not owned:
+                live, owned = set(live), True
+            live.discard(dst)
+            how = _transfer(op)
+            if type(how) is Op:  # a result computed from its operands
+                live.update([r for r in op.uses if type(r) is VReg])
+            elif type(how) is VReg:
+                live.add(how)
+            steps.append((i, dst, how))
+        steps.reverse()
+        walks[k], live_in[k] = steps, live
+    return walks, live_in, masks, jumps
 
 
-def _decisions(ops: list) -> set[int]:
-    """Indices of the ops a range may decide."""
-    return {i for i, op in enumerate(ops) if type(op) is Op and _is_decision(op)}
+def _decisions(ops: list) -> tuple[set[int], set[int]]:
+    """The ops a range may decide: the masks and the jumps (op indices)."""
+    decisions = [(i, op.cls) for i, op in enumerate(ops) if type(op) is Op and _is_decision(op)]
+    return {i for i, cls in decisions if cls is Alu}, {i for i, cls in decisions if cls is Jump}
 
 
 def _is_decision(op: Op) -> bool:
@@ -406,14 +445,8 @@ def _is_decision(op: Op) -> bool:
     return False
 
 
-_UNSIGNED_JUMPS = (JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE)
-
-
-def _jump_k(op: Op) -> tuple:
-    """The operator of a jump against a constant, and the constant as it compares."""
-    f = op.fields
-    k = f["src"] & (_M64 if f["width"] == 64 else _M32)
-    return f["op"], k
+_UNSIGNED_JUMPS = frozenset((JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE))
+_NO_REGS: frozenset = frozenset()
 
 
 def _interval(state: dict, r: VReg, width: int = 64) -> tuple[int, int]:
@@ -427,36 +460,34 @@ def _interval(state: dict, r: VReg, width: int = 64) -> tuple[int, int]:
 def _branch(op: Op, state: dict) -> tuple[bool | None, dict, dict]:
     """Whether the decidable jump ``op`` jumps from ``state`` (always: True, never:
     False, it depends: None), and the states where it falls through and where it jumps."""
-    jop, k = _jump_k(op)
-    r = op.fields["dst"]
+    f = op.fields
+    r = f["dst"]
     iv = state.get(r, _TOP)
-    if op.fields["width"] == 32 and iv[1] > _M32:
+    if f["width"] == 64:
+        k = f["src"] & _M64
+    elif iv[1] > _M32:
         return None, state, state
-    lo, hi = iv
-    fails, holds = _SPLIT[jop](lo, hi, k)
-    return _OUTCOME[jop](lo, hi, k), _with(state, r, iv, fails), _with(state, r, iv, holds)
+    else:
+        k = f["src"] & _M32
+    fails, holds = _SPLIT[f["op"]](*iv, k)
+    if fails[0] > fails[1]:
+        return True, state, _with(state, r, iv, holds)
+    if holds[0] > holds[1]:
+        return False, _with(state, r, iv, fails), state
+    return None, _with(state, r, iv, fails), _with(state, r, iv, holds)
 
 
-# whether ``x op k`` holds for all x in [lo, hi] (True), for none (False), or it depends (None)
-_OUTCOME = {
-    JumpOp.JGT: lambda lo, hi, k: True if lo > k else False if hi <= k else None,
-    JumpOp.JGE: lambda lo, hi, k: True if lo >= k else False if hi < k else None,
-    JumpOp.JLT: lambda lo, hi, k: True if hi < k else False if lo >= k else None,
-    JumpOp.JLE: lambda lo, hi, k: True if hi <= k else False if lo > k else None,
-    JumpOp.JEQ: lambda lo, hi, k: True if lo == hi == k else None if lo <= k <= hi else False,
-    JumpOp.JNE: lambda lo, hi, k: False if lo == hi == k else None if lo <= k <= hi else True,
-}
-
-
-# the part of [lo, hi] where ``x op k`` fails, and the part where it holds
+# the part of [lo, hi] where ``x op k`` fails, and the part where it holds; an
+# empty one (lo > hi) says the jump is decided
 _SPLIT = {
     JumpOp.JGT: lambda lo, hi, k: ((lo, min(hi, k)), (max(lo, k + 1), hi)),
     JumpOp.JGE: lambda lo, hi, k: ((lo, min(hi, k - 1)), (max(lo, k), hi)),
     JumpOp.JLT: lambda lo, hi, k: ((max(lo, k), hi), (lo, min(hi, k - 1))),
     JumpOp.JLE: lambda lo, hi, k: ((max(lo, k + 1), hi), (lo, min(hi, k))),
-    JumpOp.JEQ: lambda lo, hi, k: ((lo, hi), (max(lo, k), min(hi, k))),
-    JumpOp.JNE: lambda lo, hi, k: ((max(lo, k), min(hi, k)), (lo, hi)),
+    JumpOp.JEQ: lambda lo, hi, k: (_EMPTY if lo == hi == k else (lo, hi), (max(lo, k), min(hi, k))),
+    JumpOp.JNE: lambda lo, hi, k: ((max(lo, k), min(hi, k)), _EMPTY if lo == hi == k else (lo, hi)),
 }
+_EMPTY = (1, 0)
 
 
 def _with(state: dict, r: VReg, iv: tuple[int, int], new: tuple[int, int]) -> dict:
@@ -472,7 +503,7 @@ def _with(state: dict, r: VReg, iv: tuple[int, int], new: tuple[int, int]) -> di
 _JGT = JumpOp.JGT
 _MOV, _ADD, _SUB, _MUL, _AND = Arith.MOV, Arith.ADD, Arith.SUB, Arith.MUL, Arith.AND
 _OR, _XOR, _LSH, _RSH, _DIV, _MOD = Arith.OR, Arith.XOR, Arith.LSH, Arith.RSH, Arith.DIV, Arith.MOD
-# the ALU operators whose result ``_value_of`` bounds from its operands (others: unknown)
+# the ALU operators whose result ``_alu_value`` bounds from its operands (others: unknown)
 _BOUNDED = frozenset((_MOV, _ADD, _SUB, _MUL, _AND, _OR, _XOR, _LSH, _RSH, _DIV, _MOD))
 
 
@@ -481,17 +512,10 @@ def _hull(a: dict, b: dict) -> dict:
     return {k: (min(v[0], b[k][0]), max(v[1], b[k][1])) for k, v in a.items() if k in b}
 
 
-def _value_of(op: Op, state: dict) -> tuple[int, int] | None:
-    """The interval of what ``op`` writes to its virtual register (None: unknown)."""
-    cls, f = op.cls, op.fields
-    if cls is not Alu:
-        if cls is Load:
-            return (0, (1 << (8 * f["size"].bytes)) - 1)
-        if cls is Endian:
-            return (0, (1 << f["bits"]) - 1)
-        if cls is LoadImm64:
-            return (f["imm"] & _M64,) * 2
-        return None
+def _alu_value(op: Op, state: dict) -> tuple[int, int] | None:
+    """The interval of what the ALU ``op`` writes to its virtual register (all values
+    of the op's width when unknown)."""
+    f = op.fields
     w = f["width"]
     mask = _M64 if w == 64 else _M32
     top = (0, mask)
