@@ -13,8 +13,8 @@ from pybpf.asm import Exit, Goto, GotoLong, Jump, MayGoto
 from pybpf.dsl.ir import Mark
 
 # how an instruction class leaves the straight line
-_COND, _GOTO, _EXIT = 1, 2, 3
-_FLOW = {Jump: _COND, MayGoto: _COND, Goto: _GOTO, GotoLong: _GOTO, Exit: _EXIT}
+COND, GOTO, EXIT = 1, 2, 3
+FLOW = {Jump: COND, MayGoto: COND, Goto: GOTO, GotoLong: GOTO, Exit: EXIT}
 
 
 class Cfg:
@@ -39,7 +39,7 @@ class Cfg:
         self.ops = ops
         n = len(ops)
         labels, branches = {}, []
-        flow = _FLOW
+        flow = FLOW
         for i, op in enumerate(ops):
             if type(op) is Mark:
                 labels[op.name] = i
@@ -49,15 +49,15 @@ class Cfg:
         leaders = {0, n}  # (n: where the last block ends)
         for i, op in branches:
             kind = flow[op.cls]
-            if kind == _EXIT:
+            if kind == EXIT:
                 target = None
             else:
                 target = labels[op.fields["target"]]
-                if kind == _GOTO and target == i + 1:
+                if kind == GOTO and target == i + 1:
                     continue
                 leaders.add(target)
             leaders.add(i + 1)
-            ends.append((i, target, kind == _COND))
+            ends.append((i, target, kind == COND))
         starts = sorted(leaders)
         nb = len(starts) - 1
         index = dict(zip(starts, range(nb + 1), strict=True))

@@ -18,7 +18,7 @@ from pybpf.asm import (
     Load,
     LoadImm64,
 )
-from pybpf.dsl.cfg import Cfg
+from pybpf.dsl.cfg import COND, EXIT, FLOW, GOTO, Cfg
 from pybpf.dsl.ir import Mark, Op, VReg, is_imm
 from pybpf.dsl.jumps import drop_unreachable
 from pybpf.dsl.regalloc import Liveness
@@ -157,8 +157,8 @@ _TOP = (0, _M64)
 def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     """Conditional jumps that value ranges decide, and masks that change nothing, go.
 
-    Unsigned intervals of virtual registers are propagated over the CFG
-    (loads give their width, ``&``/``>>``/``<<``/``+`` with known operands
+    Unsigned intervals of virtual registers are propagated along the paths
+    of the code (loads give their width, ``&``/``>>``/``<<``/``+`` with known operands
     stay bounded, jumps narrow their operand on each edge, loops widen to
     "unknown"). A ``if x > 65535 goto short`` on an offset that is provably
     at most 40 + 60 + 8 * 255, say, cannot jump, and the verifier knows it
@@ -169,8 +169,10 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     only from those of the registers its op reads, so a state may leave out
     any register no decision ahead depends on.
     """
-    cfg = Cfg(ops) if cfg is None else cfg
-    change, thread = _decide_with_loops(ops, cfg) if cfg.back else _decide(ops, cfg)
+    decided = _decide(ops)
+    if decided is None:  # the code has loops
+        decided = _decide_with_loops(ops, Cfg(ops) if cfg is None else cfg)
+    change, thread = decided
     if not change and not thread:
         return ops
     ops = list(ops)
@@ -187,50 +189,75 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     return out
 
 
-def _decide(ops: list, cfg: Cfg) -> tuple[dict, dict]:
+def _decide(ops: list) -> tuple[dict, dict] | None:
     """What ranges decide in code without loops: op index -> None (drop) or the Goto
-    replacing it, and op index of a jump or goto -> the label it goes to instead.
+    replacing it, and op index of a jump or goto -> the label it goes to instead;
+    None if the code has loops.
 
-    Each block is visited once, in op order (after all its predecessors), and
-    walks only the steps on the way to a decision, from a state holding only the
-    registers decisions ahead read. An edge into a block that is labels and one
-    decidable jump goes straight where that jump goes if the edge's state
-    decides it (``else if`` after a failed lookup inside the first branch: the
-    second test is known false there).
+    ``_plan`` lists what to do in op order; one walk over that list carries the
+    state along the straight line and hands a jump's state to its label (met
+    later: jumps go forward), where the states arriving join. Only the steps on
+    the way to a decision are walked, from a state holding only the registers
+    decisions ahead read. A jump or goto to labels and one decidable jump goes
+    straight where that jump goes if its state decides it (``else if`` after a
+    failed lookup inside the first branch: the second test is known false there).
     """
-    spans, bsucc = cfg.spans, cfg.bsucc
-    walks, wanted, masks, jumps = _steps_to_decisions(ops, spans, bsucc)
-    tests = _tests(ops, spans, jumps)
+    plan = _plan(ops)
+    if plan is None:
+        return None
+    events, masks, jumps, tests, led = plan
     change: dict = {}
     thread: dict = {}
-    state_in: list = [None] * len(spans)
-    if spans:
-        state_in[0] = {}
-    for k, ((_, last), succs, steps) in enumerate(zip(spans, bsucc, walks, strict=True)):
-        state = state_in[k]
-        if state is None:
-            continue
-        if steps:  # else the state passes through unchanged, and need not be copied
-            live = wanted[k]
-            state = _walk(steps, {r: v for r, v in state.items() if r in live}, masks, change)
-        if last in jumps:
-            edges = _block_end(ops[last], last, succs, state, change)
-        else:
-            edges = (state,) * len(succs)
-        for j, edge in zip(succs, edges, strict=True):
-            old = state_in[j]
-            if old is None:  # a block no decision ahead depends on starts from nothing
-                state_in[j] = edge if wanted[j] else {}
-            elif old and old is not edge:  # (an empty state, nothing known, stays so)
-                state_in[j] = _hull(old, edge)
-        # a goto's edge, or the taken edge of a jump, may be threaded
-        jump = ops[last]
-        if succs and succs[-1] in tests and type(jump) is Op and \
-                (jump.cls is Goto or jump.cls is Jump and len(succs) == 2):
-            to = _threaded(ops, tests[succs[-1]], edges[-1])
-            if to is not None:
-                thread[last] = to
+    pending: dict = {}  # label -> the join of the states of the jumps to it met so far
+    state: dict | None = {}  # None: no path reaches this point
+    for what, x, y in events:
+        if what is _WALK:  # x: the steps, y: the registers read ahead
+            if state is not None:
+                state = _walk(x, {r: v for r, v in state.items() if r in y}, masks, change)
+        elif what is _LABEL:  # x: its name, y: the registers read ahead
+            arriving = pending.pop(x, None)
+            if arriving is not None:
+                state = arriving if state is None else _join(state, arriving)
+            if state and not y:  # nothing ahead reads what it knows
+                state = {}
+        elif state is not None:  # a branch: x its index, y how it leaves the straight line
+            if y == EXIT:
+                state = None
+                continue
+            op = ops[x]
+            target = op.fields["target"]
+            if x in jumps:
+                fails, edge = _decide_jump(op, x, state, change)
+            else:
+                fails = edge = state
+            old = pending.get(target)
+            pending[target] = edge if old is None else _join(old, edge)
+            if target in tests and _threads(ops, x, led):
+                to = _threaded(ops, tests[target], edge)
+                if to is not None:
+                    thread[x] = to
+            state = fails if y == COND else None
     return change, thread
+
+
+def _join(a: dict, b: dict) -> dict:
+    """The state where paths in states ``a`` and ``b`` meet (an empty state, nothing
+    known, stays so)."""
+    return a if not a or a is b else _hull(a, b)
+
+
+def _threads(ops: list, i: int, led: set) -> bool:
+    """Whether the branch ``ops[i]`` ends a basic block, so may be threaded: a
+    jump with a fall-through, or a goto (one to the label right after it only if
+    that label starts a block)."""
+    op = ops[i]
+    if op.cls is Jump:
+        return i + 1 < len(ops)
+    if op.cls is not Goto:
+        return False
+    target = op.fields["target"]
+    nxt = ops[i + 1] if i + 1 < len(ops) else None
+    return target in led or not (type(nxt) is Mark and nxt.name == target)
 
 
 def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
@@ -256,8 +283,9 @@ def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
         last = spans[k][1]
         state = _walk(walks[k], dict(state_in[k]), masks, None)
         state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
-        edges = _block_end(ops[last], last, bsucc[k], state, None) if last in jumps else \
-            (state,) * len(bsucc[k])
+        edges = (state,) * len(bsucc[k])
+        if last in jumps and len(edges) == 2:  # (fall-through, target)
+            edges = _decide_jump(ops[last], last, state, None)
         changed = []
         for j, edge in zip(bsucc[k], edges, strict=True):
             old = state_in[j]
@@ -282,20 +310,8 @@ def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
         if state_in[k] is not None:
             state = _walk(walks[k], dict(state_in[k]), masks, change)
             if last in jumps:
-                _block_end(ops[last], last, bsucc[k], state, change)
+                _decide_jump(ops[last], last, state, change)
     return change, {}
-
-
-def _tests(ops: list, spans: list, jumps: set) -> dict[int, int]:
-    """Blocks that are labels and then a decidable jump: block -> index of the jump."""
-    tests = {}
-    for k, (first, _) in enumerate(spans):
-        i = first
-        while type(ops[i]) is Mark and i + 1 < len(ops):
-            i += 1
-        if i > first and i in jumps:
-            tests[k] = i
-    return tests
 
 
 def _transfer(op: Op):
@@ -347,19 +363,15 @@ def _walk(steps: list, state: dict, masks: set, change: dict | None) -> dict:
     return state
 
 
-def _block_end(jump: Op, last: int, succs: tuple, state: dict, change: dict | None) -> tuple:
-    """The states on the edges to ``succs`` of a block ending in ``state`` at the
-    decidable ``jump`` (``ops[last]``): it narrows its operand on both of its
-    edges; and into ``change`` (unless None) what the state decides of it."""
-    jumps, fails, holds = _branch(jump, state)
-    if change is not None:
-        if jumps is False:
-            change[last] = None
-        elif jumps:  # the code it jumps over is unreachable, goes
-            change[last] = Op(Goto, {"target": jump.fields["target"]}, jump.source)
-    if len(succs) == 2:  # (fall-through, target)
-        return fails, holds
-    return (state,) * len(succs)
+def _decide_jump(jump: Op, i: int, state: dict, change: dict | None) -> tuple[dict, dict]:
+    """The states where the decidable ``jump`` (``ops[i]``) falls through and where
+    it jumps, from ``state``; and into ``change`` (unless None) what the state
+    decides of it: a jump that never jumps goes, one that always does becomes a
+    goto (the code it jumps over is unreachable, and goes)."""
+    jumped, fails, holds = _branch(jump, state)
+    if change is not None and jumped is not None:
+        change[i] = Op(Goto, {"target": jump.fields["target"]}, jump.source) if jumped else None
+    return fails, holds
 
 
 def _threaded(ops: list, i: int, state: dict) -> str | None:
@@ -374,57 +386,100 @@ def _threaded(ops: list, i: int, state: dict) -> str | None:
     return None
 
 
-def _steps_to_decisions(ops: list, spans: list, bsucc: list) -> tuple[list, list, set, set]:
-    """For code without loops: per block the steps a decision depends on (as
-    ``_walk`` takes them), and the registers decisions ahead read at its entry;
-    and the decisions: the masks and the jumps (op indices).
+# what ``_plan`` lists, in op order: (_WALK, steps, registers read ahead),
+# (_LABEL, name, registers read ahead) and (_BRANCH, op index, how it leaves
+# the straight line: COND, GOTO or EXIT)
+_WALK, _LABEL, _BRANCH = "walk", "label", "branch"
 
-    Every edge goes forward in op order, so one backward pass over the blocks,
-    each after its successors, finds them: an op is on the way to a decision
-    when it writes a register a later decision reads, directly or through
-    other such ops: liveness with only those reads (an ALU operation's result
-    comes from its operands, a load's or a byte swap's from its width alone).
-    The other ops cannot change a decision, so the walk passes over them.
+
+def _plan(ops: list) -> tuple | None:
+    """For code without loops, what ``_decide`` does in op order: the steps a
+    decision depends on (as ``_walk`` takes them), labels and branches (with the
+    registers decisions ahead read, by which states are trimmed); the decisions,
+    masks and jumps (op indices); the labels right before a decidable jump (label
+    -> the jump's index); and the labels that start a basic block for a branch
+    going there (``led``: all but those only a goto right before them names).
+    None if some jump goes back (a loop).
+
+    Every jump goes forward in op order, so one backward walk over the ops finds
+    them, meeting a jump's label before the jump: an op is on the way to a
+    decision when it writes a register a later decision reads, directly or
+    through other such ops: liveness with only those reads (an ALU operation's
+    result comes from its operands, a load's or a byte swap's from its width
+    alone). The other ops cannot change a decision, so the walk passes over them.
     """
-    nb = len(spans)
-    walks: list = [None] * nb
-    live_in: list = [None] * nb
+    events: list = []
     masks, jumps = set(), set()
-    for k in range(nb - 1, -1, -1):
-        # the live set is a successor's until the block changes it
-        succs = bsucc[k]
-        if len(succs) == 2:
-            live, owned = {*live_in[succs[0]], *live_in[succs[1]]}, True
-        else:
-            live, owned = live_in[succs[0]] if succs else _NO_REGS, False
-        first, last = spans[k]
-        op = ops[last]
-        if type(op) is Op and op.cls is Jump and _is_decision(op):  # (a jump ends its block)
-            jumps.add(last)
-            live, owned = {*live, op.fields["dst"]}, True
-        steps = []
-        for i in range(last, first - 1, -1):
-            op = ops[i]
-            defs = op.defs
-            if not defs:
-                continue
-            dst = defs[0]  # (an op writes one register at most)
-            if op.cls is Alu and op.fields["op"] is _AND and _is_decision(op):
-                masks.add(i)
-            elif dst not in live:
-                continue
-            if not owned:
-                live, owned = set(live), True
-            live.discard(dst)
-            how = _transfer(op)
-            if type(how) is Op:  # a result computed from its operands
-                live.update([r for r in op.uses if type(r) is VReg])
-            elif type(how) is VReg:
-                live.add(how)
-            steps.append((i, dst, how))
+    at: dict = {}  # label -> the registers decisions ahead read there
+    tests: dict = {}
+    led: set = set()
+    test = None  # the decidable jump that the labels met now come right before
+    # the live set is shared (with a label, a successor) until the walk changes it
+    live, owned = _NO_REGS, False
+    steps: list = []  # those met since the last label or branch, last first
+    for i in range(len(ops) - 1, -1, -1):
+        op = ops[i]
+        if type(op) is Mark:
+            if steps:
+                steps.reverse()
+                events.append((_WALK, steps, live))
+                steps = []
+            name = op.name
+            at[name], owned = live, False
+            if test is not None:
+                tests[name] = test
+            events.append((_LABEL, name, live))
+            continue
+        test = None
+        kind = FLOW.get(op.cls)
+        if kind is not None:
+            if steps:
+                steps.reverse()
+                events.append((_WALK, steps, live))
+                steps = []
+            if kind == EXIT:
+                live, owned = _NO_REGS, False
+            else:
+                target = op.fields["target"]
+                there = at.get(target)
+                if there is None:  # not met yet: the label comes before the jump
+                    return None
+                if kind == GOTO:
+                    live, owned = there, False
+                    nxt = ops[i + 1] if i + 1 < len(ops) else None
+                    if not (type(nxt) is Mark and nxt.name == target):
+                        led.add(target)
+                else:
+                    live, owned = {*live, *there}, True
+                    led.add(target)
+                    if op.cls is Jump and _is_decision(op):
+                        jumps.add(i)
+                        live.add(op.fields["dst"])
+                        test = i
+            events.append((_BRANCH, i, kind))
+            continue
+        defs = op.defs
+        if not defs:
+            continue
+        dst = defs[0]  # (an op writes one register at most)
+        if op.cls is Alu and op.fields["op"] is _AND and _is_decision(op):
+            masks.add(i)
+        elif dst not in live:
+            continue
+        if not owned:
+            live, owned = set(live), True
+        live.discard(dst)
+        how = _transfer(op)
+        if type(how) is Op:  # a result computed from its operands
+            live.update([r for r in op.uses if type(r) is VReg])
+        elif type(how) is VReg:
+            live.add(how)
+        steps.append((i, dst, how))
+    if steps:
         steps.reverse()
-        walks[k], live_in[k] = steps, live
-    return walks, live_in, masks, jumps
+        events.append((_WALK, steps, live))
+    events.reverse()
+    return events, masks, jumps, tests, led
 
 
 def _decisions(ops: list) -> tuple[set[int], set[int]]:
