@@ -1,8 +1,8 @@
 """The control-flow graph of an op list, as basic blocks.
 
-A ``Cfg`` is made once per op list; ``Builder.finish`` hands it from pass to
-pass while a pass leaves the list as it was (most passes find nothing to do in
-most programs), so the graph is not rebuilt for each analysis.
+A ``Cfg`` is computed lazily and once per op list; ``Builder.finish`` hands it
+from pass to pass while a pass leaves the list as it was (most passes find
+nothing to do in most programs), so the graph is not rebuilt for each analysis.
 """
 
 from __future__ import annotations
@@ -24,19 +24,35 @@ class Cfg:
     each block's successor blocks, a conditional jump's as (fall-through,
     target); ``back`` whether some edge goes to an earlier (or the same) block:
     a loop. A block starts at op 0, at the target of a jump and after a jump,
-    goto or exit; a goto to the op right after it leaves the straight line
-    only if that op starts a block for another reason.
+    goto or exit; a goto to the op right after it ends a block only if that
+    op starts one for another reason.
 
-    One walk over the ops finds the labels and the branches; the blocks then
-    come from the branches alone: each block's last op is the op before the
-    next block's first, and only a block ending in a branch has other
-    successors than the next block.
+    They are made on first use: one walk over the ops finds the labels and the
+    branches; the blocks then come from the branches alone: each block's last
+    op is the op before the next block's first, and only a block ending in a
+    branch has other successors than the next block.
     """
 
-    __slots__ = ("ops", "spans", "bsucc", "back")
+    __slots__ = ("ops", "_blocks")
 
     def __init__(self, ops: list):
         self.ops = ops
+        self._blocks = None
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        return (self._blocks or self._block_graph())[0]
+
+    @property
+    def bsucc(self) -> list[tuple[int, ...]]:
+        return (self._blocks or self._block_graph())[1]
+
+    @property
+    def back(self) -> bool:
+        return (self._blocks or self._block_graph())[2]
+
+    def _block_graph(self) -> tuple:
+        ops = self.ops
         n = len(ops)
         labels, branches = {}, []
         flow = FLOW
@@ -61,7 +77,7 @@ class Cfg:
         starts = sorted(leaders)
         nb = len(starts) - 1
         index = dict(zip(starts, range(nb + 1), strict=True))
-        self.spans = list(zip(starts[:-1], [start - 1 for start in starts[1:]], strict=True))
+        spans = list(zip(starts[:-1], [start - 1 for start in starts[1:]], strict=True))
         bsucc: list = [(k,) for k in range(1, nb)]  # falling through into the next block
         if nb:
             bsucc.append(())
@@ -75,7 +91,8 @@ class Cfg:
             if target <= k:
                 back = True
             bsucc[k] = (k + 1, target) if cond and i + 1 < n else (target,)
-        self.bsucc, self.back = bsucc, back
+        self._blocks = spans, bsucc, back
+        return self._blocks
 
     def forward(self, state_in: list, visit) -> None:
         """Visit the reached blocks of a forward analysis (``state_in[k]`` not None) until
