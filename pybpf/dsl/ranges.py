@@ -220,23 +220,21 @@ def _decide(ops: list) -> tuple[dict, dict] | None:
                 state = arriving if state is None else _join(state, arriving)
             if state and not y:  # nothing ahead reads what it knows
                 state = {}
-        elif state is not None:  # a branch: x its index, y how it leaves the straight line
-            if y == EXIT:
+        elif state is not None:  # a branch: x its index, y its target
+            if what is EXIT:
                 state = None
                 continue
-            op = ops[x]
-            target = op.fields["target"]
             if x in jumps:
-                fails, edge = _decide_jump(op, x, state, change)
+                fails, edge = _decide_jump(ops[x], x, state, change)
             else:
                 fails = edge = state
-            old = pending.get(target)
-            pending[target] = edge if old is None else _join(old, edge)
-            if target in tests and _threads(ops, x, led):
-                to = _threaded(ops, tests[target], edge)
+            old = pending.get(y)
+            pending[y] = edge if old is None else _join(old, edge)
+            if y in tests and _threads(ops, x, led):
+                to = _threaded(ops, tests[y], edge)
                 if to is not None:
                     thread[x] = to
-            state = fails if y == COND else None
+            state = fails if what is COND else None
     return change, thread
 
 
@@ -387,9 +385,9 @@ def _threaded(ops: list, i: int, state: dict) -> str | None:
 
 
 # what ``_plan`` lists, in op order: (_WALK, steps, registers read ahead),
-# (_LABEL, name, registers read ahead) and (_BRANCH, op index, how it leaves
-# the straight line: COND, GOTO or EXIT)
-_WALK, _LABEL, _BRANCH = "walk", "label", "branch"
+# (_LABEL, name, registers read ahead), and a branch as (COND or GOTO, op
+# index, target label) or (EXIT, op index, None)
+_WALK, _LABEL = "walk", "label"
 
 
 def _plan(ops: list) -> tuple | None:
@@ -419,6 +417,24 @@ def _plan(ops: list) -> tuple | None:
     steps: list = []  # those met since the last label or branch, last first
     for i in range(len(ops) - 1, -1, -1):
         op = ops[i]
+        defs = op.defs
+        if defs:  # (labels and branches write no register)
+            test = None
+            dst = defs[0]  # (an op writes one register at most)
+            if op.cls is Alu and op.fields["op"] is _AND and _is_decision(op):
+                masks.add(i)
+            elif dst not in live:
+                continue
+            if not owned:
+                live, owned = set(live), True
+            live.discard(dst)
+            how = _transfer(op)
+            if type(how) is Op:  # a result computed from its operands
+                live.update([r for r in op.uses if type(r) is VReg])
+            elif type(how) is VReg:
+                live.add(how)
+            steps.append((i, dst, how))
+            continue
         if type(op) is Mark:
             if steps:
                 steps.reverse()
@@ -432,49 +448,33 @@ def _plan(ops: list) -> tuple | None:
             continue
         test = None
         kind = FLOW.get(op.cls)
-        if kind is not None:
-            if steps:
-                steps.reverse()
-                events.append((_WALK, steps, live))
-                steps = []
-            if kind == EXIT:
-                live, owned = _NO_REGS, False
-            else:
-                target = op.fields["target"]
-                there = at.get(target)
-                if there is None:  # not met yet: the label comes before the jump
-                    return None
-                if kind == GOTO:
-                    live, owned = there, False
-                    nxt = ops[i + 1] if i + 1 < len(ops) else None
-                    if not (type(nxt) is Mark and nxt.name == target):
-                        led.add(target)
-                else:
-                    live, owned = {*live, *there}, True
-                    led.add(target)
-                    if op.cls is Jump and _is_decision(op):
-                        jumps.add(i)
-                        live.add(op.fields["dst"])
-                        test = i
-            events.append((_BRANCH, i, kind))
+        if kind is None:
             continue
-        defs = op.defs
-        if not defs:
+        if steps:
+            steps.reverse()
+            events.append((_WALK, steps, live))
+            steps = []
+        if kind == EXIT:
+            live, owned = _NO_REGS, False
+            events.append((EXIT, i, None))
             continue
-        dst = defs[0]  # (an op writes one register at most)
-        if op.cls is Alu and op.fields["op"] is _AND and _is_decision(op):
-            masks.add(i)
-        elif dst not in live:
-            continue
-        if not owned:
-            live, owned = set(live), True
-        live.discard(dst)
-        how = _transfer(op)
-        if type(how) is Op:  # a result computed from its operands
-            live.update([r for r in op.uses if type(r) is VReg])
-        elif type(how) is VReg:
-            live.add(how)
-        steps.append((i, dst, how))
+        target = op.fields["target"]
+        there = at.get(target)
+        if there is None:  # not met yet: the label comes before the jump
+            return None
+        if kind == GOTO:
+            live, owned = there, False
+            nxt = ops[i + 1] if i + 1 < len(ops) else None
+            if not (type(nxt) is Mark and nxt.name == target):
+                led.add(target)
+        else:
+            live, owned = {*live, *there}, True
+            led.add(target)
+            if op.cls is Jump and _is_decision(op):
+                jumps.add(i)
+                live.add(op.fields["dst"])
+                test = i
+        events.append((kind, i, target))
     if steps:
         steps.reverse()
         events.append((_WALK, steps, live))
