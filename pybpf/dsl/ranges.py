@@ -205,7 +205,7 @@ def _decide(ops: list) -> tuple[dict, dict] | None:
     plan = _plan(ops)
     if plan is None:
         return None
-    events, masks, jumps, tests, led = plan
+    events, masks, jumps, tests, led, reads = plan
     change: dict = {}
     thread: dict = {}
     pending: dict = {}  # label -> the join of the states of the jumps to it met so far
@@ -229,7 +229,10 @@ def _decide(ops: list) -> tuple[dict, dict] | None:
             else:
                 fails = edge = state
             old = pending.get(y)
-            pending[y] = edge if old is None else _join(old, edge)
+            if old is None:  # nothing known is handed to a label where nothing is read
+                pending[y] = edge if reads[y] else {}
+            else:
+                pending[y] = _join(old, edge)
             if y in tests and _threads(ops, x, led):
                 to = _threaded(ops, tests[y], edge)
                 if to is not None:
@@ -395,9 +398,10 @@ def _plan(ops: list) -> tuple | None:
     decision depends on (as ``_walk`` takes them), labels and branches (with the
     registers decisions ahead read, by which states are trimmed); the decisions,
     masks and jumps (op indices); the labels right before a decidable jump (label
-    -> the jump's index); and the labels that start a basic block for a branch
-    going there (``led``: all but those only a goto right before them names).
-    None if some jump goes back (a loop).
+    -> the jump's index); the labels that start a basic block for a branch
+    going there (``led``: all but those only a goto right before them names);
+    and the registers decisions ahead read at each label. None if some jump
+    goes back (a loop).
 
     Every jump goes forward in op order, so one backward walk over the ops finds
     them, meeting a jump's label before the jump: an op is on the way to a
@@ -408,7 +412,7 @@ def _plan(ops: list) -> tuple | None:
     """
     events: list = []
     masks, jumps = set(), set()
-    at: dict = {}  # label -> the registers decisions ahead read there
+    at: dict = {}
     tests: dict = {}
     led: set = set()
     test = None  # the decidable jump that the labels met now come right before
@@ -479,7 +483,7 @@ def _plan(ops: list) -> tuple | None:
         steps.reverse()
         events.append((_WALK, steps, live))
     events.reverse()
-    return events, masks, jumps, tests, led
+    return events, masks, jumps, tests, led, at
 
 
 def _decisions(ops: list) -> tuple[set[int], set[int]]:
