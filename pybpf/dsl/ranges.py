@@ -35,14 +35,15 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
     cfg = Cfg(ops) if cfg is None else cfg
     checks = {}
     for _, i in cfg.spans:  # (a conditional jump ends its block)
-        if i >= 2:
+        op = ops[i]
+        if type(op) is Op and op.cls is Jump and op.fields["op"] is _JGT and i >= 2:
             key = _check_key(ops, i)
             if key is not None:
                 checks[i] = key
     # A check is implied only by another check of the same base and end: the others
     # need no facts, and when no two checks share them there is nothing to look for.
-    pairs = Counter((base, end) for base, end, _ in checks.values())
-    checks = {i: key for i, key in checks.items() if pairs[key[0], key[1]] > 1}
+    pairs = Counter([key[:2] for key in checks.values()])
+    checks = {i: key for i, key in checks.items() if pairs[key[:2]] > 1}
     if not checks:
         return ops
     spans, bsucc = cfg.spans, cfg.bsucc
@@ -132,10 +133,10 @@ def _without_own_check(facts: dict, key: tuple) -> dict:
 
 
 def _check_key(ops: list, i: int):
-    """(base, end, K) if ops[i-2:i+1] is ``t = base; t += K; if t > end goto ...``."""
+    """(base, end, K) if ops[i-2:i+1] is ``t = base; t += K; if t > end goto ...``
+    (``ops[i]`` is a ``>`` jump)."""
     j, a, m = ops[i], ops[i - 1], ops[i - 2]
-    if not (type(j) is Op and j.cls is Jump and j.fields["op"] is _JGT
-            and j.fields["width"] == 64 and isinstance(j.fields["src"], VReg)):
+    if not (j.fields["width"] == 64 and isinstance(j.fields["src"], VReg)):
         return None
     t = j.fields["dst"]
     if not (isinstance(a, Op) and a.cls is Alu and a.fields["op"] is _ADD
