@@ -568,8 +568,10 @@ _BOUNDED = frozenset((_MOV, _ADD, _SUB, _MUL, _AND, _OR, _XOR, _LSH, _RSH, _DIV,
 
 
 def _hull(a: dict, b: dict) -> dict:
-    """The registers known in both states, each in an interval covering both."""
-    return {k: (min(v[0], b[k][0]), max(v[1], b[k][1])) for k, v in a.items() if k in b}
+    """The registers known in both states, each in an interval covering both (most
+    often the same interval: the states come from one before the paths split)."""
+    return {k: v if v is w else (min(v[0], w[0]), max(v[1], w[1]))
+            for k, v in a.items() if (w := b.get(k)) is not None}
 
 
 def _alu_value(op: Op, state: dict) -> tuple[int, int] | None:
