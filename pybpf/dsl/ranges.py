@@ -17,6 +17,7 @@ from pybpf.asm import (
     JumpOp,
     Load,
     LoadImm64,
+    Size,
 )
 from pybpf.dsl.cfg import COND, EXIT, FLOW, GOTO, Cfg
 from pybpf.dsl.ir import Mark, Op, VReg, is_imm
@@ -153,6 +154,7 @@ def _check_key(ops: list, i: int):
 _M64 = (1 << 64) - 1
 _M32 = (1 << 32) - 1
 _TOP = (0, _M64)
+_LOADED = {size: (0, (1 << (8 * size.bytes)) - 1) for size in Size}  # what a load of a size gives
 
 
 def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
@@ -328,7 +330,7 @@ def _transfer(op: Op):
             return src if type(src) is VReg else (src & _M64,) * 2 if is_imm(src) else None
         return op if aop in _BOUNDED else None
     if cls is Load:
-        iv = (0, (1 << (8 * f["size"].bytes)) - 1)
+        iv = _LOADED[f["size"]]
     elif cls is Endian:
         iv = (0, (1 << f["bits"]) - 1)
     elif cls is LoadImm64:
