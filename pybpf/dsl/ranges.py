@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import Counter
+from typing import NamedTuple
 
 from pybpf.asm import (
     Alu,
@@ -390,21 +391,28 @@ def _threaded(ops: list, i: int, state: dict) -> str | None:
     return None
 
 
-# what ``_plan`` lists, in op order: (_WALK, steps, registers read ahead),
-# (_LABEL, name, registers read ahead), and a branch as (COND or GOTO, op
-# index, target label) or (EXIT, op index, None)
-_WALK, _LABEL = "walk", "label"
+class _Plan(NamedTuple):
+    """What ``_decide`` needs of code without loops."""
+
+    # in op order: (_WALK, steps as ``_walk`` takes them, registers read ahead),
+    # (_LABEL, name, registers read ahead), and a branch as (COND or GOTO, op
+    # index, target label) or (EXIT, op index, None)
+    events: list
+    masks: set[int]  # the decisions: masks and jumps (op indices)
+    jumps: set[int]
+    tests: dict[str, int]  # the labels right before a decidable jump: label -> its index
+    # the labels that start a basic block for a branch going there: all but
+    # those only a goto right before them names
+    led: set[str]
+    reads: dict[str, set]  # label -> the registers decisions ahead read there
 
 
-def _plan(ops: list) -> tuple | None:
-    """For code without loops, what ``_decide`` does in op order: the steps a
-    decision depends on (as ``_walk`` takes them), labels and branches (with the
-    registers decisions ahead read, by which states are trimmed); the decisions,
-    masks and jumps (op indices); the labels right before a decidable jump (label
-    -> the jump's index); the labels that start a basic block for a branch
-    going there (``led``: all but those only a goto right before them names);
-    and the registers decisions ahead read at each label. None if some jump
-    goes back (a loop).
+_WALK, _LABEL = "walk", "label"  # the events that are no branch (a branch's: COND, GOTO, EXIT)
+
+
+def _plan(ops: list) -> _Plan | None:
+    """For code without loops, the steps a decision depends on and what else
+    ``_decide`` meets, in op order; None if some jump goes back (a loop).
 
     Every jump goes forward in op order, so one backward walk over the ops finds
     them, meeting a jump's label before the jump: an op is on the way to a
@@ -415,7 +423,7 @@ def _plan(ops: list) -> tuple | None:
     """
     events: list = []
     masks, jumps = set(), set()
-    at: dict = {}
+    reads: dict = {}
     tests: dict = {}
     led: set = set()
     test = None  # the decidable jump that the labels met now come right before
@@ -448,7 +456,7 @@ def _plan(ops: list) -> tuple | None:
                 events.append((_WALK, steps, live))
                 steps = []
             name = op.name
-            at[name], owned = live, False
+            reads[name], owned = live, False
             if test is not None:
                 tests[name] = test
             events.append((_LABEL, name, live))
@@ -466,7 +474,7 @@ def _plan(ops: list) -> tuple | None:
             events.append((EXIT, i, None))
             continue
         target = op.fields["target"]
-        there = at.get(target)
+        there = reads.get(target)
         if there is None:  # not met yet: the label comes before the jump
             return None
         if kind == GOTO:
@@ -486,7 +494,7 @@ def _plan(ops: list) -> tuple | None:
         steps.reverse()
         events.append((_WALK, steps, live))
     events.reverse()
-    return events, masks, jumps, tests, led, at
+    return _Plan(events, masks, jumps, tests, led, reads)
 
 
 def _decisions(ops: list) -> tuple[set[int], set[int]]:
