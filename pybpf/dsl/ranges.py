@@ -229,7 +229,7 @@ def _decide(ops: list) -> tuple[dict, dict] | None:
                 state = None
                 continue
             if x in jumps:
-                fails, edge = _decide_jump(ops[x], x, state, change)
+                fails, edge = _decide_jump(ops[x], x, state, change, *jumps[x])
             else:
                 fails = edge = state
             old = pending.get(y)
@@ -368,12 +368,14 @@ def _walk(steps: list, state: dict, masks: set, change: dict | None) -> dict:
     return state
 
 
-def _decide_jump(jump: Op, i: int, state: dict, change: dict | None) -> tuple[dict, dict]:
+def _decide_jump(jump: Op, i: int, state: dict, change: dict | None, fall: bool = True,
+                 taken: bool = True) -> tuple[dict, dict]:
     """The states where the decidable ``jump`` (``ops[i]``) falls through and where
-    it jumps, from ``state``; and into ``change`` (unless None) what the state
+    it jumps, from ``state`` (its register narrowed on the edges where it is read,
+    ``fall`` and ``taken``); and into ``change`` (unless None) what the state
     decides of it: a jump that never jumps goes, one that always does becomes a
     goto (the code it jumps over is unreachable, and goes)."""
-    jumped, fails, holds = _branch(jump, state)
+    jumped, fails, holds = _branch(jump, state, fall, taken)
     if change is not None and jumped is not None:
         change[i] = Op(Goto, {"target": jump.fields["target"]}, jump.source) if jumped else None
     return fails, holds
@@ -399,7 +401,8 @@ class _Plan(NamedTuple):
     # index, target label) or (EXIT, op index, None)
     events: list
     masks: set[int]  # the decisions: masks and jumps (op indices)
-    jumps: set[int]
+    # op index -> whether its register is read ahead where it falls through, where it jumps
+    jumps: dict[int, tuple[bool, bool]]
     tests: dict[str, int]  # the labels right before a decidable jump: label -> its index
     # the labels that start a basic block for a branch going there: all but
     # those only a goto right before them names
@@ -422,7 +425,8 @@ def _plan(ops: list) -> _Plan | None:
     alone). The other ops cannot change a decision, so the walk passes over them.
     """
     events: list = []
-    masks, jumps = set(), set()
+    masks: set = set()
+    jumps: dict = {}
     reads: dict = {}
     tests: dict = {}
     led: set = set()
@@ -483,12 +487,14 @@ def _plan(ops: list) -> _Plan | None:
             if not (type(nxt) is Mark and nxt.name == target):
                 led.add(target)
         else:
-            live, owned = {*live, *there}, True
             led.add(target)
             if op.cls is Jump and _is_decision(op):
-                jumps.add(i)
-                live.add(op.fields["dst"])
+                dst = op.fields["dst"]
+                jumps[i] = (dst in live, dst in there)
+                live, owned = {*live, *there, dst}, True
                 test = i
+            else:
+                live, owned = {*live, *there}, True
         events.append((kind, i, target))
     if steps:
         steps.reverse()
@@ -527,9 +533,11 @@ def _interval(state: dict, r: VReg, width: int = 64) -> tuple[int, int]:
     return iv
 
 
-def _branch(op: Op, state: dict) -> tuple[bool | None, dict, dict]:
+def _branch(op: Op, state: dict, fall: bool = True, taken: bool = True) -> tuple:
     """Whether the decidable jump ``op`` jumps from ``state`` (always: True, never:
-    False, it depends: None), and the states where it falls through and where it jumps."""
+    False, it depends: None), and the states where it falls through and where it
+    jumps (its register narrowed only on the edges where it is read: ``fall``,
+    ``taken``)."""
     f = op.fields
     r = f["dst"]
     iv = state.get(r, _TOP)
@@ -540,11 +548,9 @@ def _branch(op: Op, state: dict) -> tuple[bool | None, dict, dict]:
     else:
         k = f["src"] & _M32
     fails, holds = _SPLIT[f["op"]](*iv, k)
-    if fails[0] > fails[1]:
-        return True, state, _with(state, r, iv, holds)
-    if holds[0] > holds[1]:
-        return False, _with(state, r, iv, fails), state
-    return None, _with(state, r, iv, fails), _with(state, r, iv, holds)
+    jumped = True if fails[0] > fails[1] else False if holds[0] > holds[1] else None
+    return (jumped, _with(state, r, iv, fails) if fall else state,
+            _with(state, r, iv, holds) if taken else state)
 
 
 # the part of [lo, hi] where ``x op k`` fails, and the part where it holds; an
