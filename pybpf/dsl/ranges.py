@@ -385,7 +385,7 @@ def _threaded(ops: list, i: int, state: dict) -> str | None:
     """Where the decidable jump ``ops[i]`` leads from ``state``: its target when it
     always jumps, the label after it when it never does, None when undecided."""
     op = ops[i]
-    jumps = _branch(op, state)[0]
+    jumps = _branch(op, state, False, False)[0]
     if jumps:
         return op.fields["target"]
     if jumps is False and i + 1 < len(ops) and type(ops[i + 1]) is Mark:
