@@ -525,14 +525,6 @@ _UNSIGNED_JUMPS = frozenset((JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, Jum
 _NO_REGS: frozenset = frozenset()
 
 
-def _interval(state: dict, r: VReg, width: int = 64) -> tuple[int, int]:
-    """The interval of ``r`` as an operation of ``width`` bits sees it (32: the low half)."""
-    iv = state.get(r, _TOP)
-    if width == 32 and iv[1] > _M32:
-        return (0, _M32)
-    return iv
-
-
 def _branch(op: Op, state: dict, fall: bool = True, taken: bool = True) -> tuple:
     """Whether the decidable jump ``op`` jumps from ``state`` (always: True, never:
     False, it depends: None), and the states where it falls through and where it
@@ -592,14 +584,20 @@ def _hull(a: dict, b: dict) -> dict:
 
 def _alu_value(op: Op, state: dict) -> tuple[int, int] | None:
     """The interval of what the ALU ``op`` writes to its virtual register (all values
-    of the op's width when unknown)."""
+    of the op's width when unknown).
+
+    An operand's interval is as the op sees it: a 32-bit op reads the low half,
+    unknown unless the whole interval fits in it.
+    """
     f = op.fields
     w = f["width"]
     mask = _M64 if w == 64 else _M32
     top = (0, mask)
     src = f["src"]
     if type(src) is VReg:
-        b = _interval(state, src, w)
+        b = state.get(src, top)
+        if b[1] > mask:
+            b = top
     elif is_imm(src):
         b = (src & mask,) * 2
     else:  # a physical register
@@ -607,7 +605,9 @@ def _alu_value(op: Op, state: dict) -> tuple[int, int] | None:
     aop = f["op"]
     if aop is _MOV:
         return b
-    a = _interval(state, f["dst"], w)
+    a = state.get(f["dst"], top)
+    if a[1] > mask:
+        a = top
     if aop is _ADD:
         lo, hi = a[0] + b[0], a[1] + b[1]
     elif aop is _SUB:
