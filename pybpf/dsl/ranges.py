@@ -522,10 +522,11 @@ def _is_decision(op: Op) -> bool:
 
 
 _UNSIGNED_JUMPS = frozenset((JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE))
-_NO_REGS: frozenset = frozenset()
+_NO_REGS: frozenset = frozenset()  # the empty live set, shared (never changed in place)
 
 
-def _branch(op: Op, state: dict, fall: bool = True, taken: bool = True) -> tuple:
+def _branch(op: Op, state: dict, fall: bool = True,
+            taken: bool = True) -> tuple[bool | None, dict, dict]:
     """Whether the decidable jump ``op`` jumps from ``state`` (always: True, never:
     False, it depends: None), and the states where it falls through and where it
     jumps (its register narrowed only on the edges where it is read: ``fall``,
