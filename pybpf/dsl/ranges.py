@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import Counter
+from typing import NamedTuple
 
 from pybpf.asm import (
     Alu,
@@ -17,8 +18,9 @@ from pybpf.asm import (
     JumpOp,
     Load,
     LoadImm64,
+    Size,
 )
-from pybpf.dsl.cfg import Cfg
+from pybpf.dsl.cfg import COND, EXIT, FLOW, GOTO, Cfg
 from pybpf.dsl.ir import Mark, Op, VReg, is_imm
 from pybpf.dsl.jumps import drop_unreachable
 from pybpf.dsl.regalloc import Liveness
@@ -34,18 +36,19 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
     """
     cfg = Cfg(ops) if cfg is None else cfg
     checks = {}
-    for i in cfg.branches:
-        if i >= 2:
+    for _, i in cfg.spans:  # (a conditional jump ends its block)
+        op = ops[i]
+        if type(op) is Op and op.cls is Jump and op.fields["op"] is _JGT and i >= 2:
             key = _check_key(ops, i)
             if key is not None:
                 checks[i] = key
     # A check is implied only by another check of the same base and end: the others
     # need no facts, and when no two checks share them there is nothing to look for.
-    pairs = Counter((base, end) for base, end, _ in checks.values())
-    checks = {i: key for i, key in checks.items() if pairs[key[0], key[1]] > 1}
+    pairs = Counter([key[:2] for key in checks.values()])
+    checks = {i: key for i, key in checks.items() if pairs[key[:2]] > 1}
     if not checks:
         return ops
-    succ, spans, bsucc = cfg.succ, cfg.spans, cfg.bsucc
+    spans, bsucc = cfg.spans, cfg.bsucc
     # per block, the ops that can change a fact: checks (each ends its block), and
     # writes of a checked base or end; without loops, only writes between the first
     # and the last check can come after a check and before another one
@@ -73,9 +76,9 @@ def drop_implied_checks(ops: list, cfg: Cfg | None = None) -> list:
                     changed.append(j)
             return changed
         check = checks.get(last)
-        for j, target in zip(bsucc[k], succ[last], strict=True):
+        for j in bsucc[k]:
             edge = facts
-            if check is not None and target != last + 1:  # the taken edge of a check
+            if check is not None and j != k + 1:  # the taken edge of a check
                 edge = _without_own_check(facts, check)
             old = state_in[j]
             if old is None:
@@ -133,10 +136,9 @@ def _without_own_check(facts: dict, key: tuple) -> dict:
 
 def _check_key(ops: list, i: int):
     """(base, end, K) if ops[i-2:i+1] is ``t = base; t += K; if t > end goto ...``
-    (``ops[i]`` is a branch)."""
+    (``ops[i]`` is a ``>`` jump)."""
     j, a, m = ops[i], ops[i - 1], ops[i - 2]
-    if not (j.cls is Jump and j.fields["op"] is _JGT
-            and j.fields["width"] == 64 and isinstance(j.fields["src"], VReg)):
+    if not (j.fields["width"] == 64 and isinstance(j.fields["src"], VReg)):
         return None
     t = j.fields["dst"]
     if not (isinstance(a, Op) and a.cls is Alu and a.fields["op"] is _ADD
@@ -153,13 +155,14 @@ def _check_key(ops: list, i: int):
 _M64 = (1 << 64) - 1
 _M32 = (1 << 32) - 1
 _TOP = (0, _M64)
+_LOADED = {size: (0, (1 << (8 * size.bytes)) - 1) for size in Size}  # what a load of a size gives
 
 
 def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     """Conditional jumps that value ranges decide, and masks that change nothing, go.
 
-    Unsigned intervals of virtual registers are propagated over the CFG
-    (loads give their width, ``&``/``>>``/``<<``/``+`` with known operands
+    Unsigned intervals of virtual registers are propagated along the paths
+    of the code (loads give their width, ``&``/``>>``/``<<``/``+`` with known operands
     stay bounded, jumps narrow their operand on each edge, loops widen to
     "unknown"). A ``if x > 65535 goto short`` on an offset that is provably
     at most 40 + 60 + 8 * 255, say, cannot jump, and the verifier knows it
@@ -170,8 +173,10 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     only from those of the registers its op reads, so a state may leave out
     any register no decision ahead depends on.
     """
-    cfg = Cfg(ops) if cfg is None else cfg
-    change, thread = _decide_with_loops(ops, cfg) if cfg.back else _decide(ops, cfg)
+    decided = _decide(ops)
+    if decided is None:  # the code has loops
+        decided = _decide_with_loops(ops, Cfg(ops) if cfg is None else cfg)
+    change, thread = decided
     if not change and not thread:
         return ops
     ops = list(ops)
@@ -188,50 +193,76 @@ def drop_decided_jumps(ops: list, cfg: Cfg | None = None) -> list:
     return out
 
 
-def _decide(ops: list, cfg: Cfg) -> tuple[dict, dict]:
+def _decide(ops: list) -> tuple[dict, dict] | None:
     """What ranges decide in code without loops: op index -> None (drop) or the Goto
-    replacing it, and op index of a jump or goto -> the label it goes to instead.
+    replacing it, and op index of a jump or goto -> the label it goes to instead;
+    None if the code has loops.
 
-    Each block is visited once, in op order (after all its predecessors), and
-    walks only the ops on the way to a decision, from a state holding only the
-    registers decisions ahead read. An edge into a block that is labels and one
-    decidable jump goes straight where that jump goes if the edge's state
-    decides it (``else if`` after a failed lookup inside the first branch: the
-    second test is known false there).
+    ``_plan`` lists what to do in op order; one walk over that list carries the
+    state along the straight line and hands a jump's state to its label (met
+    later: jumps go forward), where the states arriving join. Only the steps on
+    the way to a decision are walked, from a state holding only the registers
+    decisions ahead read. A jump or goto to labels and one decidable jump goes
+    straight where that jump goes if its state decides it (``else if`` after a
+    failed lookup inside the first branch: the second test is known false there).
     """
-    spans, bsucc = cfg.spans, cfg.bsucc
-    steps, wanted, decisions = _steps_to_decisions(ops, spans, bsucc)
-    tests = _tests(ops, spans, decisions)
+    plan = _plan(ops)
+    if plan is None:
+        return None
+    events, masks, jumps, tests, led, reads = plan
     change: dict = {}
     thread: dict = {}
-    state_in: list = [None] * len(spans)
-    if spans:
-        state_in[0] = {}
-    for k, ((_, last), succs, block) in enumerate(zip(spans, bsucc, steps, strict=True)):
-        state = state_in[k]
-        if state is None:
-            continue
-        jump = ops[last]
-        if block:  # else the state passes through unchanged, and need not be copied
-            live = wanted[k]
-            state = _walk(ops, block, {r: v for r, v in state.items() if r in live},
-                          decisions, change)
-            edges = _block_end(ops, last, succs, state, decisions, change)
-        else:
-            edges = (state,) * len(succs)
-        for j, edge in zip(succs, edges, strict=True):
-            old = state_in[j]
-            if old is None:  # a block no decision ahead depends on starts from nothing
-                state_in[j] = edge if wanted[j] else {}
-            elif old and old is not edge:  # (an empty state, nothing known, stays so)
-                state_in[j] = _hull(old, edge)
-        # a goto's edge, or the taken edge of a jump, may be threaded
-        if succs and succs[-1] in tests and type(jump) is Op and \
-                (jump.cls is Goto or jump.cls is Jump and len(succs) == 2):
-            to = _threaded(ops, tests[succs[-1]], edges[-1])
-            if to is not None:
-                thread[last] = to
+    pending: dict = {}  # label -> the join of the states of the jumps to it met so far
+    state: dict | None = {}  # None: no path reaches this point
+    for what, x, y in events:
+        if what is _WALK:  # x: the steps, y: the registers read ahead
+            if state is not None:
+                state = _walk(x, {r: v for r, v in state.items() if r in y}, masks, change)
+        elif what is _LABEL:  # x: its name, y: the registers read ahead
+            arriving = pending.pop(x, None)
+            if arriving is not None:
+                state = arriving if state is None else _join(state, arriving)
+            if state and not y:  # nothing ahead reads what it knows
+                state = {}
+        elif state is not None:  # a branch: x its index, y its target
+            if what is EXIT:
+                state = None
+                continue
+            if x in jumps:
+                fails, edge = _decide_jump(ops[x], x, state, change, *jumps[x])
+            else:
+                fails = edge = state
+            old = pending.get(y)
+            if old is None:  # nothing known is handed to a label where nothing is read
+                pending[y] = edge if reads[y] else {}
+            else:
+                pending[y] = _join(old, edge)
+            if y in tests and _threads(ops, x, led):
+                to = _threaded(ops, tests[y], edge)
+                if to is not None:
+                    thread[x] = to
+            state = fails if what is COND else None
     return change, thread
+
+
+def _join(a: dict, b: dict) -> dict:
+    """The state where paths in states ``a`` and ``b`` meet (an empty state, nothing
+    known, stays so)."""
+    return a if not a or a is b else _hull(a, b)
+
+
+def _threads(ops: list, i: int, led: set) -> bool:
+    """Whether the branch ``ops[i]`` ends a basic block, so may be threaded: a
+    jump with a fall-through, or a goto (one to the label right after it only if
+    that label starts a block)."""
+    op = ops[i]
+    if op.cls is Jump:
+        return i + 1 < len(ops)
+    if op.cls is not Goto:
+        return False
+    target = op.fields["target"]
+    nxt = ops[i + 1] if i + 1 < len(ops) else None
+    return target in led or not (type(nxt) is Mark and nxt.name == target)
 
 
 def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
@@ -243,8 +274,10 @@ def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
     a last walk of each block records what they decide.
     """
     spans, bsucc = cfg.spans, cfg.bsucc
-    decisions = _decisions(ops)
-    live = Liveness(ops, cfg.succ)
+    masks, jumps = _decisions(ops)
+    walks = [[(i, op.defs[0], _transfer(op)) for i, op in enumerate(ops[first:last + 1], first)
+              if op.defs and type(op.defs[0]) is VReg] for first, last in spans]
+    live = Liveness(ops)
     bit, live_out = live.bit, live.out
     nb = len(spans)
     state_in: list = [None] * nb
@@ -252,12 +285,14 @@ def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
 
     def visit(k: int) -> list:
         """Walk block k from its entry state; the successors whose entry state changed."""
-        first, last = spans[k]
-        state = _walk(ops, range(first, last + 1), dict(state_in[k]), decisions, None)
+        last = spans[k][1]
+        state = _walk(walks[k], dict(state_in[k]), masks, None)
         state = {r: v for r, v in state.items() if bit[r] & live_out[last]}
+        edges = (state,) * len(bsucc[k])
+        if last in jumps and len(edges) == 2:  # (fall-through, target)
+            edges = _decide_jump(ops[last], last, state, None)
         changed = []
-        for j, edge in zip(bsucc[k], _block_end(ops, last, bsucc[k], state, decisions, None),
-                           strict=True):
+        for j, edge in zip(bsucc[k], edges, strict=True):
             old = state_in[j]
             if old is None:
                 new = edge
@@ -276,69 +311,81 @@ def _decide_with_loops(ops: list, cfg: Cfg) -> tuple[dict, dict]:
         state_in[0] = {}
     cfg.forward(state_in, visit)
     change: dict = {}
-    for k, (first, last) in enumerate(spans):
+    for k, (_, last) in enumerate(spans):
         if state_in[k] is not None:
-            state = _walk(ops, range(first, last + 1), dict(state_in[k]), decisions, change)
-            _block_end(ops, last, bsucc[k], state, decisions, change)
+            state = _walk(walks[k], dict(state_in[k]), masks, change)
+            if last in jumps:
+                _decide_jump(ops[last], last, state, change)
     return change, {}
 
 
-def _tests(ops: list, spans: list, decisions: set) -> dict[int, int]:
-    """Blocks that are labels and then a decidable jump: block -> index of the jump."""
-    tests = {}
-    for k, (first, _) in enumerate(spans):
-        i = first
-        while type(ops[i]) is Mark and i + 1 < len(ops):
-            i += 1
-        if i > first and i in decisions and ops[i].cls is Jump:
-            tests[k] = i
-    return tests
+def _transfer(op: Op):
+    """How a step computes the interval of the register ``op`` writes: a constant
+    interval, a virtual register it copies, the ALU op to compute (``_alu_value``),
+    or None: unknown."""
+    cls, f = op.cls, op.fields
+    if cls is Alu:
+        aop = f["op"]
+        if aop is _MOV and f["width"] == 64:
+            src = f["src"]
+            return src if type(src) is VReg else (src & _M64,) * 2 if is_imm(src) else None
+        return op if aop in _BOUNDED else None
+    if cls is Load:
+        iv = _LOADED[f["size"]]
+    elif cls is Endian:
+        iv = (0, (1 << f["bits"]) - 1)
+    elif cls is LoadImm64:
+        iv = (f["imm"] & _M64,) * 2
+    else:
+        return None
+    return None if iv == _TOP else iv
 
 
-def _walk(ops: list, steps, state: dict, decisions: set, change: dict | None) -> dict:
-    """Apply the ops at indices ``steps`` to ``state`` (in place, and returned); into
-    ``change`` (unless None) the masks among them that change nothing."""
-    for i in steps:
-        op = ops[i]
-        if change is not None and i in decisions and op.cls is Alu:
-            if state.get(op.fields["dst"], _TOP)[1] <= op.fields["src"]:
+def _walk(steps: list, state: dict, masks: set, change: dict | None) -> dict:
+    """Apply ``steps``, (op index, register written, ``_transfer``) each, to ``state``
+    (in place, and returned); into ``change`` (unless None) the masks among them
+    that change nothing. A register whose interval is unknown leaves the state."""
+    for i, dst, how in steps:
+        kind = type(how)
+        if kind is tuple:
+            state[dst] = how
+            continue
+        if kind is VReg:
+            iv = state.get(how)
+        elif how is None:
+            iv = None
+        else:
+            if change is not None and i in masks and \
+                    state.get(dst, _TOP)[1] <= how.fields["src"]:
                 change[i] = None  # x &= mask with x <= mask changes nothing
-        defs = op.defs
-        if defs:
-            dst = defs[0]
-            iv = _value_of(op, state) if len(defs) == 1 and type(dst) is VReg else None
-            if iv is None or iv == _TOP:
-                for d in defs:
-                    state.pop(d, None)
-            else:
-                state[dst] = iv
+            iv = _alu_value(how, state)
+            if iv == _TOP:
+                iv = None
+        if iv is None:
+            state.pop(dst, None)
+        else:
+            state[dst] = iv
     return state
 
 
-def _block_end(ops: list, last: int, succs: tuple, state: dict, decisions: set,
-               change: dict | None) -> tuple:
-    """The states on the edges to ``succs`` of a block ending at ``ops[last]`` in
-    ``state``: a decidable jump narrows its operand on both of its edges; and into
-    ``change`` (unless None) what the state decides of it."""
-    jump = ops[last]
-    if last not in decisions or jump.cls is not Jump:
-        return (state,) * len(succs)
-    jumps, fails, holds = _branch(jump, state)
-    if change is not None:
-        if jumps is False:
-            change[last] = None
-        elif jumps:  # the code it jumps over is unreachable, goes
-            change[last] = Op(Goto, {"target": jump.fields["target"]}, jump.source)
-    if len(succs) == 2:  # (fall-through, target)
-        return fails, holds
-    return (state,) * len(succs)
+def _decide_jump(jump: Op, i: int, state: dict, change: dict | None, fall: bool = True,
+                 taken: bool = True) -> tuple[dict, dict]:
+    """The states where the decidable ``jump`` (``ops[i]``) falls through and where
+    it jumps, from ``state`` (its register narrowed on the edges where it is read,
+    ``fall`` and ``taken``); and into ``change`` (unless None) what the state
+    decides of it: a jump that never jumps goes, one that always does becomes a
+    goto (the code it jumps over is unreachable, and goes)."""
+    jumped, fails, holds = _branch(jump, state, fall, taken)
+    if change is not None and jumped is not None:
+        change[i] = Op(Goto, {"target": jump.fields["target"]}, jump.source) if jumped else None
+    return fails, holds
 
 
 def _threaded(ops: list, i: int, state: dict) -> str | None:
     """Where the decidable jump ``ops[i]`` leads from ``state``: its target when it
     always jumps, the label after it when it never does, None when undecided."""
     op = ops[i]
-    jumps = _branch(op, state)[0]
+    jumps = _branch(op, state, False, False)[0]
     if jumps:
         return op.fields["target"]
     if jumps is False and i + 1 < len(ops) and type(ops[i + 1]) is Mark:
@@ -346,53 +393,120 @@ def _threaded(ops: list, i: int, state: dict) -> str | None:
     return None
 
 
-def _steps_to_decisions(ops: list, spans: list, bsucc: list) -> tuple[list, list, set]:
-    """For code without loops: per block the ops a decision depends on, and the
-    registers decisions ahead read at its entry; and the decisions (op indices).
+class _Plan(NamedTuple):
+    """What ``_decide`` needs of code without loops."""
 
-    Every edge goes forward in op order, so one backward pass over the blocks,
-    each after its successors, finds them: an op is on the way to a decision
-    when it writes a register a later decision reads, directly or through
-    other such ops: liveness with only those reads (an ALU operation's result
-    comes from its operands, a load's or a byte swap's from its width alone).
-    The other ops cannot change a decision, so the walk passes over them.
+    # in op order: (_WALK, steps as ``_walk`` takes them, registers read ahead),
+    # (_LABEL, name, registers read ahead), and a branch as (COND or GOTO, op
+    # index, target label) or (EXIT, op index, None)
+    events: list
+    masks: set[int]  # the decisions: masks and jumps (op indices)
+    # op index -> whether its register is read ahead where it falls through, where it jumps
+    jumps: dict[int, tuple[bool, bool]]
+    tests: dict[str, int]  # the labels right before a decidable jump: label -> its index
+    # the labels that start a basic block for a branch going there: all but
+    # those only a goto right before them names
+    led: set[str]
+    reads: dict[str, set]  # label -> the registers decisions ahead read there
+
+
+_WALK, _LABEL = "walk", "label"  # the events that are no branch (a branch's: COND, GOTO, EXIT)
+
+
+def _plan(ops: list) -> _Plan | None:
+    """For code without loops, the steps a decision depends on and what else
+    ``_decide`` meets, in op order; None if some jump goes back (a loop).
+
+    Every jump goes forward in op order, so one backward walk over the ops finds
+    them, meeting a jump's label before the jump: an op is on the way to a
+    decision when it writes a register a later decision reads, directly or
+    through other such ops: liveness with only those reads (an ALU operation's
+    result comes from its operands, a load's or a byte swap's from its width
+    alone). The other ops cannot change a decision, so the walk passes over them.
     """
-    nb = len(spans)
-    steps: list = [None] * nb
-    live_in: list = [None] * nb
-    decisions = set()
-    for k in range(nb - 1, -1, -1):
-        live = set()
-        for j in bsucc[k]:
-            live |= live_in[j]
-        first, last = spans[k]
-        block = []
-        op = ops[last]
-        if type(op) is Op and op.cls is Jump and _is_decision(op):  # (a jump ends its block)
-            decisions.add(last)
-            live.update(op.uses)
-            block.append(last)
-        for i in range(last, first - 1, -1):
-            op = ops[i]
-            defs = op.defs
-            if not defs:
-                continue
+    events: list = []
+    masks: set = set()
+    jumps: dict = {}
+    reads: dict = {}
+    tests: dict = {}
+    led: set = set()
+    test = None  # the decidable jump that the labels met now come right before
+    # the live set is shared (with a label, a successor) until the walk changes it
+    live, owned = _NO_REGS, False
+    steps: list = []  # those met since the last label or branch, last first
+    for i in range(len(ops) - 1, -1, -1):
+        op = ops[i]
+        defs = op.defs
+        if defs:  # (labels and branches write no register)
+            test = None
+            dst = defs[0]  # (an op writes one register at most)
             if op.cls is Alu and op.fields["op"] is _AND and _is_decision(op):
-                decisions.add(i)  # a mask
-            elif live.isdisjoint(defs):
+                masks.add(i)
+            elif dst not in live:
                 continue
-            live.difference_update(defs)
-            if op.cls is Alu and op.fields["op"] in _BOUNDED:  # a result computed from operands
-                live.update(op.uses)
-            block.append(i)
-        block.reverse()
-        steps[k], live_in[k] = block, live
-    return steps, live_in, decisions
+            if not owned:
+                live, owned = set(live), True
+            live.discard(dst)
+            how = _transfer(op)
+            if type(how) is Op:  # a result computed from its operands
+                live.update([r for r in op.uses if type(r) is VReg])
+            elif type(how) is VReg:
+                live.add(how)
+            steps.append((i, dst, how))
+            continue
+        if type(op) is Mark:
+            if steps:
+                steps.reverse()
+                events.append((_WALK, steps, live))
+                steps = []
+            name = op.name
+            reads[name], owned = live, False
+            if test is not None:
+                tests[name] = test
+            events.append((_LABEL, name, live))
+            continue
+        test = None
+        kind = FLOW.get(op.cls)
+        if kind is None:
+            continue
+        if steps:
+            steps.reverse()
+            events.append((_WALK, steps, live))
+            steps = []
+        if kind == EXIT:
+            live, owned = _NO_REGS, False
+            events.append((EXIT, i, None))
+            continue
+        target = op.fields["target"]
+        there = reads.get(target)
+        if there is None:  # not met yet: the label comes before the jump
+            return None
+        if kind == GOTO:
+            live, owned = there, False
+            nxt = ops[i + 1] if i + 1 < len(ops) else None
+            if not (type(nxt) is Mark and nxt.name == target):
+                led.add(target)
+        else:
+            led.add(target)
+            if op.cls is Jump and _is_decision(op):
+                dst = op.fields["dst"]
+                jumps[i] = (dst in live, dst in there)
+                live, owned = {*live, *there, dst}, True
+                test = i
+            else:
+                live, owned = {*live, *there}, True
+        events.append((kind, i, target))
+    if steps:
+        steps.reverse()
+        events.append((_WALK, steps, live))
+    events.reverse()
+    return _Plan(events, masks, jumps, tests, led, reads)
 
 
-def _decisions(ops: list) -> set[int]:
-    """Indices of the ops a range may decide."""
-    return {i for i, op in enumerate(ops) if type(op) is Op and _is_decision(op)}
+def _decisions(ops: list) -> tuple[set[int], set[int]]:
+    """The ops a range may decide: the masks and the jumps (op indices)."""
+    decisions = [(i, op.cls) for i, op in enumerate(ops) if type(op) is Op and _is_decision(op)]
+    return {i for i, cls in decisions if cls is Alu}, {i for i, cls in decisions if cls is Jump}
 
 
 def _is_decision(op: Op) -> bool:
@@ -407,57 +521,42 @@ def _is_decision(op: Op) -> bool:
     return False
 
 
-_UNSIGNED_JUMPS = (JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE)
+_UNSIGNED_JUMPS = frozenset((JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE))
+_NO_REGS: frozenset = frozenset()  # the empty live set, shared (never changed in place)
 
 
-def _jump_k(op: Op) -> tuple:
-    """The operator of a jump against a constant, and the constant as it compares."""
-    f = op.fields
-    k = f["src"] & (_M64 if f["width"] == 64 else _M32)
-    return f["op"], k
-
-
-def _interval(state: dict, r: VReg, width: int = 64) -> tuple[int, int]:
-    """The interval of ``r`` as an operation of ``width`` bits sees it (32: the low half)."""
-    iv = state.get(r, _TOP)
-    if width == 32 and iv[1] > _M32:
-        return (0, _M32)
-    return iv
-
-
-def _branch(op: Op, state: dict) -> tuple[bool | None, dict, dict]:
+def _branch(op: Op, state: dict, fall: bool = True,
+            taken: bool = True) -> tuple[bool | None, dict, dict]:
     """Whether the decidable jump ``op`` jumps from ``state`` (always: True, never:
-    False, it depends: None), and the states where it falls through and where it jumps."""
-    jop, k = _jump_k(op)
-    r = op.fields["dst"]
+    False, it depends: None), and the states where it falls through and where it
+    jumps (its register narrowed only on the edges where it is read: ``fall``,
+    ``taken``)."""
+    f = op.fields
+    r = f["dst"]
     iv = state.get(r, _TOP)
-    if op.fields["width"] == 32 and iv[1] > _M32:
+    if f["width"] == 64:
+        k = f["src"] & _M64
+    elif iv[1] > _M32:
         return None, state, state
-    lo, hi = iv
-    fails, holds = _SPLIT[jop](lo, hi, k)
-    return _OUTCOME[jop](lo, hi, k), _with(state, r, iv, fails), _with(state, r, iv, holds)
+    else:
+        k = f["src"] & _M32
+    fails, holds = _SPLIT[f["op"]](*iv, k)
+    jumped = True if fails[0] > fails[1] else False if holds[0] > holds[1] else None
+    return (jumped, _with(state, r, iv, fails) if fall else state,
+            _with(state, r, iv, holds) if taken else state)
 
 
-# whether ``x op k`` holds for all x in [lo, hi] (True), for none (False), or it depends (None)
-_OUTCOME = {
-    JumpOp.JGT: lambda lo, hi, k: True if lo > k else False if hi <= k else None,
-    JumpOp.JGE: lambda lo, hi, k: True if lo >= k else False if hi < k else None,
-    JumpOp.JLT: lambda lo, hi, k: True if hi < k else False if lo >= k else None,
-    JumpOp.JLE: lambda lo, hi, k: True if hi <= k else False if lo > k else None,
-    JumpOp.JEQ: lambda lo, hi, k: True if lo == hi == k else None if lo <= k <= hi else False,
-    JumpOp.JNE: lambda lo, hi, k: False if lo == hi == k else None if lo <= k <= hi else True,
-}
-
-
-# the part of [lo, hi] where ``x op k`` fails, and the part where it holds
+# the part of [lo, hi] where ``x op k`` fails, and the part where it holds; an
+# empty one (lo > hi) says the jump is decided
 _SPLIT = {
     JumpOp.JGT: lambda lo, hi, k: ((lo, min(hi, k)), (max(lo, k + 1), hi)),
     JumpOp.JGE: lambda lo, hi, k: ((lo, min(hi, k - 1)), (max(lo, k), hi)),
     JumpOp.JLT: lambda lo, hi, k: ((max(lo, k), hi), (lo, min(hi, k - 1))),
     JumpOp.JLE: lambda lo, hi, k: ((max(lo, k + 1), hi), (lo, min(hi, k))),
-    JumpOp.JEQ: lambda lo, hi, k: ((lo, hi), (max(lo, k), min(hi, k))),
-    JumpOp.JNE: lambda lo, hi, k: ((max(lo, k), min(hi, k)), (lo, hi)),
+    JumpOp.JEQ: lambda lo, hi, k: (_EMPTY if lo == hi == k else (lo, hi), (max(lo, k), min(hi, k))),
+    JumpOp.JNE: lambda lo, hi, k: ((max(lo, k), min(hi, k)), _EMPTY if lo == hi == k else (lo, hi)),
 }
+_EMPTY = (1, 0)
 
 
 def _with(state: dict, r: VReg, iv: tuple[int, int], new: tuple[int, int]) -> dict:
@@ -473,32 +572,33 @@ def _with(state: dict, r: VReg, iv: tuple[int, int], new: tuple[int, int]) -> di
 _JGT = JumpOp.JGT
 _MOV, _ADD, _SUB, _MUL, _AND = Arith.MOV, Arith.ADD, Arith.SUB, Arith.MUL, Arith.AND
 _OR, _XOR, _LSH, _RSH, _DIV, _MOD = Arith.OR, Arith.XOR, Arith.LSH, Arith.RSH, Arith.DIV, Arith.MOD
-# the ALU operators whose result ``_value_of`` bounds from its operands (others: unknown)
+# the ALU operators whose result ``_alu_value`` bounds from its operands (others: unknown)
 _BOUNDED = frozenset((_MOV, _ADD, _SUB, _MUL, _AND, _OR, _XOR, _LSH, _RSH, _DIV, _MOD))
 
 
 def _hull(a: dict, b: dict) -> dict:
-    """The registers known in both states, each in an interval covering both."""
-    return {k: (min(v[0], b[k][0]), max(v[1], b[k][1])) for k, v in a.items() if k in b}
+    """The registers known in both states, each in an interval covering both (most
+    often the same interval: the states come from one before the paths split)."""
+    return {k: v if v is w else (min(v[0], w[0]), max(v[1], w[1]))
+            for k, v in a.items() if (w := b.get(k)) is not None}
 
 
-def _value_of(op: Op, state: dict) -> tuple[int, int] | None:
-    """The interval of what ``op`` writes to its virtual register (None: unknown)."""
-    cls, f = op.cls, op.fields
-    if cls is not Alu:
-        if cls is Load:
-            return (0, (1 << (8 * f["size"].bytes)) - 1)
-        if cls is Endian:
-            return (0, (1 << f["bits"]) - 1)
-        if cls is LoadImm64:
-            return (f["imm"] & _M64,) * 2
-        return None
+def _alu_value(op: Op, state: dict) -> tuple[int, int] | None:
+    """The interval of what the ALU ``op`` writes to its virtual register (all values
+    of the op's width when unknown).
+
+    An operand's interval is as the op sees it: a 32-bit op reads the low half,
+    unknown unless the whole interval fits in it.
+    """
+    f = op.fields
     w = f["width"]
     mask = _M64 if w == 64 else _M32
     top = (0, mask)
     src = f["src"]
     if type(src) is VReg:
-        b = _interval(state, src, w)
+        b = state.get(src, top)
+        if b[1] > mask:
+            b = top
     elif is_imm(src):
         b = (src & mask,) * 2
     else:  # a physical register
@@ -506,7 +606,9 @@ def _value_of(op: Op, state: dict) -> tuple[int, int] | None:
     aop = f["op"]
     if aop is _MOV:
         return b
-    a = _interval(state, f["dst"], w)
+    a = state.get(f["dst"], top)
+    if a[1] > mask:
+        a = top
     if aop is _ADD:
         lo, hi = a[0] + b[0], a[1] + b[1]
     elif aop is _SUB:
