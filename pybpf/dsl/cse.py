@@ -223,15 +223,16 @@ def _scan(ops: list) -> tuple[dict, list, list, list]:
     writes: dict = defaultdict(list)
     candidates, forget, forget_stack = [], [], []
     kind = _KIND.get
+    prev = None  # the op before, None after a label
     for i, op in enumerate(ops):
-        for r in op.defs:
-            writes[r].append(i)
         if type(op) is not Op:
+            prev = None
             continue
+        if op.defs:  # an eBPF instruction writes one register at most
+            writes[op.defs[0]].append(i)
         k = kind(op.cls)
         if k is _ALU:
-            mov = ops[i - 1]
-            if i and type(mov) is Op and mov.is_move and mov.fields["dst"] is op.fields["dst"]:
+            if prev is not None and prev.is_move and prev.fields["dst"] is op.fields["dst"]:
                 candidates.append(i)
         elif k is _LOAD:
             candidates.append(i)
@@ -241,6 +242,7 @@ def _scan(ops: list) -> tuple[dict, list, list, list]:
             forget.append(i)
             for r in op.clobbers:
                 writes[r].append(i)
+        prev = op
     return writes, candidates, forget, forget_stack
 
 
@@ -266,22 +268,24 @@ def _keys(ops: list, candidates: list, writes: dict) -> tuple[list, list[int]]:
         n = len(writes[t])
         cls = op.cls
         if cls is Load or cls is LoadSX:  # (class, base, offset, size), the result written only here
-            if n != 1 or f["src"] == t:
+            base = f["src"]
+            if n != 1 or base is t:
                 continue
-            key = (cls, f["src"], f["off"], f["size"])
+            key = (cls, base, f["off"], f["size"])
+            seen = key if base not in renames else (cls, renames[base], f["off"], f["size"])
         else:
             key = _alu_key(ops, i, t, n)
             if key is None:
                 continue
+            seen = _renamed(key, renames) if renames else key
         m = len(keyed)
         keyed.append((i, key, t))
-        if renames:
-            key = _renamed(key, renames)
-        group = groups.setdefault(key, [t])
-        group.append(m)
-        if len(group) == 2:  # the first with this key
+        group = groups.get(seen)
+        if group is None:  # the first with this key
+            groups[seen] = [t, m]
             continue
-        if key[0] != "alu" or n <= 2:
+        group.append(m)
+        if seen[0] != "alu" or n <= 2:
             renames[t] = group[0]
             continue
         held = group[0]  # a chain's first step: the next ones may be found from it
