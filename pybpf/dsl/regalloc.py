@@ -115,11 +115,11 @@ class Liveness:
                     if b is None:
                         b = bit[r] = 1 << len(bit)
                     u |= b
-                for r in op.defs:
-                    b = bit.get(r)
-                    if b is None:
-                        b = bit[r] = 1 << len(bit)
-                    k |= b
+                if op.defs:  # an eBPF instruction writes one register at most
+                    r = op.defs[0]
+                    k = bit.get(r)
+                    if k is None:
+                        k = bit[r] = 1 << len(bit)
                 use[i], kill[i] = u, k
             else:
                 u, k = use[i], kill[i]
