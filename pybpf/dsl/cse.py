@@ -176,11 +176,11 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
         return avail
 
     def visit(k: int) -> list:
-        """Available facts at the end of block k handed to its successors (intersected
-        at joins); the successors whose entry state changed."""
+        """With loops, available facts at the end of block k handed to its successors
+        (intersected at joins); the successors whose entry state changed."""
         avail = state_in[k]
         if bounds[k] < bounds[k + 1]:
-            avail = walk(k, avail, not back)
+            avail = walk(k, avail, False)
         changed = []
         for j in bsucc[k]:
             old = state_in[j]
@@ -192,11 +192,21 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
 
     if spans:
         state_in[0] = 0
-    cfg.forward(state_in, visit)  # in op order: without back edges each block once, its state final
-    if back:  # loops: states are final only now
-        for k in range(len(spans)):
+    if back:
+        cfg.forward(state_in, visit)
+        for k in range(len(spans)):  # loops: states are final only now
             if state_in[k] is not None:
                 walk(k, state_in[k], True)
+    else:  # op order is topological: each block once, its state final, and no worklist
+        for k, succs in enumerate(bsucc):
+            avail = state_in[k]
+            if avail is None:
+                continue
+            if bounds[k] < bounds[k + 1]:
+                avail = walk(k, avail, True)
+            for j in succs:
+                old = state_in[j]
+                state_in[j] = avail if old is None else old & avail
     if not rename and not prefix:
         return ops
     keep = ops[:]
