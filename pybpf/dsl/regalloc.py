@@ -214,11 +214,11 @@ def _graph(ops: list, live: Liveness) -> tuple[dict, dict, list]:
             else:
                 order.append(regs[new.bit_length() - 1])
         if written:  # one register: an eBPF instruction writes dst, or r0, or nothing
-            if op.is_move:
+            if op.is_move:  # its source is all it reads
                 src, dst = op.fields["src"], op.fields["dst"]
                 hints.setdefault(dst, []).append(src)
                 hints.setdefault(src, []).append(dst)
-                mask = out & ~written & ~bit[src]
+                mask = out & ~(written | u)
             else:
                 mask = out & ~written
             if mask:
