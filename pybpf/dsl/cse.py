@@ -282,6 +282,7 @@ def _keys(ops: list, candidates: list, writes: dict) -> tuple[list, list[int]]:
             if n != 1 or base is t:
                 continue
             key = (cls, base, f["off"], f["size"])
+            # the key read through the renames so far: the one grouped
             seen = key if base not in renames else (cls, renames[base], f["off"], f["size"])
         else:
             key = _alu_key(ops, i, t, n)
