@@ -176,11 +176,11 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
         return avail
 
     def visit(k: int) -> list:
-        """Available facts at the end of block k handed to its successors (intersected
-        at joins); the successors whose entry state changed."""
+        """With loops, available facts at the end of block k handed to its successors
+        (intersected at joins); the successors whose entry state changed."""
         avail = state_in[k]
         if bounds[k] < bounds[k + 1]:
-            avail = walk(k, avail, not back)
+            avail = walk(k, avail, False)
         changed = []
         for j in bsucc[k]:
             old = state_in[j]
@@ -192,11 +192,21 @@ def cse_loads(ops: list, cfg: Cfg | None = None) -> list:
 
     if spans:
         state_in[0] = 0
-    cfg.forward(state_in, visit)  # in op order: without back edges each block once, its state final
-    if back:  # loops: states are final only now
-        for k in range(len(spans)):
+    if back:
+        cfg.forward(state_in, visit)
+        for k in range(len(spans)):  # loops: states are final only now
             if state_in[k] is not None:
                 walk(k, state_in[k], True)
+    else:  # op order is topological: each block once, its state final, and no worklist
+        for k, succs in enumerate(bsucc):
+            avail = state_in[k]
+            if avail is None:
+                continue
+            if bounds[k] < bounds[k + 1]:
+                avail = walk(k, avail, True)
+            for j in succs:
+                old = state_in[j]
+                state_in[j] = avail if old is None else old & avail
     if not rename and not prefix:
         return ops
     keep = ops[:]
@@ -223,15 +233,16 @@ def _scan(ops: list) -> tuple[dict, list, list, list]:
     writes: dict = defaultdict(list)
     candidates, forget, forget_stack = [], [], []
     kind = _KIND.get
+    prev = None  # the op before, None after a label
     for i, op in enumerate(ops):
-        for r in op.defs:
-            writes[r].append(i)
         if type(op) is not Op:
+            prev = None
             continue
+        if op.defs:  # an eBPF instruction writes one register at most
+            writes[op.defs[0]].append(i)
         k = kind(op.cls)
         if k is _ALU:
-            mov = ops[i - 1]
-            if i and type(mov) is Op and mov.is_move and mov.fields["dst"] is op.fields["dst"]:
+            if prev is not None and prev.is_move and prev.fields["dst"] is op.fields["dst"]:
                 candidates.append(i)
         elif k is _LOAD:
             candidates.append(i)
@@ -241,6 +252,7 @@ def _scan(ops: list) -> tuple[dict, list, list, list]:
             forget.append(i)
             for r in op.clobbers:
                 writes[r].append(i)
+        prev = op
     return writes, candidates, forget, forget_stack
 
 
@@ -266,22 +278,25 @@ def _keys(ops: list, candidates: list, writes: dict) -> tuple[list, list[int]]:
         n = len(writes[t])
         cls = op.cls
         if cls is Load or cls is LoadSX:  # (class, base, offset, size), the result written only here
-            if n != 1 or f["src"] == t:
+            base = f["src"]
+            if n != 1 or base is t:
                 continue
-            key = (cls, f["src"], f["off"], f["size"])
+            key = (cls, base, f["off"], f["size"])
+            # the key read through the renames so far: the one grouped
+            seen = key if base not in renames else (cls, renames[base], f["off"], f["size"])
         else:
             key = _alu_key(ops, i, t, n)
             if key is None:
                 continue
+            seen = _renamed(key, renames) if renames else key
         m = len(keyed)
         keyed.append((i, key, t))
-        if renames:
-            key = _renamed(key, renames)
-        group = groups.setdefault(key, [t])
-        group.append(m)
-        if len(group) == 2:  # the first with this key
+        group = groups.get(seen)
+        if group is None:  # the first with this key
+            groups[seen] = [t, m]
             continue
-        if key[0] != "alu" or n <= 2:
+        group.append(m)
+        if seen[0] != "alu" or n <= 2:
             renames[t] = group[0]
             continue
         held = group[0]  # a chain's first step: the next ones may be found from it

@@ -34,40 +34,27 @@ def straight_line(ops: list) -> list:
 def straight_line_work(ops: list, index: OpIndex) -> bool:
     """Whether ``straight_line`` may change ``ops``: a look at the ALU ops, byte
     swaps and store-immediates (from ``index``) for the shapes its passes
-    rewrite, exact or erring toward yes (so a no means it would return
-    ``ops``), stopping at the first.
+    rewrite, through the tests the passes make (a merge that would overflow
+    counts too, so a no means it would return ``ops``), stopping at the first.
     """
     last = -2  # the ALU op before: a merge needs two side by side
     for i in index.of(Alu):
         f = ops[i].fields
         aop = f["op"]
         if aop is _AND:
-            if is_imm(f["src"]) and redundant_mask(ops, i):
-                return True  # a mask of bits already zero
+            if is_imm(f["src"]) and (redundant_mask(ops, i)
+                                     or _complement_masked(ops, i) and _ones_inside(ops, i)):
+                return True  # a mask of bits already zero, or ~x & M of an x inside M
         elif aop is _XOR:
-            if f["src"] == -1 and f["width"] == 32 and is_imm(f["src"]):
-                return True  # maybe the complemented checksum fold
+            if _second_complement(ops, i) is not None:
+                return True  # the complemented checksum fold, uncomplemented
         elif (aop is _ADD or aop is _SUB) and last == i - 1 and _mergeable(ops[last], ops[i]):
             return True
         last = i
     for i in index.of(Endian):
-        if _masked_before(ops, i, ops[i].fields["dst"]):
+        if i and _swap_keeps(ops[i - 1], ops[i]) or _undemanded_mask(ops, i) is not None:
             return True
     return any(i and _store_pair(ops[i - 1], ops[i]) for i in index.of(StoreImm))
-
-
-def _masked_before(ops: list, i: int, r) -> bool:
-    """Some ``r &= K`` comes before ``ops[i]`` in its straight run (no label, jump,
-    exit or call between): the masks a byte swap may make needless."""
-    j = i - 1
-    while j >= 0:
-        o = ops[j]
-        if type(o) is not Op or o.cls in JUMPS or o.cls is Exit or o.clobbers:
-            return False
-        if o.cls is Alu and o.fields["op"] is _AND and o.fields["dst"] == r and is_imm(o.fields["src"]):
-            return True
-        j -= 1
-    return False
 
 
 _MERGEABLE = {Arith.ADD, Arith.SUB}
@@ -126,32 +113,50 @@ def _fold_masks(ops: list) -> list:
             out.append(op)
             i += 1
             continue
-        nxt = ops[i + 1] if i + 1 < n else None
-        if (_alu32(op, Arith.AND) and type(nxt) is Op and nxt.cls is Endian
-                and nxt.fields["dst"] == op.fields["dst"]
-                and (op.fields["src"] & ((1 << nxt.fields["bits"]) - 1))
-                == (1 << nxt.fields["bits"]) - 1):
+        if i + 1 < n and _swap_keeps(op, ops[i + 1]):
             i += 1
             continue
-        if (i + 3 < n and _alu32(op, Arith.XOR) and op.fields["src"] == -1
-                and op.fields["width"] == 32 and _alu32(nxt, Arith.AND, op.fields["dst"])
-                and nxt.fields["width"] == 32):
-            r, m = op.fields["dst"], nxt.fields["src"]
-            j = i + 2  # ops on other registers may sit between the two pairs
-            while (j < n and type(ops[j]) is Op and ops[j].cls not in JUMPS
-                   and ops[j].cls is not Exit and not ops[j].clobbers
-                   and r not in ops[j].uses and r not in ops[j].defs):
-                j += 1
-            if (j + 1 < n and _alu32(ops[j], Arith.XOR, r) and ops[j].fields["src"] == -1
-                    and ops[j].fields["width"] == 32 and _alu32(ops[j + 1], Arith.AND, r)
-                    and ops[j + 1].fields["src"] == m and ops[j + 1].fields["width"] == 32):
-                out.append(nxt)  # ~(~x & m) & m == x & m
-                out.extend(ops[i + 2:j])
-                i = j + 2
-                continue
+        j = _second_complement(ops, i)
+        if j is not None:
+            out.append(ops[i + 1])  # ~(~x & m) & m == x & m
+            out.extend(ops[i + 2:j])
+            i = j + 2
+            continue
         out.append(op)
         i += 1
     return out if len(out) != n else ops
+
+
+def _swap_keeps(op, nxt) -> bool:
+    """``op; nxt`` is ``x &= M; x = bswap x`` with M keeping every bit the swap reads."""
+    if not (_alu32(op, Arith.AND) and type(nxt) is Op and nxt.cls is Endian
+            and nxt.fields["dst"] == op.fields["dst"]):
+        return False
+    low = (1 << nxt.fields["bits"]) - 1
+    return op.fields["src"] & low == low
+
+
+def _second_complement(ops: list, i: int) -> int | None:
+    """Where the 32-bit ``x ^= -1; x &= M`` at ``ops[i]`` comes again on x, past ops on
+    other registers in its straight run: the position of the second ``x ^= -1``."""
+    n = len(ops)
+    if i + 3 >= n:
+        return None
+    op, nxt = ops[i], ops[i + 1]
+    if not (_alu32(op, Arith.XOR) and op.fields["src"] == -1 and op.fields["width"] == 32
+            and _alu32(nxt, Arith.AND, op.fields["dst"]) and nxt.fields["width"] == 32):
+        return None
+    r, m = op.fields["dst"], nxt.fields["src"]
+    j = i + 2  # ops on other registers may sit between the two pairs
+    while (j < n and type(ops[j]) is Op and ops[j].cls not in JUMPS
+           and ops[j].cls is not Exit and not ops[j].clobbers
+           and r not in ops[j].uses and r not in ops[j].defs):
+        j += 1
+    if (j + 1 < n and _alu32(ops[j], Arith.XOR, r) and ops[j].fields["src"] == -1
+            and ops[j].fields["width"] == 32 and _alu32(ops[j + 1], Arith.AND, r)
+            and ops[j + 1].fields["src"] == m and ops[j + 1].fields["width"] == 32):
+        return j
+    return None
 
 
 def _drop_undemanded_masks(ops: list) -> list:
@@ -162,30 +167,35 @@ def _drop_undemanded_masks(ops: list) -> list:
     that leave x alone: a mask keeping those low bits changes nothing that is
     read. clang folds ``(s & 0xffff) + (s >> 16)`` before ``~`` and ``be16`` so.
     """
-    drop = set()
-    for i, op in enumerate(ops):
-        if not (type(op) is Op and op.cls is Endian and op.fields["bits"] < 64):
-            continue
-        r, low = op.fields["dst"], (1 << op.fields["bits"]) - 1
-        j = i - 1
-        while j >= 0:
-            o = ops[j]
-            if type(o) is not Op or o.cls in JUMPS or o.cls is Exit or o.clobbers:
-                break
-            if r not in o.uses and r not in o.defs:
-                j -= 1
-                continue
-            if not (o.cls is Alu and o.fields["dst"] == r and o.fields["op"] in _LOW_BITS
-                    and o.fields["src"] != r):
-                break
-            if o.fields["op"] is Arith.AND:
-                if is_imm(o.fields["src"]) and o.fields["src"] & low == low:
-                    drop.add(j)
-                break
-            j -= 1
+    drop = {_undemanded_mask(ops, i) for i, op in enumerate(ops)
+            if type(op) is Op and op.cls is Endian}
+    drop.discard(None)
     if not drop:
         return ops
     return [op for i, op in enumerate(ops) if i not in drop]
+
+
+def _undemanded_mask(ops: list, i: int) -> int | None:
+    """The position of the mask ``_drop_undemanded_masks`` drops for the byte swap ``ops[i]``."""
+    op = ops[i]
+    if op.fields["bits"] >= 64:  # a 64-bit swap reads every bit
+        return None
+    r, low = op.fields["dst"], (1 << op.fields["bits"]) - 1
+    j = i - 1
+    while j >= 0:
+        o = ops[j]
+        if type(o) is not Op or o.cls in JUMPS or o.cls is Exit or o.clobbers:
+            return None
+        if r not in o.uses and r not in o.defs:
+            j -= 1
+            continue
+        if not (o.cls is Alu and o.fields["dst"] == r and o.fields["op"] in _LOW_BITS
+                and o.fields["src"] != r):
+            return None
+        if o.fields["op"] is Arith.AND:
+            return j if is_imm(o.fields["src"]) and o.fields["src"] & low == low else None
+        j -= 1
+    return None
 
 
 _LOW_BITS = (Arith.ADD, Arith.SUB, Arith.MUL, Arith.XOR, Arith.OR, Arith.AND)
@@ -213,13 +223,9 @@ def _known_zero_masks(ops: list) -> list:
             out.append(op)
             prev = op
             continue
-        r, w = f["dst"], f["width"]
-        keep = src & (_M32 if w == 32 else _M64)
-        g = prev.fields if type(prev) is Op and prev.cls is Alu else None
-        if (w == 32 and g is not None and g["op"] is _XOR and g["src"] == -1 and g["dst"] == r
-                and g["width"] == 32 and out and out[-1] is prev):
-            if _maybe_ones(ops, i - 1, r, _DEPTH) & ~keep & _M32 == 0:
-                out[-1] = Op(Alu, {"op": _XOR, "dst": r, "src": src, "width": 32},
+        if _complement_masked(ops, i) and out[-1] is prev:
+            if _ones_inside(ops, i):
+                out[-1] = Op(Alu, {"op": _XOR, "dst": f["dst"], "src": src, "width": 32},
                              prev.source)  # ~x & M == x ^ M: x has no bits outside M
                 changed = True
                 prev = op
@@ -231,6 +237,21 @@ def _known_zero_masks(ops: list) -> list:
         out.append(op)
         prev = op
     return out if changed else ops
+
+
+def _complement_masked(ops: list, i: int) -> bool:
+    """``ops[i]``, an ``x &= M`` (32-bit), comes right after ``x ^= -1`` (32-bit)."""
+    prev, f = ops[i - 1] if i else None, ops[i].fields
+    if f["width"] != 32 or type(prev) is not Op or prev.cls is not Alu:
+        return False
+    g = prev.fields
+    return g["op"] is _XOR and g["src"] == -1 and g["dst"] == f["dst"] and g["width"] == 32
+
+
+def _ones_inside(ops: list, i: int) -> bool:
+    """x has no bits set outside M before the ``x ^= -1`` ahead of ``ops[i]`` (``x &= M``)."""
+    f = ops[i].fields
+    return _maybe_ones(ops, i - 1, f["dst"], _DEPTH) & ~f["src"] & _M32 == 0
 
 
 def redundant_mask(ops: list, i: int) -> bool:

@@ -115,11 +115,11 @@ class Liveness:
                     if b is None:
                         b = bit[r] = 1 << len(bit)
                     u |= b
-                for r in op.defs:
-                    b = bit.get(r)
-                    if b is None:
-                        b = bit[r] = 1 << len(bit)
-                    k |= b
+                if op.defs:  # an eBPF instruction writes one register at most
+                    r = op.defs[0]
+                    k = bit.get(r)
+                    if k is None:
+                        k = bit[r] = 1 << len(bit)
                 use[i], kill[i] = u, k
             else:
                 u, k = use[i], kill[i]
@@ -214,11 +214,11 @@ def _graph(ops: list, live: Liveness) -> tuple[dict, dict, list]:
             else:
                 order.append(regs[new.bit_length() - 1])
         if written:  # one register: an eBPF instruction writes dst, or r0, or nothing
-            if op.is_move:
+            if op.is_move:  # its source is all it reads
                 src, dst = op.fields["src"], op.fields["dst"]
                 hints.setdefault(dst, []).append(src)
                 hints.setdefault(src, []).append(dst)
-                mask = out & ~written & ~bit[src]
+                mask = out & ~(written | u)
             else:
                 mask = out & ~written
             if mask:

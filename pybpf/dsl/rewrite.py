@@ -49,9 +49,10 @@ def set_membership(ops: list, new_vreg, new_label) -> list:
     out: list = []
     done, n = 0, len(ops)  # ops[:done] are in out
     jumps = [k for k, op in enumerate(ops) if type(op) is Op and op.cls is Jump]
-    for i in jumps:
-        op = ops[i]
-        if i < done or not _member_test(op, JumpOp.JEQ):
+    for m in range(len(jumps) - 2):
+        i = jumps[m]
+        op = ops[i]  # either form is three jumps in a row at least
+        if jumps[m + 2] != i + 2 or i < done or not _member_test(op, JumpOp.JEQ):
             continue
         x, w, target = op.fields["dst"], op.fields["width"], op.fields["target"]
         ks, j = [], i
@@ -110,15 +111,17 @@ def share_zero_stores(ops: list, new_vreg) -> list:
     store one register set to zero instead, as clang does: the x86-64 JIT turns a
     store-immediate into ``mov [rbp-x], imm32`` (7-8 bytes) and a register store into 3-4.
     """
+    zeros = [i for i, op in enumerate(ops) if type(op) is Op and op.cls is StoreImm
+             and op.fields["imm"] == 0 and op.fields["dst"] == _R10]
+    if len(zeros) < 3:
+        return ops
     runs: list[list[int]] = [[]]  # positions of the zero stores, by run
-    for i, op in enumerate(ops):
-        if (type(op) is Op and op.cls is StoreImm and op.fields["imm"] == 0
-                and op.fields["dst"] == Reg.R10):
-            run = runs[-1]
-            if run and any(_ends_run(between) for between in ops[run[-1] + 1:i]):
-                runs.append([i])
-            else:
-                run.append(i)
+    for i in zeros:
+        run = runs[-1]
+        if run and any(_ends_run(between) for between in ops[run[-1] + 1:i]):
+            runs.append([i])
+        else:
+            run.append(i)
     out: list = []
     done = 0  # ops[:done] are in out
     for run in runs:
@@ -148,3 +151,4 @@ def _ends_run(op) -> bool:
 
 
 _WIDE = (Size.W, Size.DW)
+_R10 = Reg.R10  # an enum member read through its class costs a metaclass lookup per read
