@@ -102,6 +102,10 @@ class Direct(_Source):
         """A pointer to a ``t`` at byte ``at`` (int or u32 value); short packet -> on_short."""
         return self.p.packet.header(t, at=at, on_short=self.on_short)
 
+    def header_after(self, prev: Ptr, t, at) -> Ptr:
+        """The ``t`` right after header ``prev``, at byte ``at``: a constant offset from ``prev``."""
+        return self.p.packet.header(t, after=prev, on_short=self.on_short)
+
     def require(self, end) -> None:
         """The packet holds ``end`` bytes (the end of options that are skipped, not read)."""
         self.p.packet.require(end, on_short=self.on_short)
@@ -129,6 +133,10 @@ class Copied(_Source):
             p.return_(self.on_short)
         return buf
 
+    def header_after(self, prev: Ptr, t, at) -> Ptr:
+        """The ``t`` right after header ``prev``, at byte ``at``."""
+        return self.header(t, at)
+
     def require(self, end) -> None:
         """The packet holds ``end`` bytes: compared with skb->len, nothing copied."""
         with self.p.if_(end > self.p.ctx.len):
@@ -151,7 +159,16 @@ class L2:
 
 
 def ethernet(p, src, *, max_vlans: int = 2) -> L2:
-    """Ethernet, then up to ``max_vlans`` 802.1Q/802.1ad tags."""
+    """Ethernet, then up to ``max_vlans`` 802.1Q/802.1ad tags.
+
+    L3 starts at 14, 18 or 22, but not as constants: the verifier would see three states,
+    none covering another, and check everything after the tags once per tag count. The tag
+    size is read from the packet (``_tag_size``) and the first tag is read at ``size + 10``,
+    so L3's offset is a range: 14..28 on the two-tag path, which the verifier explores first
+    and whose state covers the others'. The tags' bounds checks are then made on pointers
+    with a variable offset, which leave the range known for the packet start alone (14
+    bytes, as for an untagged frame): that too must be no longer in the first state.
+    """
     eth = src.header(Ethernet, 0)
     proto = p.var(be16, eth.proto)
     off = p.var(u32, Ethernet.size)
@@ -160,13 +177,30 @@ def ethernet(p, src, *, max_vlans: int = 2) -> L2:
     done = p.label("l2done")
     for i in range(max_vlans):
         p.branch((proto != ETH_P_8021Q) & (proto != ETH_P_8021AD), done, True)
-        tag = src.header(Vlan, Ethernet.size + i * Vlan.size)   # constant: i tags before it
+        if i == 0:
+            size = _tag_size(eth)
+            tag = src.header(Vlan, size + (Ethernet.size - Vlan.size))
+        else:
+            tag = src.header_after(tag, Vlan, off)
+        off.set(off + size)
         tcis[i].set(tag.tci)
         proto.set(tag.proto)
-        off.set(Ethernet.size + (i + 1) * Vlan.size)
         vlans.set(i + 1)
     p.mark(done)
     return L2(eth, proto, off, vlans, tuple(tcis))
+
+
+def _tag_size(eth: Ptr) -> Value:
+    """Vlan.size (4), read from the packet: the outer TPID's first byte >> 5.
+
+    Both TPIDs start with a byte in 0x80..0x9F (0x81 for 802.1Q, 0x88 for 802.1ad); the
+    size serves a second tag too, since the outer TPID was one. Loaded apart from the
+    EtherType just compared, it is a value the verifier can only bound (0..7).
+    """
+    return eth.proto.ptr.view(u8).value >> 5
+
+
+assert ETH_P_8021Q >> 13 == ETH_P_8021AD >> 13 == Vlan.size
 
 
 @record(frozen=False, slots=False, eq=False)
