@@ -92,10 +92,10 @@ class Direct(_Source):
 
     # Which IPv6 extension header the unrolled walk puts on the fall-through, the path the
     # verifier explores first and keeps the states of (later paths are pruned when a kept state
-    # covers theirs). Here a fragment header right after the fixed one sits at a constant offset:
-    # its bounds check lengthens the range the verifier knows for the packet pointer itself
-    # (data + 62 <= data_end), a state no variable-offset path through the options matches. The
-    # options first keep the offsets variable; fragment paths then arrive with longer ranges.
+    # covers theirs). Here the offsets are packet pointer offsets, kept exactly: options first,
+    # whose lengths (8..2048 bytes each) give the widest ranges, covering the fragment paths'
+    # (8 bytes each) at the joins of the walk. Fragment first, tc_logger's verification
+    # processes 1637 instructions instead of 915.
     fragment_first = False
 
     def header(self, t, at) -> Ptr:
@@ -268,15 +268,25 @@ def _flag(p, cond) -> Value:
     return v
 
 
-def ipv6(p, src, off, *, max_ext: int = MAX_IPV6_EXT) -> L3:
-    """IPv6 at ``off`` and up to ``max_ext`` extension headers (hop-by-hop, routing,
-    fragment, destination options), unrolled; a longer chain returns on_bad.
-
-    ``max_ext=0`` reads the fixed header only (``proto`` is then its nexthdr).
-    """
+def ipv6_header(p, src, off) -> Ptr:
+    """The fixed IPv6 header at ``off``, its version checked (else on_bad)."""
     ip = src.header(IPv6, off)
     with p.if_((ip.view(u8).value >> 4) != 6):   # the version: the first byte's high nibble
         src.bad()
+    return ip
+
+
+def ipv6(p, src, off, *, max_ext: int = MAX_IPV6_EXT, ip: Ptr | None = None) -> L3:
+    """IPv6 at ``off`` and up to ``max_ext`` extension headers (hop-by-hop, routing,
+    fragment, destination options), unrolled; a longer chain returns on_bad.
+
+    ``max_ext=0`` reads the fixed header only (``proto`` is then its nexthdr). ``ip`` is
+    the fixed header when the caller has read it with ``ipv6_header``: what it copies from
+    there (the addresses) is then emitted, and checked by the verifier, once, not once per
+    path through the extension headers.
+    """
+    if ip is None:
+        ip = ipv6_header(p, src, off)
     if not max_ext:
         zero = p.const(0, u32)
         return L3(ip, ip.nexthdr.cast(u32), off + IPv6.size, zero, zero, zero)
@@ -466,12 +476,12 @@ def parse_test(p):
             out.layers = LAYER_ETH | LAYER_IPV4
             _l4(p, src, out, v4, LAYER_ETH | LAYER_IPV4, IPPROTO_ICMP)
         with p.elif_(l2.proto == ETH_P_IPV6):
-            ip6 = src.header(IPv6, l2.l3_off)
+            ip6 = ipv6_header(p, src, l2.l3_off)
             for i in range(4):
                 out.saddr[i] = ip6.saddr[i]
                 out.daddr[i] = ip6.daddr[i]
             out.layers = LAYER_ETH | LAYER_IPV6
-            v6 = ipv6(p, src, l2.l3_off)
+            v6 = ipv6(p, src, l2.l3_off, ip=ip6)
             out.ip_proto = v6.proto
             out.ext_count = v6.ext_count
             out.frag_off = v6.frag_off
