@@ -92,10 +92,11 @@ class Direct(_Source):
 
     # Which IPv6 extension header the unrolled walk puts on the fall-through, the path the
     # verifier explores first and keeps the states of (later paths are pruned when a kept state
-    # covers theirs). Here the offsets are packet pointer offsets, kept exactly: options first,
-    # whose lengths (8..2048 bytes each) give the widest ranges, covering the fragment paths'
-    # (8 bytes each) at the joins of the walk. Fragment first, tc_logger's verification
-    # processes 1637 instructions instead of 915.
+    # covers theirs). Here the offsets are added to packet pointers, so the verifier tracks
+    # their ranges exactly: options first, whose lengths (8..2048 bytes each) give the widest
+    # ranges, which cover those of the paths through fragment headers (8 bytes each) at the
+    # joins of the walk. With the fragment first, tc_logger's verification processes 1637
+    # instructions instead of 915.
     fragment_first = False
 
     def header(self, t, at) -> Ptr:
@@ -161,13 +162,14 @@ class L2:
 def ethernet(p, src, *, max_vlans: int = 2) -> L2:
     """Ethernet, then up to ``max_vlans`` 802.1Q/802.1ad tags.
 
-    L3 starts at 14, 18 or 22, but not as constants: the verifier would see three states,
-    none covering another, and check everything after the tags once per tag count. The tag
-    size is read from the packet (``_tag_size``) and the first tag is read at ``size + 10``,
-    so L3's offset is a range: 14..28 on the two-tag path, which the verifier explores first
-    and whose state covers the others'. The tags' bounds checks are then made on pointers
-    with a variable offset, which leave the range known for the packet start alone (14
-    bytes, as for an untagged frame): that too must be no longer in the first state.
+    L3 starts at byte 14, 18 or 22, but the offset is not written as those constants: the
+    verifier would keep three states, none covering another, and check everything after the
+    tags once per tag count. The tag size is read from the packet instead (``_tag_size``)
+    and the first tag is read at ``size + 10``: L3's offset is then a range, 14..28 on the
+    two-tag path the verifier explores first, whose state covers the other paths'. Read at
+    variable offsets, the tags' bounds checks also leave alone the range the verifier knows
+    for the packet start, which in that first state must be no longer than for an untagged
+    frame (14 bytes).
     """
     eth = src.header(Ethernet, 0)
     proto = p.var(be16, eth.proto)
@@ -281,8 +283,8 @@ def ipv6(p, src, off, *, max_ext: int = MAX_IPV6_EXT, ip: Ptr | None = None) -> 
     fragment, destination options), unrolled; a longer chain returns on_bad.
 
     ``max_ext=0`` reads the fixed header only (``proto`` is then its nexthdr). ``ip`` is
-    the fixed header when the caller has read it with ``ipv6_header``: what it copies from
-    there (the addresses) is then emitted, and checked by the verifier, once, not once per
+    the fixed header if the caller has read it already with ``ipv6_header``, to copy fields
+    (the addresses) before the walk: the verifier then checks the copies once, not once per
     path through the extension headers.
     """
     if ip is None:
