@@ -92,15 +92,20 @@ class Direct(_Source):
 
     # Which IPv6 extension header the unrolled walk puts on the fall-through, the path the
     # verifier explores first and keeps the states of (later paths are pruned when a kept state
-    # covers theirs). Here a fragment header right after the fixed one sits at a constant offset:
-    # its bounds check lengthens the range the verifier knows for the packet pointer itself
-    # (data + 62 <= data_end), a state no variable-offset path through the options matches. The
-    # options first keep the offsets variable; fragment paths then arrive with longer ranges.
+    # covers theirs). Here the offsets are added to packet pointers, so the verifier tracks
+    # their ranges exactly: options first, whose lengths (8..2048 bytes each) give the widest
+    # ranges, which cover those of the paths through fragment headers (8 bytes each) at the
+    # joins of the walk. With the fragment first, tc_logger's verification processes 1637
+    # instructions instead of 915.
     fragment_first = False
 
     def header(self, t, at) -> Ptr:
         """A pointer to a ``t`` at byte ``at`` (int or u32 value); short packet -> on_short."""
         return self.p.packet.header(t, at=at, on_short=self.on_short)
+
+    def header_after(self, prev: Ptr, t, at) -> Ptr:
+        """The ``t`` right after header ``prev``, at byte ``at``: a constant offset from ``prev``."""
+        return self.p.packet.header(t, after=prev, on_short=self.on_short)
 
     def require(self, end) -> None:
         """The packet holds ``end`` bytes (the end of options that are skipped, not read)."""
@@ -129,6 +134,10 @@ class Copied(_Source):
             p.return_(self.on_short)
         return buf
 
+    def header_after(self, prev: Ptr, t, at) -> Ptr:
+        """The ``t`` right after header ``prev``, at byte ``at``."""
+        return self.header(t, at)
+
     def require(self, end) -> None:
         """The packet holds ``end`` bytes: compared with skb->len, nothing copied."""
         with self.p.if_(end > self.p.ctx.len):
@@ -151,7 +160,17 @@ class L2:
 
 
 def ethernet(p, src, *, max_vlans: int = 2) -> L2:
-    """Ethernet, then up to ``max_vlans`` 802.1Q/802.1ad tags."""
+    """Ethernet, then up to ``max_vlans`` 802.1Q/802.1ad tags.
+
+    L3 starts at byte 14, 18 or 22, but the offset is not written as those constants: the
+    verifier would keep three states, none covering another, and check everything after the
+    tags once per tag count. The tag size is read from the packet instead (``_tag_size``)
+    and the first tag is read at ``size + 10``: L3's offset is then a range, 14..28 on the
+    two-tag path the verifier explores first, whose state covers the other paths'. Read at
+    variable offsets, the tags' bounds checks also leave alone the range the verifier knows
+    for the packet start, which in that first state must be no longer than for an untagged
+    frame (14 bytes).
+    """
     eth = src.header(Ethernet, 0)
     proto = p.var(be16, eth.proto)
     off = p.var(u32, Ethernet.size)
@@ -160,13 +179,30 @@ def ethernet(p, src, *, max_vlans: int = 2) -> L2:
     done = p.label("l2done")
     for i in range(max_vlans):
         p.branch((proto != ETH_P_8021Q) & (proto != ETH_P_8021AD), done, True)
-        tag = src.header(Vlan, Ethernet.size + i * Vlan.size)   # constant: i tags before it
+        if i == 0:
+            size = _tag_size(eth)
+            tag = src.header(Vlan, size + (Ethernet.size - Vlan.size))
+        else:
+            tag = src.header_after(tag, Vlan, off)
+        off.set(off + size)
         tcis[i].set(tag.tci)
         proto.set(tag.proto)
-        off.set(Ethernet.size + (i + 1) * Vlan.size)
         vlans.set(i + 1)
     p.mark(done)
     return L2(eth, proto, off, vlans, tuple(tcis))
+
+
+def _tag_size(eth: Ptr) -> Value:
+    """Vlan.size (4), read from the packet: the outer TPID's first byte >> 5.
+
+    Both TPIDs start with a byte in 0x80..0x9F (0x81 for 802.1Q, 0x88 for 802.1ad); the
+    size serves a second tag too, since the outer TPID was one. Loaded apart from the
+    EtherType just compared, it is a value the verifier can only bound (0..7).
+    """
+    return eth.proto.ptr.view(u8).value >> 5
+
+
+assert ETH_P_8021Q >> 13 == ETH_P_8021AD >> 13 == Vlan.size
 
 
 @record(frozen=False, slots=False, eq=False)
@@ -234,15 +270,25 @@ def _flag(p, cond) -> Value:
     return v
 
 
-def ipv6(p, src, off, *, max_ext: int = MAX_IPV6_EXT) -> L3:
-    """IPv6 at ``off`` and up to ``max_ext`` extension headers (hop-by-hop, routing,
-    fragment, destination options), unrolled; a longer chain returns on_bad.
-
-    ``max_ext=0`` reads the fixed header only (``proto`` is then its nexthdr).
-    """
+def ipv6_header(p, src, off) -> Ptr:
+    """The fixed IPv6 header at ``off``, its version checked (else on_bad)."""
     ip = src.header(IPv6, off)
     with p.if_((ip.view(u8).value >> 4) != 6):   # the version: the first byte's high nibble
         src.bad()
+    return ip
+
+
+def ipv6(p, src, off, *, max_ext: int = MAX_IPV6_EXT, ip: Ptr | None = None) -> L3:
+    """IPv6 at ``off`` and up to ``max_ext`` extension headers (hop-by-hop, routing,
+    fragment, destination options), unrolled; a longer chain returns on_bad.
+
+    ``max_ext=0`` reads the fixed header only (``proto`` is then its nexthdr). ``ip`` is
+    the fixed header if the caller has read it already with ``ipv6_header``, to copy fields
+    (the addresses) before the walk: the verifier then checks the copies once, not once per
+    path through the extension headers.
+    """
+    if ip is None:
+        ip = ipv6_header(p, src, off)
     if not max_ext:
         zero = p.const(0, u32)
         return L3(ip, ip.nexthdr.cast(u32), off + IPv6.size, zero, zero, zero)
@@ -432,12 +478,12 @@ def parse_test(p):
             out.layers = LAYER_ETH | LAYER_IPV4
             _l4(p, src, out, v4, LAYER_ETH | LAYER_IPV4, IPPROTO_ICMP)
         with p.elif_(l2.proto == ETH_P_IPV6):
-            ip6 = src.header(IPv6, l2.l3_off)
+            ip6 = ipv6_header(p, src, l2.l3_off)
             for i in range(4):
                 out.saddr[i] = ip6.saddr[i]
                 out.daddr[i] = ip6.daddr[i]
             out.layers = LAYER_ETH | LAYER_IPV6
-            v6 = ipv6(p, src, l2.l3_off)
+            v6 = ipv6(p, src, l2.l3_off, ip=ip6)
             out.ip_proto = v6.proto
             out.ext_count = v6.ext_count
             out.frag_off = v6.frag_off

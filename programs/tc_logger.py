@@ -73,12 +73,12 @@ def _log(p, direction: int) -> None:
         _l4(p, src, e, v4, IPPROTO_ICMP)
     with p.else_():
         with p.if_(l2.proto == ETH_P_IPV6):
-            v6 = parser.ipv6(p, src, l2.l3_off)
+            ip6 = parser.ipv6_header(p, src, l2.l3_off)
             e.ip_version = 6
             for i in range(4):
-                e.saddr[i] = v6.ip.saddr[i]
-                e.daddr[i] = v6.ip.daddr[i]
-            _l4(p, src, e, v6, IPPROTO_ICMPV6)
+                e.saddr[i] = ip6.saddr[i]
+                e.daddr[i] = ip6.daddr[i]
+            _l4(p, src, e, parser.ipv6(p, src, l2.l3_off, ip=ip6), IPPROTO_ICMPV6)
     e.ts_ns = p.call("ktime_get_ns")
     events.output(e)
     p.return_(TC_ACT_UNSPEC)

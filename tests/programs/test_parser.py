@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from programs import parser as P
+from pybpf.dsl import ETH_P_IPV6, IPPROTO_TCP, xdp
 from pybpf.errors import BPFError
 
 pytestmark = pytest.mark.kernel
@@ -251,6 +252,31 @@ def test_three_vlan_tags_stop_after_two(prog):
     f.add(struct.pack("!HH", 3, 0x0800) + bytes(40))
     ret, got = run(prog, f.data)
     assert (ret, got["layers"], got["eth_proto"], got["vlans"]) == (P.DONE, P.LAYER_ETH, Q, 2)
+
+
+def tags_then_ipv6_tcp(max_vlans: int):
+    """Up to ``max_vlans`` tags, then IPv6 with extension headers and TCP with options."""
+    @xdp
+    def after_tags(p):
+        src = P.Direct(p, on_short=P.SHORT, on_bad=P.BAD)
+        l2 = P.ethernet(p, src, max_vlans=max_vlans)
+        with p.if_(l2.proto == ETH_P_IPV6):
+            v6 = P.ipv6(p, src, l2.l3_off)
+            with p.if_(v6.proto == IPPROTO_TCP):
+                P.tcp(p, src, v6.l4_off, parse_mss=True)
+        p.return_(P.DONE)
+    return after_tags
+
+
+def test_what_follows_the_tags_is_verified_once():
+    """L3 after 0, 1 or 2 tags is one verifier state, not three: tags add little to the
+    instructions the verifier processes (they once tripled them)."""
+    processed = []
+    for max_vlans in (0, 2):
+        with tags_then_ipv6_tcp(max_vlans).load() as loaded:
+            processed.append(loaded.program.info().verified_insns)
+    untagged, tagged = processed
+    assert tagged < 1.25 * untagged, processed
 
 
 def test_tcp_options_without_mss(prog):
