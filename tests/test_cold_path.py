@@ -11,8 +11,8 @@ import pytest
 # stdlib modules that cost 1-7 ms each to import.
 ABSENT = ("pybpf.sandbox", "pybpf.syscall.attach", "pyroute2", "construct", "pybpf.btf.codec",
           "pybpf.dsl.tracepoint", "pybpf.asm.llvm", "pybpf.syscall.probes",
-          "dataclasses", "inspect", "tokenize", "linecache", "argparse", "subprocess", "socket",
-          "ipaddress", "ctypes", "threading")
+          "dataclasses", "inspect", "tokenize", "linecache", "argparse", "subprocess", "typing",
+          "socket", "ipaddress", "ctypes", "threading", "encodings.utf_8_sig")
 
 
 def _modules_after(code: str) -> set[str]:

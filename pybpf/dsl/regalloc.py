@@ -69,8 +69,7 @@ class Liveness:
     jump joins in the set of its target's label, met already when the jump
     goes forward. A jump back to a label not met yet (a loop) joins in what
     the walk before found there (nothing, the first time), so the walk repeats
-    until no such label's set changes. ``succ`` is accepted for callers that
-    hold the graph; the walk does not need it.
+    until no such label's set changes.
 
     With ``pure``, a side-effect-free op whose results are all dead reads
     nothing either ("strong" liveness): chains of dead arithmetic, even a
@@ -82,7 +81,7 @@ class Liveness:
 
     __slots__ = ("bit", "regs", "use", "kill", "out", "dead")
 
-    def __init__(self, ops: list, succ: list | None = None, pure: tuple | None = None):
+    def __init__(self, ops: list, pure: tuple | None = None):
         n = len(ops)
         self.bit = dict(_PHYSICAL_BIT)
         self.use, self.kill, self.out = [0] * n, [0] * n, [0] * n
