@@ -6,8 +6,7 @@ conditional jumps they decide and masks that change nothing.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import Counter
-from typing import NamedTuple
+from collections import Counter, namedtuple
 
 from pybpf.asm import (
     Alu,
@@ -393,21 +392,21 @@ def _threaded(ops: list, i: int, state: dict) -> str | None:
     return None
 
 
-class _Plan(NamedTuple):
-    """What ``_decide`` needs of code without loops."""
+class _Plan(namedtuple("_Plan", "events masks jumps tests led reads")):
+    """What ``_decide`` needs of code without loops.
 
-    # in op order: (_WALK, steps as ``_walk`` takes them, registers read ahead),
-    # (_LABEL, name, registers read ahead), and a branch as (COND or GOTO, op
-    # index, target label) or (EXIT, op index, None)
-    events: list
-    masks: set[int]  # the decisions: masks and jumps (op indices)
-    # op index -> whether its register is read ahead where it falls through, where it jumps
-    jumps: dict[int, tuple[bool, bool]]
-    tests: dict[str, int]  # the labels right before a decidable jump: label -> its index
-    # the labels that start a basic block for a branch going there: all but
-    # those only a goto right before them names
-    led: set[str]
-    reads: dict[str, set]  # label -> the registers decisions ahead read there
+    ``events``, in op order: (_WALK, steps as ``_walk`` takes them, registers read
+    ahead), (_LABEL, name, registers read ahead), and a branch as (COND or GOTO, op
+    index, target label) or (EXIT, op index, None). ``masks``: the decisions, masks
+    and jumps (op indices). ``jumps``: op index -> whether its register is read
+    ahead where it falls through, where it jumps. ``tests``: the labels right before
+    a decidable jump, label -> its index. ``led``: the labels that start a basic
+    block for a branch going there (all but those only a goto right before them
+    names). ``reads``: label -> the registers decisions ahead read there.
+    A namedtuple: typing.NamedTuple would import typing at every start-up.
+    """
+
+    __slots__ = ()
 
 
 _WALK, _LABEL = "walk", "label"  # the events that are no branch (a branch's: COND, GOTO, EXIT)
