@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import time
 
 import kit
 import pytest
@@ -267,6 +268,11 @@ def test_pinned_link_outlives_its_object(place, counter, bpffs):
         assert len(query_cgroup(place.cg, "connect4")["prog_ids"]) == 1
     finally:
         os.unlink(path)
+    # the kernel drops the last reference of an unpinned link from a workqueue
+    # (bpf_link_put defers the release): the detach follows the unlink shortly
+    deadline = time.monotonic() + 2
+    while query_cgroup(place.cg, "connect4")["prog_ids"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert query_cgroup(place.cg, "connect4")["prog_ids"] == []
 
 
