@@ -9,7 +9,6 @@ ctypes, threading, typing) are imported in the functions that use them, so that 
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Callable
 
 from pybpf._record import field, record
@@ -71,6 +70,7 @@ class Tool:
 
 def all_tools() -> list[Tool]:
     """Every tool that exists, in chapter order (modules not written yet are skipped)."""
+    import importlib  # the CLI's registry only: importing a tool to load its program skips it
     tools = []
     for mod in MODULES:
         try:

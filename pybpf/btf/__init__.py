@@ -6,8 +6,6 @@ construct; ``encode`` is the fast encoder (byte-identical to
 ``codec.encode``, the construct build).
 """
 
-import importlib
-
 from pybpf.btf.builder import Builder
 from pybpf.btf.emit import encode
 from pybpf.btf.layout import MapBTF, add_type, map_btf
@@ -65,7 +63,9 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        # __import__ with a fromlist returns the submodule itself (importlib would be
+        # one more package, and warnings, on every start-up)
+        value = getattr(__import__(_LAZY[name], fromlist=(name,)), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
