@@ -199,16 +199,12 @@ def _unpin(pin: str, maps: str) -> None:
         os.rmdir(maps)
 
 
-def clang_side(twin: Twin, pin_dir: str, loads: int, keep: contextlib.ExitStack) -> dict:
+def clang_side(twin: Twin, pin_dir: str, keep: contextlib.ExitStack) -> dict:
     module, prog_def = _program_def(twin.spec)
     defs = prog_def.build().maps      # the pybpf twin's key/value types decode the C maps too
-    times, maps = [], {}
+    maps = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(loads):
-            t, pin, maps_dir = clang_load(twin, tmp, pin_dir)
-            times.append(t)
-            if i < loads - 1:
-                _unpin(pin, maps_dir)
+        _, pin, maps_dir = clang_load(twin, tmp, pin_dir)
         try:
             for n, d in defs.items():
                 m = keep.enter_context(Map.from_pinned(os.path.join(maps_dir, n), d.key, d.value))
@@ -219,7 +215,6 @@ def clang_side(twin: Twin, pin_dir: str, loads: int, keep: contextlib.ExitStack)
             out = {**_stats(prog), "prog": prog}
         finally:
             _unpin(pin, maps_dir)   # the open fds keep program and maps alive
-        out["load_s"] = statistics.median(times)
         out["objdump"] = subprocess.run(
             ["llvm-objdump-19", "-d", "--no-show-raw-insn", os.path.join(tmp, twin.name + ".o")],
             capture_output=True, text=True).stdout
@@ -247,20 +242,17 @@ def install(tmp: str, name: str, compile_bytecode: bool) -> str:
     return python
 
 
-def _cold(python: str, spec: str, env: dict, runs: int) -> float:
-    """Median wall time of a fresh ``python`` importing the program's module, building, loading."""
+def _cold(python: str, spec: str, env: dict) -> float:
+    """Wall time of a fresh ``python`` importing the program's module, building, loading."""
     mod, attr = spec.split(":")
-    code = (f"import sys; sys.path.append({ROOT!r}); import importlib; "   # after the install: twins only
-            f"importlib.import_module({mod!r}).{attr}.load().close()")
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run([python, "-c", code], check=True, env=env, cwd=os.path.dirname(python))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    code = (f"import sys; sys.path.append({ROOT!r}); "   # after the install: twins only
+            f"from {mod} import {attr}; {attr}.load().close()")
+    t0 = time.perf_counter()
+    subprocess.run([python, "-c", code], check=True, env=env, cwd=os.path.dirname(python))
+    return time.perf_counter() - t0
 
 
-def pybpf_side(twin: Twin, loads: int, pythons: dict, keep: contextlib.ExitStack) -> dict:
+def pybpf_side(twin: Twin, loads: int, keep: contextlib.ExitStack) -> dict:
     module, prog_def = _program_def(twin.spec)
     loaded = keep.enter_context(prog_def.load())
     if twin.setup:
@@ -274,15 +266,30 @@ def pybpf_side(twin: Twin, loads: int, pythons: dict, keep: contextlib.ExitStack
             pass
         times.append(time.perf_counter() - t0)
     out["warm_s"] = statistics.median(times)
-    # cold: a fresh interpreter of an installed pybpf importing the module, building and
-    # loading; with the bytecode pip compiled at install time, and without any
+    return out
+
+
+def source_to_loaded(twin: Twin, pin_dir: str, loads: int, pythons: dict) -> dict:
+    """clang + bpftool and pybpf cold, run by run in turn (medians, seconds): a noisy
+    neighbour or a drifting machine then weighs on both sides alike.
+
+    Cold: a fresh interpreter of an installed pybpf importing the module, building and
+    loading; with the bytecode pip compiled at install time, and without any.
+    """
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONPATH")}
-    _cold(pythons["pyc"], twin.spec, env, 1)   # the stdlib's and dependencies' caches, written once
-    out["cold_s"] = _cold(pythons["pyc"], twin.spec, env, loads)
-    out["cold_nopyc_s"] = _cold(pythons["nopyc"], twin.spec,
-                                {**env, "PYTHONDONTWRITEBYTECODE": "1"}, loads)
-    return out
+    nopyc_env = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
+    _cold(pythons["pyc"], twin.spec, env)   # the stdlib's and dependencies' caches, written once
+    clang, cold, nopyc = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(loads):
+            t, pin, maps_dir = clang_load(twin, tmp, pin_dir)
+            _unpin(pin, maps_dir)
+            clang.append(t)
+            cold.append(_cold(pythons["pyc"], twin.spec, env))
+            nopyc.append(_cold(pythons["nopyc"], twin.spec, nopyc_env))
+    return {"load_s": statistics.median(clang), "cold_s": statistics.median(cold),
+            "cold_nopyc_s": statistics.median(nopyc)}
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -325,7 +332,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=200_000, help="test_run repeat count")
     parser.add_argument("--rounds", type=int, default=7, help="test_runs per side (median)")
-    parser.add_argument("--loads", type=int, default=3, help="timed loads per side (median)")
+    parser.add_argument("--loads", type=int, default=3,
+                        help="source-to-loaded runs per side, the sides in turn (median)")
     parser.add_argument("--only", nargs="*", help="twin names to run")
     parser.add_argument("--markdown", help="write the table into this file (docs/benchmarks.md)")
     parser.add_argument("--dump", help="directory for each pair's listings (pybpf, objdump)")
@@ -338,12 +346,15 @@ def main() -> None:
             pythons = {"pyc": install(tmp, "pyc", True), "nopyc": install(tmp, "nopyc", False)}
             for twin in twins:
                 with contextlib.ExitStack() as keep:
-                    c = clang_side(twin, pin_dir, args.loads, keep)
-                    p = pybpf_side(twin, args.loads, pythons, keep)
+                    c = clang_side(twin, pin_dir, keep)
+                    p = pybpf_side(twin, args.loads, keep)
                     if twin.frame is not None:
                         rc, rp = _runs(c["prog"], p["prog"], twin, args.repeat, args.rounds)
                         c.update(rc)
                         p.update(rp)
+                times = source_to_loaded(twin, pin_dir, args.loads, pythons)
+                c["load_s"] = times["load_s"]
+                p.update(cold_s=times["cold_s"], cold_nopyc_s=times["cold_nopyc_s"])
                 if twin.frame is not None:
                     assert c["ret"] == p["ret"], \
                         f"{twin.name}: clang returns {c['ret']}, pybpf {p['ret']}"
