@@ -135,17 +135,7 @@ class Value:
             return self
         bits = self.type.bits
         host = _HOST[bits]
-        if self.is_const:
-            return Value(self.b, host, swap(self.loc, bits))
-        b = self.b
-        dst = b.new_vreg("ntoh")
-        outer = b.pin()
-        try:
-            b.emit(Alu, op=_MOV, dst=dst, src=self.loc, width=64)
-            b.emit(Endian, order=_BE, dst=dst, bits=bits)
-        finally:
-            b.pinned = outer
-        return Value(b, host, dst)
+        return self._swapped(host, bits, "ntoh")
 
     def net(self, bits: int | None = None) -> Value:
         """This host-order value in network byte order (be16/be32/be64)."""
@@ -153,10 +143,14 @@ class Value:
             return self
         bits = bits or max(16, self.type.bits)
         t = _NET[bits]
+        return self._swapped(t, bits, "hton")
+
+    def _swapped(self, t: Scalar, bits: int, name: str) -> Value:
+        """This value's low ``bits`` byte-swapped, as ``t`` (folded when constant)."""
         if self.is_const:
             return Value(self.b, t, swap(self.loc, bits))
         b = self.b
-        dst = b.new_vreg("hton")
+        dst = b.new_vreg(name)
         outer = b.pin()
         try:
             b.emit(Alu, op=_MOV, dst=dst, src=self.loc, width=64)
