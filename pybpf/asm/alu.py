@@ -19,13 +19,14 @@ from pybpf.asm.instruction import (
     check_reg,
     fmt_imm,
 )
-from pybpf.asm.opcode import AluOp
+from pybpf.asm.opcode import AluOp, simple_enum
 from pybpf.asm.register import FP, Reg
 from pybpf.errors import AsmError
 
 
 @enum.unique
-class Arith(enum.Enum):
+@simple_enum(enum.Enum)
+class Arith:
     """A two-operand ALU operation; signed division and sign-extending moves are their own.
 
     Each value is (LLVM operator, wire AluOp, wire off).
@@ -137,7 +138,8 @@ class Neg(Instruction):
 
 
 @enum.unique
-class ByteOrder(enum.Enum):
+@simple_enum(enum.Enum)
+class ByteOrder:
     """Byte swap kind: to little endian, to big endian, or unconditional (BPF_END)."""
 
     __hash__ = object.__hash__  # members are singletons; Enum's hash runs Python code

@@ -27,7 +27,7 @@ from pybpf.asm.instruction import (
     fmt_offset,
     fmt_target,
 )
-from pybpf.asm.opcode import Size
+from pybpf.asm.opcode import Size, simple_enum
 from pybpf.asm.register import FP, Reg
 from pybpf.errors import AsmError
 
@@ -142,7 +142,8 @@ class StoreImm(Instruction):
 
 
 @enum.unique
-class AtomicKind(enum.Enum):
+@simple_enum(enum.Enum)
+class AtomicKind:
     """Read-modify-write atomics (BPF_STX | BPF_ATOMIC): plain, fetching, xchg and cmpxchg."""
 
     __hash__ = object.__hash__  # members are singletons; Enum's hash runs Python code

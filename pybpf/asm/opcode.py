@@ -22,13 +22,42 @@ from __future__ import annotations
 import enum
 
 
+def simple_enum(etype: type[enum.Enum]):
+    """Class decorator: ``cls`` as an ``etype`` enum, built by ``enum._simple_enum``.
+
+    The standard library builds its own large enums this way (http.HTTPStatus,
+    re.RegexFlag): the same class at half the import cost of an ordinary
+    subclass, which matters because these modules load on every cold start.
+    ``_simple_enum`` leaves each member behind a property on the class, so
+    ``Size.DW`` would run Python code on every access (~0.13 us more); the members
+    are put back in the class dict, where an ordinary enum keeps them.  It skips
+    the duplicate-value check: keep ``@enum.unique`` on top.  tests/asm/test_enums.py
+    compares every such enum with an ordinary one of the same members.
+    """
+    make = enum._simple_enum(etype)
+
+    def build(cls):
+        built = make(cls)
+        for name, member in built._member_map_.items():
+            type.__setattr__(built, name, member)  # EnumType.__setattr__ refuses members
+        return built
+
+    return build
+
+
 class _Field(enum.IntEnum):
+    """Base of the opcode field enums: repr is ``Class.LD``, not ``<Class.LD: 0>``."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}.{self.name}"
 
 
+_field = simple_enum(_Field)
+
+
 @enum.unique
-class Class(_Field):
+@_field
+class Class:
     """Instruction class, opcode bits 0-2 (BPF_LD .. BPF_ALU64, bpf_common.h)."""
 
     LD = 0x00
@@ -42,7 +71,8 @@ class Class(_Field):
 
 
 @enum.unique
-class Size(_Field):
+@_field
+class Size:
     """Access size of loads and stores, opcode bits 3-4 (BPF_W, BPF_H, BPF_B, BPF_DW)."""
 
     W = 0x00
@@ -65,7 +95,8 @@ _BYTES_SIZE = {v: k for k, v in _SIZE_BYTES.items()}
 
 
 @enum.unique
-class Mode(_Field):
+@_field
+class Mode:
     """Addressing mode of LD/LDX/ST/STX, opcode bits 5-7 (BPF_IMM .. BPF_MEMSX, BPF_ATOMIC)."""
 
     IMM = 0x00
@@ -77,7 +108,8 @@ class Mode(_Field):
 
 
 @enum.unique
-class Source(_Field):
+@_field
+class Source:
     """Operand source, opcode bit 3 of ALU/JMP (BPF_K: immediate, BPF_X: register)."""
 
     K = 0x00
@@ -85,7 +117,8 @@ class Source(_Field):
 
 
 @enum.unique
-class AluOp(_Field):
+@_field
+class AluOp:
     """ALU operation, opcode bits 4-7 of ALU/ALU64 (BPF_ADD .. BPF_END)."""
 
     ADD = 0x00
@@ -105,7 +138,8 @@ class AluOp(_Field):
 
 
 @enum.unique
-class JumpOp(_Field):
+@_field
+class JumpOp:
     """Jump operation, opcode bits 4-7 of JMP/JMP32 (BPF_JA .. BPF_JSLE, BPF_JCOND)."""
 
     JA = 0x00
@@ -126,7 +160,8 @@ class JumpOp(_Field):
 
 
 @enum.unique
-class AtomicOp(_Field):
+@_field
+class AtomicOp:
     """Operation in the imm of BPF_STX | BPF_ATOMIC (BPF_ADD .. BPF_CMPXCHG, BPF_LOAD_ACQ).
 
     ``FETCH`` (0x01) is or-ed into ADD/OR/AND/XOR to return the old value;
@@ -147,7 +182,8 @@ ATOMIC_FETCH = 0x01
 
 
 @enum.unique
-class Pseudo(_Field):
+@_field
+class Pseudo:
     """src_reg of a 64-bit immediate load (BPF_PSEUDO_MAP_FD .. BPF_PSEUDO_MAP_IDX_VALUE)."""
 
     NONE = 0
@@ -160,7 +196,8 @@ class Pseudo(_Field):
 
 
 @enum.unique
-class CallKind(_Field):
+@_field
+class CallKind:
     """src_reg of BPF_CALL: helper, bpf-to-bpf call, kfunc (BPF_PSEUDO_CALL, BPF_PSEUDO_KFUNC_CALL)."""
 
     HELPER = 0
@@ -169,7 +206,8 @@ class CallKind(_Field):
 
 
 @enum.unique
-class Endianness(_Field):
+@_field
+class Endianness:
     """Source bit of BPF_END: to little (BPF_TO_LE) or big endian (BPF_TO_BE)."""
 
     LE = 0x00

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import enum
 
+from pybpf.asm.opcode import simple_enum
+
 
 @enum.unique
-class Reg(enum.IntEnum):
+@simple_enum(enum.IntEnum)
+class Reg:
     """A register, r0 .. r10 (the 4-bit dst_reg/src_reg fields)."""
 
     R0 = 0

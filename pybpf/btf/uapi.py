@@ -25,8 +25,27 @@ FUNC_INFO_SIZE = 8
 LINE_INFO_SIZE = 16
 
 
+def _simple_enum(etype: type[enum.Enum]):
+    """``enum._simple_enum(etype)`` with the members back in the class dict.
+
+    Half the import cost of ordinary enum subclasses; the same as
+    ``pybpf.asm.opcode.simple_enum``, repeated here so that ``pybpf.btf`` does not
+    import ``pybpf.asm``.  tests/asm/test_enums.py checks these classes too.
+    """
+    make = enum._simple_enum(etype)
+
+    def build(cls):
+        built = make(cls)
+        for name, member in built._member_map_.items():
+            type.__setattr__(built, name, member)  # EnumType.__setattr__ refuses members
+        return built
+
+    return build
+
+
 @enum.unique
-class Kind(enum.IntEnum):
+@_simple_enum(enum.IntEnum)
+class Kind:
     """BTF_KIND_*: the kind field of btf_type.info (uapi linux/btf.h)."""
 
     UNKN = 0
@@ -52,7 +71,8 @@ class Kind(enum.IntEnum):
 
 
 @enum.unique
-class IntEncoding(enum.IntFlag):
+@_simple_enum(enum.IntFlag)
+class IntEncoding:
     """BTF_INT_SIGNED / BTF_INT_CHAR / BTF_INT_BOOL: the encoding bits of a BTF_KIND_INT."""
 
     NONE = 0
@@ -62,7 +82,8 @@ class IntEncoding(enum.IntFlag):
 
 
 @enum.unique
-class FuncLinkage(enum.IntEnum):
+@_simple_enum(enum.IntEnum)
+class FuncLinkage:
     """BTF_FUNC_STATIC / GLOBAL / EXTERN: a BTF_KIND_FUNC's linkage, kept in its vlen."""
 
     STATIC = 0
@@ -71,7 +92,8 @@ class FuncLinkage(enum.IntEnum):
 
 
 @enum.unique
-class VarLinkage(enum.IntEnum):
+@_simple_enum(enum.IntEnum)
+class VarLinkage:
     """BTF_VAR_STATIC / GLOBAL_ALLOCATED / GLOBAL_EXTERN: btf_var.linkage."""
 
     STATIC = 0
