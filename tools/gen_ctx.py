@@ -271,6 +271,11 @@ def _compile_and_run(structs, missing) -> str:
 # --- output -------------------------------------------------------------------
 
 def render(sizes: dict[str, int], structs: dict[str, list[CField]], release: str) -> str:
+    # Each struct is written as a function that makes its Struct class and CtxField
+    # table, called on first use: a program has one context, and making all twelve
+    # Structs and tables at import cost ~0.5 ms of every cold start.  No
+    # ``from __future__ import annotations``: the field types are objects, which
+    # StructMeta takes as they are (text it would have to eval).
     out = [
         '"""Context structs of BPF programs (uapi linux/bpf.h) as pybpf.types Structs.',
         "",
@@ -287,11 +292,14 @@ def render(sizes: dict[str, int], structs: dict[str, list[CField]], release: str
         "in the slot's first two bytes, the other two zero: the Struct declares be16 and",
         "the next member's alignment skips the rest; FIELDS gives ``slot=4`` because the",
         "kernel only accepts 4-byte stores there.",
+        "",
+        "A struct's class and table are made on first use, through ``STRUCTS``, ``FIELDS``",
+        "or the class name (``_ctx.XdpMd``): a program needs one context struct, and",
+        "making all of them took half a millisecond of every start-up.",
         '"""',
         "",
-        "from __future__ import annotations",
-        "",
         "from collections import namedtuple",
+        "from collections.abc import Mapping",
         "",
         "from pybpf.types import Array, Struct, be16, be32, s32, u8, u16, u32, u64",
         "",
@@ -308,19 +316,21 @@ def render(sizes: dict[str, int], structs: dict[str, list[CField]], release: str
         "    __slots__ = ()",
     ]
     for cname, pyname in STRUCTS.items():
-        out += ["", "", f"class {pyname}(Struct):", f'    """struct {cname}."""', ""]
+        maker = "_" + cname.strip("_")
+        out += ["", "",
+                f"def {maker}():",
+                f'    """struct {cname}: sizeof, Struct class, member name -> CtxField."""',
+                "",
+                f"    class {pyname}(Struct):",
+                f'        """struct {cname}."""',
+                "",
+                f'        __qualname__ = "{pyname}"  # a module attribute (see __getattr__)',
+                ""]
         for f in structs[cname]:
             if f.in_struct:
                 note = f"  # {f.pointer}" if f.pointer else ""
-                out.append(f"    {attr_name(f.name)}: {f.type}{note}")
-    out += ["", "", "# struct name -> (sizeof, Struct class)",
-            "STRUCTS: dict[str, tuple[int, type]] = {"]
-    for cname, pyname in STRUCTS.items():
-        out.append(f'    "{cname}": ({sizes[cname]}, {pyname}),')
-    out += ["}", "", "# struct name -> member name -> CtxField (offset table, union aliases included)",
-            "FIELDS: dict[str, dict[str, CtxField]] = {"]
-    for cname in STRUCTS:
-        out.append(f'    "{cname}": {{')
+                out.append(f"        {attr_name(f.name)}: {f.type}{note}")
+        out += ["", f"    return {sizes[cname]}, {pyname}, {{"]
         for f in structs[cname]:
             args = (f'"{f.name}", "{attr_name(f.name)}", {f.offset}, {f.slot}, {f.type}, '
                     f'"{f.ctype}", "{f.pointer}", {f.in_struct}')
@@ -328,28 +338,78 @@ def render(sizes: dict[str, int], structs: dict[str, list[CField]], release: str
             if len(line) > 100:
                 line = f'        "{f.name}": CtxField(\n            {args}),'
             out.append(line)
-        out.append("    },")
-    out += ["}", "", "",
-            "def _check() -> None:",
-            '    """The Struct layouts must reproduce the offset table exactly."""',
-            "    for cname, (size, cls) in STRUCTS.items():",
-            "        if cls.size != size:",
-            '            raise ImportError(f"{cls.__name__}.size {cls.size} != sizeof(struct {cname}) '
+        out.append("    }")
+    out += ["", "", "# struct name -> the function making its Struct class and CtxField table",
+            "_MAKERS = {"]
+    for cname in STRUCTS:
+        out.append(f'    "{cname}": _{cname.strip("_")},')
+    out += ["}", "# Struct class name -> struct name",
+            "_CLASSES = {"]
+    for cname, pyname in STRUCTS.items():
+        out.append(f'    "{pyname}": "{cname}",')
+    out += ["}", "_made: dict = {}  # struct name -> ((sizeof, Struct class), CtxField table)",
+            "",
+            "",
+            "def _make(cname: str) -> tuple:",
+            '    """Struct ``cname``\'s ((sizeof, class), table), made once; KeyError if unknown."""',
+            "    made = _made.get(cname)",
+            "    if made is None:",
+            "        size, cls, table = _MAKERS[cname]()",
+            "        _check(cname, size, cls, table)",
+            "        made = _made[cname] = (size, cls), table",
+            "    return made",
+            "",
+            "",
+            "def _check(cname: str, size: int, cls: type, table: dict) -> None:",
+            '    """The Struct layout must reproduce the offset table exactly."""',
+            "    if cls.size != size:",
+            '        raise RuntimeError(f"{cls.__name__}.size {cls.size} != sizeof(struct {cname}) '
             '{size}")',
-            "        table = FIELDS[cname]",
-            "        names = [f.name for f in cls.fields]",
-            "        expected = [f.attr for f in table.values() if f.in_struct]",
-            "        if names != expected:",
-            '            raise ImportError(f"{cls.__name__} fields {names} != {expected}")',
-            "        by_attr = {f.attr: f for f in table.values() if f.in_struct}",
-            "        for f in cls.fields:",
-            "            row = by_attr[f.name]",
-            "            if f.offset != row.offset or f.type != row.type or f.type.size > row.slot:",
-            '                raise ImportError(f"{cls.__name__}.{f.name}: offset {f.offset}, '
+            "    names = [f.name for f in cls.fields]",
+            "    expected = [f.attr for f in table.values() if f.in_struct]",
+            "    if names != expected:",
+            '        raise RuntimeError(f"{cls.__name__} fields {names} != {expected}")',
+            "    by_attr = {f.attr: f for f in table.values() if f.in_struct}",
+            "    for f in cls.fields:",
+            "        row = by_attr[f.name]",
+            "        if f.offset != row.offset or f.type != row.type or f.type.size > row.slot:",
+            '            raise RuntimeError(f"{cls.__name__}.{f.name}: offset {f.offset}, '
             '{f.type!r} != {row}")',
             "",
             "",
-            "_check()",
+            "class _Made(Mapping):",
+            '    """struct name -> one part of what _make returns, made on first lookup."""',
+            "",
+            '    __slots__ = ("_part",)',
+            "",
+            "    def __init__(self, part: int):",
+            "        self._part = part",
+            "",
+            "    def __getitem__(self, cname: str):",
+            "        return (_made.get(cname) or _make(cname))[self._part]",
+            "",
+            "    def __iter__(self):",
+            "        return iter(_MAKERS)",
+            "",
+            "    def __len__(self) -> int:",
+            "        return len(_MAKERS)",
+            "",
+            "",
+            "# struct name -> (sizeof, Struct class)",
+            "STRUCTS: Mapping[str, tuple[int, type]] = _Made(0)",
+            "# struct name -> member name -> CtxField (offset table, union aliases included)",
+            "FIELDS: Mapping[str, dict[str, CtxField]] = _Made(1)",
+            "",
+            "",
+            "def __getattr__(name: str) -> type:",
+            '    """The Struct classes (``XdpMd``, ``SkBuff`` ...), made on first use (PEP 562)."""',
+            "    if name not in _CLASSES:",
+            '        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")',
+            "    return _make(_CLASSES[name])[0][1]",
+            "",
+            "",
+            "def __dir__() -> list[str]:",
+            "    return [*globals(), *_CLASSES]",
             ""]
     return "\n".join(out)
 

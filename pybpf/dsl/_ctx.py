@@ -13,11 +13,14 @@ A ``be16`` in a 4-byte slot (``bpf_sock_addr.user_port``,
 in the slot's first two bytes, the other two zero: the Struct declares be16 and
 the next member's alignment skips the rest; FIELDS gives ``slot=4`` because the
 kernel only accepts 4-byte stores there.
+
+A struct's class and table are made on first use, through ``STRUCTS``, ``FIELDS``
+or the class name (``_ctx.XdpMd``): a program needs one context struct, and
+making all of them took half a millisecond of every start-up.
 """
 
-from __future__ import annotations
-
 from collections import namedtuple
+from collections.abc import Mapping
 
 from pybpf.types import Array, Struct, be16, be32, s32, u8, u16, u32, u64
 
@@ -34,246 +37,22 @@ class CtxField(namedtuple("CtxField", "name attr offset slot type ctype pointer 
     __slots__ = ()
 
 
-class XdpMd(Struct):
-    """struct xdp_md."""
+def _xdp_md():
+    """struct xdp_md: sizeof, Struct class, member name -> CtxField."""
 
-    data: u32
-    data_end: u32
-    data_meta: u32
-    ingress_ifindex: u32
-    rx_queue_index: u32
-    egress_ifindex: u32
+    class XdpMd(Struct):
+        """struct xdp_md."""
 
+        __qualname__ = "XdpMd"  # a module attribute (see __getattr__)
 
-class SkBuff(Struct):
-    """struct __sk_buff."""
+        data: u32
+        data_end: u32
+        data_meta: u32
+        ingress_ifindex: u32
+        rx_queue_index: u32
+        egress_ifindex: u32
 
-    len: u32
-    pkt_type: u32
-    mark: u32
-    queue_mapping: u32
-    protocol: be16
-    vlan_present: u32
-    vlan_tci: u32
-    vlan_proto: be16
-    priority: u32
-    ingress_ifindex: u32
-    ifindex: u32
-    tc_index: u32
-    cb: Array(u32, 5)
-    hash: u32
-    tc_classid: u32
-    data: u32
-    data_end: u32
-    napi_id: u32
-    family: u32
-    remote_ip4: be32
-    local_ip4: be32
-    remote_ip6: Array(be32, 4)
-    local_ip6: Array(be32, 4)
-    remote_port: be32
-    local_port: u32
-    data_meta: u32
-    flow_keys: u64  # struct bpf_flow_keys *
-    tstamp: u64
-    wire_len: u32
-    gso_segs: u32
-    sk: u64  # struct bpf_sock *
-    gso_size: u32
-    tstamp_type: u8
-    hwtstamp: u64
-
-
-class BpfSockAddr(Struct):
-    """struct bpf_sock_addr."""
-
-    user_family: u32
-    user_ip4: be32
-    user_ip6: Array(be32, 4)
-    user_port: be16
-    family: u32
-    type: u32
-    protocol: u32
-    msg_src_ip4: be32
-    msg_src_ip6: Array(be32, 4)
-    sk: u64  # struct bpf_sock *
-
-
-class BpfSockOps(Struct):
-    """struct bpf_sock_ops."""
-
-    op: u32
-    args: Array(u32, 4)
-    family: u32
-    remote_ip4: be32
-    local_ip4: be32
-    remote_ip6: Array(be32, 4)
-    local_ip6: Array(be32, 4)
-    remote_port: be32
-    local_port: u32
-    is_fullsock: u32
-    snd_cwnd: u32
-    srtt_us: u32
-    bpf_sock_ops_cb_flags: u32
-    state: u32
-    rtt_min: u32
-    snd_ssthresh: u32
-    rcv_nxt: u32
-    snd_nxt: u32
-    snd_una: u32
-    mss_cache: u32
-    ecn_flags: u32
-    rate_delivered: u32
-    rate_interval_us: u32
-    packets_out: u32
-    retrans_out: u32
-    total_retrans: u32
-    segs_in: u32
-    data_segs_in: u32
-    segs_out: u32
-    data_segs_out: u32
-    lost_out: u32
-    sacked_out: u32
-    sk_txhash: u32
-    bytes_received: u64
-    bytes_acked: u64
-    sk: u64  # struct bpf_sock *
-    skb_data: u64  # void *
-    skb_data_end: u64  # void *
-    skb_len: u32
-    skb_tcp_flags: u32
-    skb_hwtstamp: u64
-
-
-class SkMsgMd(Struct):
-    """struct sk_msg_md."""
-
-    data: u64  # void *
-    data_end: u64  # void *
-    family: u32
-    remote_ip4: be32
-    local_ip4: be32
-    remote_ip6: Array(be32, 4)
-    local_ip6: Array(be32, 4)
-    remote_port: be32
-    local_port: u32
-    size_: u32
-    sk: u64  # struct bpf_sock *
-
-
-class SkReuseportMd(Struct):
-    """struct sk_reuseport_md."""
-
-    data: u64  # void *
-    data_end: u64  # void *
-    len: u32
-    eth_protocol: be16
-    ip_protocol: u32
-    bind_inany: u32
-    hash: u32
-    sk: u64  # struct bpf_sock *
-    migrating_sk: u64  # struct bpf_sock *
-
-
-class BpfSock(Struct):
-    """struct bpf_sock."""
-
-    bound_dev_if: u32
-    family: u32
-    type: u32
-    protocol: u32
-    mark: u32
-    priority: u32
-    src_ip4: be32
-    src_ip6: Array(be32, 4)
-    src_port: u32
-    dst_port: be16
-    dst_ip4: be32
-    dst_ip6: Array(be32, 4)
-    state: u32
-    rx_queue_mapping: s32
-
-
-class BpfSkLookup(Struct):
-    """struct bpf_sk_lookup."""
-
-    sk: u64  # struct bpf_sock *
-    family: u32
-    protocol: u32
-    remote_ip4: be32
-    remote_ip6: Array(be32, 4)
-    remote_port: be16
-    local_ip4: be32
-    local_ip6: Array(be32, 4)
-    local_port: u32
-    ingress_ifindex: u32
-
-
-class BpfSysctl(Struct):
-    """struct bpf_sysctl."""
-
-    write: u32
-    file_pos: u32
-
-
-class BpfSockopt(Struct):
-    """struct bpf_sockopt."""
-
-    sk: u64  # struct bpf_sock *
-    optval: u64  # void *
-    optval_end: u64  # void *
-    level: s32
-    optname: s32
-    optlen: s32
-    retval: s32
-
-
-class BpfCgroupDevCtx(Struct):
-    """struct bpf_cgroup_dev_ctx."""
-
-    access_type: u32
-    major: u32
-    minor: u32
-
-
-class BpfFlowKeys(Struct):
-    """struct bpf_flow_keys."""
-
-    nhoff: u16
-    thoff: u16
-    addr_proto: u16
-    is_frag: u8
-    is_first_frag: u8
-    is_encap: u8
-    ip_proto: u8
-    n_proto: be16
-    sport: be16
-    dport: be16
-    ipv6_src: Array(be32, 4)
-    ipv6_dst: Array(be32, 4)
-    flags: u32
-    flow_label: be32
-
-
-# struct name -> (sizeof, Struct class)
-STRUCTS: dict[str, tuple[int, type]] = {
-    "xdp_md": (24, XdpMd),
-    "__sk_buff": (192, SkBuff),
-    "bpf_sock_addr": (72, BpfSockAddr),
-    "bpf_sock_ops": (224, BpfSockOps),
-    "sk_msg_md": (80, SkMsgMd),
-    "sk_reuseport_md": (56, SkReuseportMd),
-    "bpf_sock": (80, BpfSock),
-    "bpf_sk_lookup": (72, BpfSkLookup),
-    "bpf_sysctl": (8, BpfSysctl),
-    "bpf_sockopt": (40, BpfSockopt),
-    "bpf_cgroup_dev_ctx": (12, BpfCgroupDevCtx),
-    "bpf_flow_keys": (56, BpfFlowKeys),
-}
-
-# struct name -> member name -> CtxField (offset table, union aliases included)
-FIELDS: dict[str, dict[str, CtxField]] = {
-    "xdp_md": {
+    return 24, XdpMd, {
         "data": CtxField("data", "data", 0, 4, u32, "__u32", "", True),
         "data_end": CtxField("data_end", "data_end", 4, 4, u32, "__u32", "", True),
         "data_meta": CtxField("data_meta", "data_meta", 8, 4, u32, "__u32", "", True),
@@ -283,8 +62,53 @@ FIELDS: dict[str, dict[str, CtxField]] = {
             "rx_queue_index", "rx_queue_index", 16, 4, u32, "__u32", "", True),
         "egress_ifindex": CtxField(
             "egress_ifindex", "egress_ifindex", 20, 4, u32, "__u32", "", True),
-    },
-    "__sk_buff": {
+    }
+
+
+def _sk_buff():
+    """struct __sk_buff: sizeof, Struct class, member name -> CtxField."""
+
+    class SkBuff(Struct):
+        """struct __sk_buff."""
+
+        __qualname__ = "SkBuff"  # a module attribute (see __getattr__)
+
+        len: u32
+        pkt_type: u32
+        mark: u32
+        queue_mapping: u32
+        protocol: be16
+        vlan_present: u32
+        vlan_tci: u32
+        vlan_proto: be16
+        priority: u32
+        ingress_ifindex: u32
+        ifindex: u32
+        tc_index: u32
+        cb: Array(u32, 5)
+        hash: u32
+        tc_classid: u32
+        data: u32
+        data_end: u32
+        napi_id: u32
+        family: u32
+        remote_ip4: be32
+        local_ip4: be32
+        remote_ip6: Array(be32, 4)
+        local_ip6: Array(be32, 4)
+        remote_port: be32
+        local_port: u32
+        data_meta: u32
+        flow_keys: u64  # struct bpf_flow_keys *
+        tstamp: u64
+        wire_len: u32
+        gso_segs: u32
+        sk: u64  # struct bpf_sock *
+        gso_size: u32
+        tstamp_type: u8
+        hwtstamp: u64
+
+    return 192, SkBuff, {
         "len": CtxField("len", "len", 0, 4, u32, "__u32", "", True),
         "pkt_type": CtxField("pkt_type", "pkt_type", 4, 4, u32, "__u32", "", True),
         "mark": CtxField("mark", "mark", 8, 4, u32, "__u32", "", True),
@@ -323,8 +147,29 @@ FIELDS: dict[str, dict[str, CtxField]] = {
         "gso_size": CtxField("gso_size", "gso_size", 176, 4, u32, "__u32", "", True),
         "tstamp_type": CtxField("tstamp_type", "tstamp_type", 180, 1, u8, "__u8", "", True),
         "hwtstamp": CtxField("hwtstamp", "hwtstamp", 184, 8, u64, "__u64", "", True),
-    },
-    "bpf_sock_addr": {
+    }
+
+
+def _bpf_sock_addr():
+    """struct bpf_sock_addr: sizeof, Struct class, member name -> CtxField."""
+
+    class BpfSockAddr(Struct):
+        """struct bpf_sock_addr."""
+
+        __qualname__ = "BpfSockAddr"  # a module attribute (see __getattr__)
+
+        user_family: u32
+        user_ip4: be32
+        user_ip6: Array(be32, 4)
+        user_port: be16
+        family: u32
+        type: u32
+        protocol: u32
+        msg_src_ip4: be32
+        msg_src_ip6: Array(be32, 4)
+        sk: u64  # struct bpf_sock *
+
+    return 72, BpfSockAddr, {
         "user_family": CtxField("user_family", "user_family", 0, 4, u32, "__u32", "", True),
         "user_ip4": CtxField("user_ip4", "user_ip4", 4, 4, be32, "__u32", "", True),
         "user_ip6": CtxField("user_ip6", "user_ip6", 8, 16, Array(be32, 4), "__u32[4]", "", True),
@@ -336,8 +181,60 @@ FIELDS: dict[str, dict[str, CtxField]] = {
         "msg_src_ip6": CtxField(
             "msg_src_ip6", "msg_src_ip6", 44, 16, Array(be32, 4), "__u32[4]", "", True),
         "sk": CtxField("sk", "sk", 64, 8, u64, "struct bpf_sock *", "struct bpf_sock *", True),
-    },
-    "bpf_sock_ops": {
+    }
+
+
+def _bpf_sock_ops():
+    """struct bpf_sock_ops: sizeof, Struct class, member name -> CtxField."""
+
+    class BpfSockOps(Struct):
+        """struct bpf_sock_ops."""
+
+        __qualname__ = "BpfSockOps"  # a module attribute (see __getattr__)
+
+        op: u32
+        args: Array(u32, 4)
+        family: u32
+        remote_ip4: be32
+        local_ip4: be32
+        remote_ip6: Array(be32, 4)
+        local_ip6: Array(be32, 4)
+        remote_port: be32
+        local_port: u32
+        is_fullsock: u32
+        snd_cwnd: u32
+        srtt_us: u32
+        bpf_sock_ops_cb_flags: u32
+        state: u32
+        rtt_min: u32
+        snd_ssthresh: u32
+        rcv_nxt: u32
+        snd_nxt: u32
+        snd_una: u32
+        mss_cache: u32
+        ecn_flags: u32
+        rate_delivered: u32
+        rate_interval_us: u32
+        packets_out: u32
+        retrans_out: u32
+        total_retrans: u32
+        segs_in: u32
+        data_segs_in: u32
+        segs_out: u32
+        data_segs_out: u32
+        lost_out: u32
+        sacked_out: u32
+        sk_txhash: u32
+        bytes_received: u64
+        bytes_acked: u64
+        sk: u64  # struct bpf_sock *
+        skb_data: u64  # void *
+        skb_data_end: u64  # void *
+        skb_len: u32
+        skb_tcp_flags: u32
+        skb_hwtstamp: u64
+
+    return 224, BpfSockOps, {
         "op": CtxField("op", "op", 0, 4, u32, "__u32", "", True),
         "args": CtxField("args", "args", 4, 16, Array(u32, 4), "__u32[4]", "", True),
         "reply": CtxField("reply", "reply", 4, 4, u32, "__u32", "", False),
@@ -389,8 +286,30 @@ FIELDS: dict[str, dict[str, CtxField]] = {
         "skb_len": CtxField("skb_len", "skb_len", 208, 4, u32, "__u32", "", True),
         "skb_tcp_flags": CtxField("skb_tcp_flags", "skb_tcp_flags", 212, 4, u32, "__u32", "", True),
         "skb_hwtstamp": CtxField("skb_hwtstamp", "skb_hwtstamp", 216, 8, u64, "__u64", "", True),
-    },
-    "sk_msg_md": {
+    }
+
+
+def _sk_msg_md():
+    """struct sk_msg_md: sizeof, Struct class, member name -> CtxField."""
+
+    class SkMsgMd(Struct):
+        """struct sk_msg_md."""
+
+        __qualname__ = "SkMsgMd"  # a module attribute (see __getattr__)
+
+        data: u64  # void *
+        data_end: u64  # void *
+        family: u32
+        remote_ip4: be32
+        local_ip4: be32
+        remote_ip6: Array(be32, 4)
+        local_ip6: Array(be32, 4)
+        remote_port: be32
+        local_port: u32
+        size_: u32
+        sk: u64  # struct bpf_sock *
+
+    return 80, SkMsgMd, {
         "data": CtxField("data", "data", 0, 8, u64, "void *", "void *", True),
         "data_end": CtxField("data_end", "data_end", 8, 8, u64, "void *", "void *", True),
         "family": CtxField("family", "family", 16, 4, u32, "__u32", "", True),
@@ -404,8 +323,28 @@ FIELDS: dict[str, dict[str, CtxField]] = {
         "local_port": CtxField("local_port", "local_port", 64, 4, u32, "__u32", "", True),
         "size": CtxField("size", "size_", 68, 4, u32, "__u32", "", True),
         "sk": CtxField("sk", "sk", 72, 8, u64, "struct bpf_sock *", "struct bpf_sock *", True),
-    },
-    "sk_reuseport_md": {
+    }
+
+
+def _sk_reuseport_md():
+    """struct sk_reuseport_md: sizeof, Struct class, member name -> CtxField."""
+
+    class SkReuseportMd(Struct):
+        """struct sk_reuseport_md."""
+
+        __qualname__ = "SkReuseportMd"  # a module attribute (see __getattr__)
+
+        data: u64  # void *
+        data_end: u64  # void *
+        len: u32
+        eth_protocol: be16
+        ip_protocol: u32
+        bind_inany: u32
+        hash: u32
+        sk: u64  # struct bpf_sock *
+        migrating_sk: u64  # struct bpf_sock *
+
+    return 56, SkReuseportMd, {
         "data": CtxField("data", "data", 0, 8, u64, "void *", "void *", True),
         "data_end": CtxField("data_end", "data_end", 8, 8, u64, "void *", "void *", True),
         "len": CtxField("len", "len", 16, 4, u32, "__u32", "", True),
@@ -416,8 +355,33 @@ FIELDS: dict[str, dict[str, CtxField]] = {
         "sk": CtxField("sk", "sk", 40, 8, u64, "struct bpf_sock *", "struct bpf_sock *", True),
         "migrating_sk": CtxField(
             "migrating_sk", "migrating_sk", 48, 8, u64, "struct bpf_sock *", "struct bpf_sock *", True),
-    },
-    "bpf_sock": {
+    }
+
+
+def _bpf_sock():
+    """struct bpf_sock: sizeof, Struct class, member name -> CtxField."""
+
+    class BpfSock(Struct):
+        """struct bpf_sock."""
+
+        __qualname__ = "BpfSock"  # a module attribute (see __getattr__)
+
+        bound_dev_if: u32
+        family: u32
+        type: u32
+        protocol: u32
+        mark: u32
+        priority: u32
+        src_ip4: be32
+        src_ip6: Array(be32, 4)
+        src_port: u32
+        dst_port: be16
+        dst_ip4: be32
+        dst_ip6: Array(be32, 4)
+        state: u32
+        rx_queue_mapping: s32
+
+    return 80, BpfSock, {
         "bound_dev_if": CtxField("bound_dev_if", "bound_dev_if", 0, 4, u32, "__u32", "", True),
         "family": CtxField("family", "family", 4, 4, u32, "__u32", "", True),
         "type": CtxField("type", "type", 8, 4, u32, "__u32", "", True),
@@ -433,8 +397,29 @@ FIELDS: dict[str, dict[str, CtxField]] = {
         "state": CtxField("state", "state", 72, 4, u32, "__u32", "", True),
         "rx_queue_mapping": CtxField(
             "rx_queue_mapping", "rx_queue_mapping", 76, 4, s32, "__s32", "", True),
-    },
-    "bpf_sk_lookup": {
+    }
+
+
+def _bpf_sk_lookup():
+    """struct bpf_sk_lookup: sizeof, Struct class, member name -> CtxField."""
+
+    class BpfSkLookup(Struct):
+        """struct bpf_sk_lookup."""
+
+        __qualname__ = "BpfSkLookup"  # a module attribute (see __getattr__)
+
+        sk: u64  # struct bpf_sock *
+        family: u32
+        protocol: u32
+        remote_ip4: be32
+        remote_ip6: Array(be32, 4)
+        remote_port: be16
+        local_ip4: be32
+        local_ip6: Array(be32, 4)
+        local_port: u32
+        ingress_ifindex: u32
+
+    return 72, BpfSkLookup, {
         "sk": CtxField("sk", "sk", 0, 8, u64, "struct bpf_sock *", "struct bpf_sock *", True),
         "cookie": CtxField("cookie", "cookie", 0, 8, u64, "__u64", "", False),
         "family": CtxField("family", "family", 8, 4, u32, "__u32", "", True),
@@ -449,12 +434,43 @@ FIELDS: dict[str, dict[str, CtxField]] = {
         "local_port": CtxField("local_port", "local_port", 60, 4, u32, "__u32", "", True),
         "ingress_ifindex": CtxField(
             "ingress_ifindex", "ingress_ifindex", 64, 4, u32, "__u32", "", True),
-    },
-    "bpf_sysctl": {
+    }
+
+
+def _bpf_sysctl():
+    """struct bpf_sysctl: sizeof, Struct class, member name -> CtxField."""
+
+    class BpfSysctl(Struct):
+        """struct bpf_sysctl."""
+
+        __qualname__ = "BpfSysctl"  # a module attribute (see __getattr__)
+
+        write: u32
+        file_pos: u32
+
+    return 8, BpfSysctl, {
         "write": CtxField("write", "write", 0, 4, u32, "__u32", "", True),
         "file_pos": CtxField("file_pos", "file_pos", 4, 4, u32, "__u32", "", True),
-    },
-    "bpf_sockopt": {
+    }
+
+
+def _bpf_sockopt():
+    """struct bpf_sockopt: sizeof, Struct class, member name -> CtxField."""
+
+    class BpfSockopt(Struct):
+        """struct bpf_sockopt."""
+
+        __qualname__ = "BpfSockopt"  # a module attribute (see __getattr__)
+
+        sk: u64  # struct bpf_sock *
+        optval: u64  # void *
+        optval_end: u64  # void *
+        level: s32
+        optname: s32
+        optlen: s32
+        retval: s32
+
+    return 40, BpfSockopt, {
         "sk": CtxField("sk", "sk", 0, 8, u64, "struct bpf_sock *", "struct bpf_sock *", True),
         "optval": CtxField("optval", "optval", 8, 8, u64, "void *", "void *", True),
         "optval_end": CtxField("optval_end", "optval_end", 16, 8, u64, "void *", "void *", True),
@@ -462,13 +478,52 @@ FIELDS: dict[str, dict[str, CtxField]] = {
         "optname": CtxField("optname", "optname", 28, 4, s32, "__s32", "", True),
         "optlen": CtxField("optlen", "optlen", 32, 4, s32, "__s32", "", True),
         "retval": CtxField("retval", "retval", 36, 4, s32, "__s32", "", True),
-    },
-    "bpf_cgroup_dev_ctx": {
+    }
+
+
+def _bpf_cgroup_dev_ctx():
+    """struct bpf_cgroup_dev_ctx: sizeof, Struct class, member name -> CtxField."""
+
+    class BpfCgroupDevCtx(Struct):
+        """struct bpf_cgroup_dev_ctx."""
+
+        __qualname__ = "BpfCgroupDevCtx"  # a module attribute (see __getattr__)
+
+        access_type: u32
+        major: u32
+        minor: u32
+
+    return 12, BpfCgroupDevCtx, {
         "access_type": CtxField("access_type", "access_type", 0, 4, u32, "__u32", "", True),
         "major": CtxField("major", "major", 4, 4, u32, "__u32", "", True),
         "minor": CtxField("minor", "minor", 8, 4, u32, "__u32", "", True),
-    },
-    "bpf_flow_keys": {
+    }
+
+
+def _bpf_flow_keys():
+    """struct bpf_flow_keys: sizeof, Struct class, member name -> CtxField."""
+
+    class BpfFlowKeys(Struct):
+        """struct bpf_flow_keys."""
+
+        __qualname__ = "BpfFlowKeys"  # a module attribute (see __getattr__)
+
+        nhoff: u16
+        thoff: u16
+        addr_proto: u16
+        is_frag: u8
+        is_first_frag: u8
+        is_encap: u8
+        ip_proto: u8
+        n_proto: be16
+        sport: be16
+        dport: be16
+        ipv6_src: Array(be32, 4)
+        ipv6_dst: Array(be32, 4)
+        flags: u32
+        flow_label: be32
+
+    return 56, BpfFlowKeys, {
         "nhoff": CtxField("nhoff", "nhoff", 0, 2, u16, "__u16", "", True),
         "thoff": CtxField("thoff", "thoff", 2, 2, u16, "__u16", "", True),
         "addr_proto": CtxField("addr_proto", "addr_proto", 4, 2, u16, "__u16", "", True),
@@ -485,25 +540,97 @@ FIELDS: dict[str, dict[str, CtxField]] = {
         "ipv6_dst": CtxField("ipv6_dst", "ipv6_dst", 32, 16, Array(be32, 4), "__u32[4]", "", True),
         "flags": CtxField("flags", "flags", 48, 4, u32, "__u32", "", True),
         "flow_label": CtxField("flow_label", "flow_label", 52, 4, be32, "__be32", "", True),
-    },
+    }
+
+
+# struct name -> the function making its Struct class and CtxField table
+_MAKERS = {
+    "xdp_md": _xdp_md,
+    "__sk_buff": _sk_buff,
+    "bpf_sock_addr": _bpf_sock_addr,
+    "bpf_sock_ops": _bpf_sock_ops,
+    "sk_msg_md": _sk_msg_md,
+    "sk_reuseport_md": _sk_reuseport_md,
+    "bpf_sock": _bpf_sock,
+    "bpf_sk_lookup": _bpf_sk_lookup,
+    "bpf_sysctl": _bpf_sysctl,
+    "bpf_sockopt": _bpf_sockopt,
+    "bpf_cgroup_dev_ctx": _bpf_cgroup_dev_ctx,
+    "bpf_flow_keys": _bpf_flow_keys,
 }
+# Struct class name -> struct name
+_CLASSES = {
+    "XdpMd": "xdp_md",
+    "SkBuff": "__sk_buff",
+    "BpfSockAddr": "bpf_sock_addr",
+    "BpfSockOps": "bpf_sock_ops",
+    "SkMsgMd": "sk_msg_md",
+    "SkReuseportMd": "sk_reuseport_md",
+    "BpfSock": "bpf_sock",
+    "BpfSkLookup": "bpf_sk_lookup",
+    "BpfSysctl": "bpf_sysctl",
+    "BpfSockopt": "bpf_sockopt",
+    "BpfCgroupDevCtx": "bpf_cgroup_dev_ctx",
+    "BpfFlowKeys": "bpf_flow_keys",
+}
+_made: dict = {}  # struct name -> ((sizeof, Struct class), CtxField table)
 
 
-def _check() -> None:
-    """The Struct layouts must reproduce the offset table exactly."""
-    for cname, (size, cls) in STRUCTS.items():
-        if cls.size != size:
-            raise ImportError(f"{cls.__name__}.size {cls.size} != sizeof(struct {cname}) {size}")
-        table = FIELDS[cname]
-        names = [f.name for f in cls.fields]
-        expected = [f.attr for f in table.values() if f.in_struct]
-        if names != expected:
-            raise ImportError(f"{cls.__name__} fields {names} != {expected}")
-        by_attr = {f.attr: f for f in table.values() if f.in_struct}
-        for f in cls.fields:
-            row = by_attr[f.name]
-            if f.offset != row.offset or f.type != row.type or f.type.size > row.slot:
-                raise ImportError(f"{cls.__name__}.{f.name}: offset {f.offset}, {f.type!r} != {row}")
+def _make(cname: str) -> tuple:
+    """Struct ``cname``'s ((sizeof, class), table), made once; KeyError if unknown."""
+    made = _made.get(cname)
+    if made is None:
+        size, cls, table = _MAKERS[cname]()
+        _check(cname, size, cls, table)
+        made = _made[cname] = (size, cls), table
+    return made
 
 
-_check()
+def _check(cname: str, size: int, cls: type, table: dict) -> None:
+    """The Struct layout must reproduce the offset table exactly."""
+    if cls.size != size:
+        raise RuntimeError(f"{cls.__name__}.size {cls.size} != sizeof(struct {cname}) {size}")
+    names = [f.name for f in cls.fields]
+    expected = [f.attr for f in table.values() if f.in_struct]
+    if names != expected:
+        raise RuntimeError(f"{cls.__name__} fields {names} != {expected}")
+    by_attr = {f.attr: f for f in table.values() if f.in_struct}
+    for f in cls.fields:
+        row = by_attr[f.name]
+        if f.offset != row.offset or f.type != row.type or f.type.size > row.slot:
+            raise RuntimeError(f"{cls.__name__}.{f.name}: offset {f.offset}, {f.type!r} != {row}")
+
+
+class _Made(Mapping):
+    """struct name -> one part of what _make returns, made on first lookup."""
+
+    __slots__ = ("_part",)
+
+    def __init__(self, part: int):
+        self._part = part
+
+    def __getitem__(self, cname: str):
+        return (_made.get(cname) or _make(cname))[self._part]
+
+    def __iter__(self):
+        return iter(_MAKERS)
+
+    def __len__(self) -> int:
+        return len(_MAKERS)
+
+
+# struct name -> (sizeof, Struct class)
+STRUCTS: Mapping[str, tuple[int, type]] = _Made(0)
+# struct name -> member name -> CtxField (offset table, union aliases included)
+FIELDS: Mapping[str, dict[str, CtxField]] = _Made(1)
+
+
+def __getattr__(name: str) -> type:
+    """The Struct classes (``XdpMd``, ``SkBuff`` ...), made on first use (PEP 562)."""
+    if name not in _CLASSES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _make(_CLASSES[name])[0][1]
+
+
+def __dir__() -> list[str]:
+    return [*globals(), *_CLASSES]
