@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 
+from pybpf._enum import simple_enum
 from pybpf._record import record
 from pybpf.asm.instruction import (
     S32_MAX,
@@ -19,7 +20,7 @@ from pybpf.asm.instruction import (
     check_reg,
     fmt_imm,
 )
-from pybpf.asm.opcode import AluOp, simple_enum
+from pybpf.asm.opcode import AluOp
 from pybpf.asm.register import FP, Reg
 from pybpf.errors import AsmError
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 
+from pybpf._enum import simple_enum
 from pybpf._record import record, replace
 from pybpf.asm.instruction import (
     S16,
@@ -27,7 +28,7 @@ from pybpf.asm.instruction import (
     fmt_offset,
     fmt_target,
 )
-from pybpf.asm.opcode import Size, simple_enum
+from pybpf.asm.opcode import Size
 from pybpf.asm.register import FP, Reg
 from pybpf.errors import AsmError
 

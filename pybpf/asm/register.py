@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from pybpf.asm.opcode import simple_enum
+from pybpf._enum import simple_enum
 
 
 @enum.unique

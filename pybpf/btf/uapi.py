@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 
+from pybpf._enum import simple_enum
+
 BTF_MAGIC = 0xEB9F
 BTF_VERSION = 1
 MAX_VLEN = 0xFFFF
@@ -25,26 +27,8 @@ FUNC_INFO_SIZE = 8
 LINE_INFO_SIZE = 16
 
 
-def _simple_enum(etype: type[enum.Enum]):
-    """``enum._simple_enum(etype)`` with the members back in the class dict.
-
-    Half the import cost of ordinary enum subclasses; the same as
-    ``pybpf.asm.opcode.simple_enum``, repeated here so that ``pybpf.btf`` does not
-    import ``pybpf.asm``.  tests/asm/test_enums.py checks these classes too.
-    """
-    make = enum._simple_enum(etype)
-
-    def build(cls):
-        built = make(cls)
-        for name, member in built._member_map_.items():
-            type.__setattr__(built, name, member)  # EnumType.__setattr__ refuses members
-        return built
-
-    return build
-
-
 @enum.unique
-@_simple_enum(enum.IntEnum)
+@simple_enum(enum.IntEnum)
 class Kind:
     """BTF_KIND_*: the kind field of btf_type.info (uapi linux/btf.h)."""
 
@@ -71,7 +55,7 @@ class Kind:
 
 
 @enum.unique
-@_simple_enum(enum.IntFlag)
+@simple_enum(enum.IntFlag)
 class IntEncoding:
     """BTF_INT_SIGNED / BTF_INT_CHAR / BTF_INT_BOOL: the encoding bits of a BTF_KIND_INT."""
 
@@ -82,7 +66,7 @@ class IntEncoding:
 
 
 @enum.unique
-@_simple_enum(enum.IntEnum)
+@simple_enum(enum.IntEnum)
 class FuncLinkage:
     """BTF_FUNC_STATIC / GLOBAL / EXTERN: a BTF_KIND_FUNC's linkage, kept in its vlen."""
 
@@ -92,7 +76,7 @@ class FuncLinkage:
 
 
 @enum.unique
-@_simple_enum(enum.IntEnum)
+@simple_enum(enum.IntEnum)
 class VarLinkage:
     """BTF_VAR_STATIC / GLOBAL_ALLOCATED / GLOBAL_EXTERN: btf_var.linkage."""
 
