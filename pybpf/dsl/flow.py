@@ -283,8 +283,10 @@ class _Else:
         if pending is None:
             raise b.error("else_ must follow an if_ block directly")
         index, self.end, body_dead, self.carried = (*pending, ())[:4]
-        self.discarded = body_dead == "always"
-        if self.discarded:  # the if_ was constant-true: else never runs
+        # the if_ was constant-true, or all of it sits in a branch folded away: else never
+        # runs (and the jump past it must not be inserted into the ops kept)
+        self.discarded = body_dead == "always" or b.discard > 0
+        if self.discarded:
             b.discard += 1
             return
         # Joins of enclosing elif_ branches sit at the end of the chain: move them past us.
