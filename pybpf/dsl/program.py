@@ -22,7 +22,7 @@ with ``@subprog`` become bpf-to-bpf calls.
 from __future__ import annotations
 
 from pybpf._record import field, record
-from pybpf.asm import Alu, Arith, CallLocal, Exit, Reg
+from pybpf.asm import Alu, Arith, CallLocal, Exit, LoadFunc, Reg
 from pybpf.asm.instruction import no_gc
 from pybpf.asm.program import Program as AsmProgram
 from pybpf.dsl import _netconst as nc
@@ -276,7 +276,7 @@ class ProgramDef:
         self.fn(p)
         funcs = [(self.name, p.finish())]
         maps = dict(p.maps)
-        pending, done = dict(p.subprogs), set()
+        pending, done = _called(funcs[0][1], p.subprogs), set()
         while pending:
             name, sub = pending.popitem()
             if name in done:
@@ -286,7 +286,8 @@ class ProgramDef:
             sub.fn(sp, *sp.args)
             funcs.append((name, sp.finish()))
             maps.update(sp.maps)
-            pending.update({k: v for k, v in sp.subprogs.items() if k not in done})
+            pending.update({k: v for k, v in _called(funcs[-1][1], sp.subprogs).items()
+                            if k not in done})
         prog = AsmProgram(name=self.name)
         label, append = prog.label, prog.append
         for i, (name, ops) in enumerate(funcs):
@@ -310,6 +311,14 @@ class ProgramDef:
 
     def __repr__(self) -> str:
         return f"<{self.kind.prog_type} program {self.name}>"
+
+
+def _called(ops: list, subprogs: dict) -> dict:
+    """The subprograms ``ops`` still call or take the address of: a call on a path the
+    passes found dead is gone, and the kernel refuses a function nobody calls."""
+    targets = {op.fields["target"] for op in ops
+               if type(op) is not Mark and (op.cls is CallLocal or op.cls is LoadFunc)}
+    return {name: sub for name, sub in subprogs.items() if name in targets}
 
 
 def _kind_decorator(kind: Kind):

@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-from pybpf.dsl import Struct, u8, u32, xdp
+from pybpf.dsl import Struct, subprog, u8, u32, xdp
 
 pytestmark = pytest.mark.kernel
 
@@ -57,3 +57,26 @@ def test_if_else_inside_a_branch_folded_at_build_time():
     with folded_nest.load() as loaded:
         for a, c in ((0, 2), (7, 0), (250, 2)):
             assert loaded.test_run(frame(a, 0, c)).retval == a + 5
+
+
+# -- a subprogram whose only call is on a path decided dead -------------------------------------
+
+@subprog
+def triple(p, x):
+    p.return_(x * 3)
+
+
+@xdp
+def dead_call(p):
+    inp = p.packet.header(In)
+    r = p.var(u32, inp.b)
+    with p.if_((inp.a & 3) == 255):     # never true: value ranges drop the branch and its call
+        r.set(triple(p, inp.c))
+    p.return_(r)
+
+
+def test_a_subprogram_called_only_on_a_dead_path_is_not_emitted():
+    assert "triple" not in dead_call.listing()
+    with dead_call.load() as loaded:    # the kernel refuses a function nobody calls
+        for b in (0, 9, 255):
+            assert loaded.test_run(frame(3, b, 4)).retval == b
