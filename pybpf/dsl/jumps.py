@@ -159,10 +159,11 @@ def merge_exits(ops: list, index: OpIndex, new_label) -> list:
     drop: set[int] = set()
     put: dict[int, object] = {}
     insert: dict[int, Mark] = {}
+    blocks: dict[int, list] = {}
     for k, idxs in groups.items():
         if len(idxs) < 2:
             continue
-        info = []
+        info = blocks[k] = []
         for i in idxs:
             j, labels = i - 1, []
             while j >= 0 and isinstance(ops[j], Mark):
@@ -177,6 +178,12 @@ def merge_exits(ops: list, index: OpIndex, new_label) -> list:
             inv = (fall and not labels and prev is not None and prev.cls is Jump
                    and prev.fields["op"] in _INVERSE and prev.fields["target"] in after)
             info.append((i, labels, fall, inv, j))
+    # An inverted jump falls through where its block's exit was: a block after that
+    # exit, reached only by jumps before, is reached by falling through now.
+    inverted = {x[0] + 1 for info in blocks.values() for x in info if x[3]}
+    for k, info in blocks.items():
+        if inverted:
+            info = [(i, labels, fall or j in inverted, inv, j) for i, labels, fall, inv, j in info]
         plain = [x for x in info if x[2] and not x[3]]
         canon = plain[-1] if plain else info[-1]
         if canon[1]:
