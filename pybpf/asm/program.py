@@ -171,13 +171,14 @@ class Program:
                 out.append(insn)
                 continue
             name = targets[0]
-            where = _where(self.sources[index])
             if name not in self._labels:
+                where = _where(self.sources[index])
                 problems.append(f"{where}undefined label {name!r} in {insn}")
                 out.append(insn)
                 continue
             rel = slots[self._labels[name]] - (slots[index] + 1)
             if isinstance(insn, _SHORT) and not S16[0] <= rel <= S16[1]:
+                where = _where(self.sources[index])
                 hint = " (use gotol)" if isinstance(insn, Goto) else \
                     " (invert the condition around a gotol)" if isinstance(insn, Jump) else ""
                 problems.append(f"{where}jump to {name!r} is {rel} slots away, beyond the s16 "
